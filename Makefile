@@ -19,8 +19,10 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 
 setup: $(VENV)/.installed
 
+# The main job. At this stage: render SynthGaze in the MPIIFaceGaze layout, read it back, inspect it.
 demo: setup
-	$(BIN)/workbench demo --out $(DEMO_OUT)
+	$(BIN)/workbench data synth --view face --format mpiifacegaze --n 512 --subjects 8 --seed 0 --out $(DEMO_OUT)/data --force
+	$(BIN)/workbench data inspect $(DEMO_OUT)/data --out $(DEMO_OUT)/data_grid.png
 
 test: setup
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile

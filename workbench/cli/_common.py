@@ -1,0 +1,76 @@
+"""Shared CLI helpers: consoles, progress bars, JSON output, and the error boundary."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import sys
+from typing import Any, Callable, Iterator
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from workbench.errors import WorkbenchError
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def user_errors(fn: Callable) -> Callable:
+    """Turn a WorkbenchError raised by a command into one line on stderr and exit code 2.
+
+    Typer runs commands inside click's own error handling, so the boundary sits on each command
+    (CliRunner in the tests sees the same behaviour as the console script).
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except WorkbenchError as exc:
+            print_error(str(exc))
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def print_error(message: str) -> None:
+    """One line on stderr, never wrapped: scripts and people both read it whole."""
+    sys.stderr.write("error: " + " ".join(message.split()) + "\n")
+    sys.stderr.flush()
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, total: int, *, enabled: bool = True) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on stderr; yields ``advance(k)``. Disabled (silent) for --json output."""
+    if not enabled:
+        yield lambda k: None
+        return
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TimeRemainingColumn(), console=err_console, transient=False,
+    ) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda k: progress.advance(task, k)
+
+
+def print_json(obj: Any) -> None:
+    """Machine-readable output: one JSON document on stdout, nothing else."""
+    sys.stdout.write(json.dumps(obj, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(o: Any) -> Any:
+    import numpy as np
+
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def fail(message: str) -> None:
+    """Raise the one-line user error for a bad option combination."""
+    raise WorkbenchError(message)

@@ -1,0 +1,157 @@
+"""The task contract: one per task, shared by every model of that task (teacher, pruned, student).
+
+A task owns the batch format (named tensors), the loss, the metrics and ``explain_target``. Data flows
+one way: a view dict of numpy arrays (from SynthGaze or a format reader, the same keys either way) ->
+:meth:`Task.prepare` -> an in-memory :class:`TaskData` -> batches of named tensors -> model -> a dict of
+named outputs -> :meth:`Task.loss` / :class:`MetricAccumulator`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from workbench.errors import DataError, WorkbenchError
+
+IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406])
+IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225])
+
+
+def to_float_image(x: torch.Tensor, *, imagenet: bool = True) -> torch.Tensor:
+    """uint8 images (..., C, H, W) -> float32; ImageNet mean/std for 3 channels, [-1, 1]-ish for grey."""
+    x = x.float().div_(255.0)
+    if x.shape[-3] == 3 and imagenet:
+        shape = (3, 1, 1)
+        return (x - IMAGENET_MEAN.view(shape)) / IMAGENET_STD.view(shape)
+    return (x - 0.5) / 0.25
+
+
+@dataclass
+class TaskData:
+    """A task's data set in memory: named tensors sharing the first dimension.
+
+    Images stay uint8 (4x less memory); :meth:`Task.inputs` converts a batch to the model's inputs.
+    ``meta`` holds per-sample values that are neither inputs nor targets (subject ids, eye boxes).
+    """
+
+    tensors: dict[str, torch.Tensor]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(next(iter(self.tensors.values())))
+
+    def batch(self, idx: torch.Tensor | Sequence[int] | slice) -> dict[str, torch.Tensor]:
+        """The rows ``idx`` of every tensor, as a batch dict."""
+        return {k: v[idx] for k, v in self.tensors.items()}
+
+    def subset(self, idx: torch.Tensor | np.ndarray) -> "TaskData":
+        idx = torch.as_tensor(idx, dtype=torch.long)
+        return TaskData({k: v[idx] for k, v in self.tensors.items()}, dict(self.meta))
+
+
+class MetricAccumulator:
+    """Collects (outputs, batch) over an epoch and computes the task's metrics once at the end."""
+
+    def __init__(self, task: "Task") -> None:
+        self.task = task
+        self.outputs: dict[str, list[torch.Tensor]] = {}
+        self.targets: dict[str, list[torch.Tensor]] = {}
+
+    def update(self, outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> None:
+        for k, v in outputs.items():
+            self.outputs.setdefault(k, []).append(v.detach().float().cpu())
+        for k in self.task.metric_keys:
+            if k in batch:
+                self.targets.setdefault(k, []).append(batch[k].detach().cpu())
+
+    def compute(self) -> dict[str, float]:
+        if not self.outputs:
+            raise WorkbenchError("no batches to compute metrics on (empty data set?)")
+        out = {k: torch.cat(v) for k, v in self.outputs.items()}
+        tgt = {k: torch.cat(v) for k, v in self.targets.items()}
+        return self.task.metrics(out, tgt)
+
+
+class Task(ABC):
+    """A task contract. Subclasses set the class attributes and implement the abstract methods."""
+
+    name: str
+    view: str  # the SynthGaze view (and format readers' view) this task reads
+    input_names: tuple[str, ...]
+    output_names: tuple[str, ...]
+    target_names: tuple[str, ...]
+    metric_keys: tuple[str, ...]  # batch keys the metrics need (targets and geometry)
+    primary_metric: str  # the metric that selects the best checkpoint and early stopping
+    higher_is_better: bool = False
+    explain_names: tuple[str, ...]  # names of the explain_target columns
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+
+    # ---- data ------------------------------------------------------------------------------------
+    @abstractmethod
+    def prepare(self, data: dict[str, np.ndarray]) -> TaskData:
+        """A view dict of numpy arrays -> TaskData (validates shapes and finiteness of labels)."""
+
+    @abstractmethod
+    def inputs(self, batch: dict[str, torch.Tensor], *, train: bool = False) -> tuple[torch.Tensor, ...]:
+        """The model's inputs, in ``input_names`` order, from a batch (float, normalized)."""
+
+    # ---- objective and evaluation ----------------------------------------------------------------
+    @abstractmethod
+    def loss(self, outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """(total loss, its named components as floats)."""
+
+    @abstractmethod
+    def metrics(self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Metrics over a whole split from concatenated outputs and targets."""
+
+    @abstractmethod
+    def explain_target(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, K) scalars that attribution explains and distillation matches; columns named ``explain_names``."""
+
+    @abstractmethod
+    def constant_predictor(self, train: TaskData) -> dict[str, torch.Tensor]:
+        """Outputs of the constant predictor (the training mean), shaped for one sample: the baseline metric."""
+
+    # ---- helpers shared by tasks -----------------------------------------------------------------
+    def accumulator(self) -> MetricAccumulator:
+        return MetricAccumulator(self)
+
+    def constant_metrics(self, train: TaskData, val: TaskData) -> dict[str, float]:
+        """Metrics of the constant predictor on ``val``."""
+        const = self.constant_predictor(train)
+        n = len(val)
+        outputs = {k: v.unsqueeze(0).expand(n, *v.shape).clone() for k, v in const.items()}
+        targets = {k: val.tensors[k] for k in self.metric_keys if k in val.tensors}
+        return self.metrics(outputs, targets)
+
+    def check_outputs(self, outputs: Any) -> dict[str, torch.Tensor]:
+        """Validate a model's output dict against the task's output names (a clear error if not)."""
+        if not isinstance(outputs, dict):
+            raise WorkbenchError(f"task {self.name!r} expects models to return a dict of {list(self.output_names)}, "
+                                 f"got {type(outputs).__name__}")
+        missing = [k for k in self.output_names if k not in outputs]
+        if missing:
+            raise WorkbenchError(f"task {self.name!r}: model outputs lack {missing}; got {sorted(outputs)}")
+        return outputs
+
+
+def require(data: dict[str, np.ndarray], keys: Sequence[str], task: str) -> None:
+    """Raise a DataError naming the missing keys and the task when a view dict lacks something."""
+    missing = [k for k in keys if k not in data]
+    if missing:
+        raise DataError(f"task {task!r} needs {missing} in the data, got {sorted(data)}")
+
+
+def finite_labels(name: str, arr: np.ndarray) -> torch.Tensor:
+    """Labels as float32 tensors; NaN/inf is a DataError naming the first bad row."""
+    arr = np.asarray(arr, dtype=np.float32)
+    bad = ~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1)
+    if bad.any():
+        raise DataError(f"label {name!r} is not finite at row {int(np.argmax(bad))} ({int(bad.sum())} bad rows)")
+    return torch.from_numpy(np.ascontiguousarray(arr))

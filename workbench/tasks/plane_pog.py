@@ -1,0 +1,200 @@
+"""`plane_pog`: EVG's end-to-end PoG on a virtual plane from the full camera frame (CenterNet style).
+
+The frame is padded with black to CenterNet's stride-32 size (480x270 -> 512x288), centred. The PoG on
+the screen is moved into camera-plane millimetres with the camera-screen offset, onto the virtual plane
+raster (clamped to the plane), and through CenterNet's affine transform onto the output grid (stride 4),
+where it is drawn as a Gaussian with a sub-cell offset. Decoding inverts each step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from workbench.data.geometry import VirtualPlane, affine_transform, get_affine_transform, pad_to_stride
+from workbench.errors import DataError
+from workbench.tasks.base import Task, TaskData, finite_labels, require, to_float_image
+from workbench.tasks.registry import register_task
+
+OUTPUT_STRIDE = 4
+
+
+def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 2.0, beta: float = 4.0) -> torch.Tensor:
+    """CenterNet's penalty-reduced focal loss on heatmap logits against a Gaussian target with peaks of 1."""
+    pred = torch.sigmoid(logits).clamp(1e-4, 1 - 1e-4)
+    pos = target.eq(1).float()
+    neg = 1.0 - pos
+    pos_loss = torch.log(pred) * (1 - pred) ** alpha * pos
+    neg_loss = torch.log(1 - pred) * pred ** alpha * (1 - target) ** beta * neg
+    num_pos = pos.sum().clamp(min=1.0)
+    return -(pos_loss.sum() + neg_loss.sum()) / num_pos
+
+
+@register_task
+class PlanePoG(Task):
+    name = "plane_pog"
+    view = "frame"
+    input_names = ("frame",)
+    output_names = ("hm", "offset")
+    target_names = ("hm", "offset")
+    metric_keys = ("pog_cam", "eye_center", "hm_xy", "mm_per_px")
+    primary_metric = "pog_error_mm"
+    explain_names = ("pog_x_mm", "pog_y_mm", "peak")
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        p = options.get("plane") or {}
+        self.plane = VirtualPlane(**{"width_mm": 400.0, "height_mm": 250.0, "pixel_per_mm": 0.32,
+                                     "origin_mm": (-200.0, -20.0), **p})
+        self.sigma = float(options.get("sigma", 1.5))  # Gaussian radius on the output grid, cells
+        self.weights = {"hm": 1.0, "offset": 1.0, "pog": 1.0, **options.get("loss_weights", {})}
+        self.frame_size: tuple[int, int] | None = None  # (W, H) raw; set by prepare
+
+    # ---- geometry ---------------------------------------------------------------------------------
+    def padded(self, width: int, height: int) -> tuple[int, int]:
+        return pad_to_stride(width, height, 32)
+
+    def grid_size(self, width: int, height: int) -> tuple[int, int]:
+        pw, ph = self.padded(width, height)
+        return pw // OUTPUT_STRIDE, ph // OUTPUT_STRIDE
+
+    def _affines(self, grid: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """Plane raster -> output grid (and back): the plane's centre to the grid's centre, fit inside."""
+        rw, rh = self.plane.size_px
+        gw, gh = grid
+        scale = max(rw, rh * gw / gh)
+        c = (rw / 2.0, rh / 2.0)
+        return get_affine_transform(c, scale, 0, grid), get_affine_transform(c, scale, 0, grid, inv=True)
+
+    def camera_to_grid(self, xy_mm: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        """(N, 2) camera-plane mm -> (N, 2) output-grid coordinates (clamped to the plane)."""
+        fwd, _ = self._affines(grid)
+        return affine_transform(self.plane.camera_to_plane(xy_mm.double(), clamp=True), fwd)
+
+    def grid_to_camera(self, xy: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        _, inv = self._affines(grid)
+        return self.plane.plane_to_camera(affine_transform(xy.double(), inv))
+
+    # ---- data -------------------------------------------------------------------------------------
+    def prepare(self, data: dict[str, np.ndarray]) -> TaskData:
+        require(data, ("image", "pog_px", "screen_mm", "screen_px", "offset_mm"), self.name)
+        img = torch.from_numpy(np.ascontiguousarray(data["image"]))
+        if img.ndim != 4 or img.shape[1] != 3:
+            raise DataError(f"image: expected (N, 3, H, W) frames, got {tuple(img.shape)}")
+        n, _, h, w = img.shape
+        self.frame_size = (w, h)
+        grid = self.grid_size(w, h)
+        pog_px = finite_labels("pog_px", data["pog_px"]).double()
+        screen_mm = finite_labels("screen_mm", data["screen_mm"]).double()
+        screen_px = finite_labels("screen_px", data["screen_px"]).double()
+        offset = finite_labels("offset_mm", data["offset_mm"]).double()
+        mm_per_px = screen_mm / screen_px
+        pog_cam = pog_px * mm_per_px + offset
+        eye_center = data.get("eye_center")
+        tensors = {
+            "frame": img,
+            "pog_cam": pog_cam.float(),
+            "hm_xy": self.camera_to_grid(pog_cam, grid).float(),
+            "mm_per_px": mm_per_px.float(),
+            # Without the eye position (real data rarely has it) the angular error is not defined: NaN.
+            "eye_center": (finite_labels("eye_center", eye_center) if eye_center is not None
+                           else torch.full((n, 3), float("nan"))),
+        }
+        pw, ph = self.padded(w, h)
+        meta = {"subject": np.asarray(data.get("subject", np.full(n, -1))), "pad_offset": ((pw - w) // 2, (ph - h) // 2)}
+        if "eye_boxes" in data:
+            meta["eye_boxes"] = np.asarray(data["eye_boxes"]) + np.tile(meta["pad_offset"], 2)
+        return TaskData(tensors, meta)
+
+    def inputs(self, batch, *, train=False):
+        frame = batch["frame"]
+        h, w = frame.shape[-2:]
+        pw, ph = self.padded(w, h)
+        left, top = (pw - w) // 2, (ph - h) // 2
+        # Pad the uint8 frame with black (0) before normalization, as the write-up pads the image.
+        padded = F.pad(frame, (left, pw - w - left, top, ph - h - top), value=0)
+        return (to_float_image(padded),)
+
+    # ---- objective --------------------------------------------------------------------------------
+    def targets(self, hm_xy: torch.Tensor, grid: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(Gaussian heatmap (B,1,gh,gw), integer peak cells (B,2), sub-cell offsets (B,2))."""
+        gw, gh = grid
+        cell = hm_xy.floor().clamp(min=0)
+        cell = torch.stack([cell[:, 0].clamp(max=gw - 1), cell[:, 1].clamp(max=gh - 1)], -1)
+        off = hm_xy - cell
+        ys = torch.arange(gh, device=hm_xy.device, dtype=hm_xy.dtype).view(1, gh, 1)
+        xs = torch.arange(gw, device=hm_xy.device, dtype=hm_xy.dtype).view(1, 1, gw)
+        d2 = (xs - cell[:, 0].view(-1, 1, 1)) ** 2 + (ys - cell[:, 1].view(-1, 1, 1)) ** 2
+        hm = torch.exp(-d2 / (2 * self.sigma ** 2)).unsqueeze(1)
+        return hm, cell.long(), off
+
+    @staticmethod
+    def _gather(maps: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) values at integer cells (B, 2) [x, y] -> (B, C)."""
+        b = torch.arange(len(maps), device=maps.device)
+        return maps[b, :, cell[:, 1], cell[:, 0]]
+
+    def loss(self, outputs, batch):
+        hm_logits, offset = outputs["hm"], outputs["offset"]
+        grid = (hm_logits.shape[-1], hm_logits.shape[-2])
+        hm_t, cell, off_t = self.targets(batch["hm_xy"].to(hm_logits.dtype), grid)
+        l_hm = focal_loss(hm_logits, hm_t)
+        off_pred = self._gather(offset, cell)
+        l_off = F.l1_loss(off_pred, off_t)
+        # PoG after decoding at the true cell with the predicted offset, in mm (scaled to ~unit size).
+        pog_pred = self.grid_to_camera(cell.to(off_pred.dtype) + off_pred, grid)
+        target_cam = self.grid_to_camera(batch["hm_xy"].double(), grid)  # the clamped true PoG
+        l_pog = F.l1_loss(pog_pred, target_cam) / 100.0
+        w = self.weights
+        total = w["hm"] * l_hm + w["offset"] * l_off + w["pog"] * l_pog.to(l_hm.dtype)
+        return total, {"hm": float(l_hm.detach()), "offset": float(l_off.detach()), "pog": float(l_pog.detach())}
+
+    # ---- decoding and metrics ---------------------------------------------------------------------
+    def decode(self, outputs: dict[str, torch.Tensor], *, soft: bool = False) -> torch.Tensor:
+        """(B, 2) predicted PoG in camera-plane mm: the heatmap peak + its offset (``soft``: soft-argmax,
+        differentiable, for attribution and distillation)."""
+        hm, offset = outputs["hm"], outputs["offset"]
+        b, _, gh, gw = hm.shape
+        if soft:
+            p = torch.softmax(hm.reshape(b, -1).float(), -1).reshape(b, 1, gh, gw)
+            ys = torch.arange(gh, device=hm.device, dtype=p.dtype).view(1, 1, gh, 1)
+            xs = torch.arange(gw, device=hm.device, dtype=p.dtype).view(1, 1, 1, gw)
+            xy = torch.stack([(p * (xs + offset[:, :1])).sum((1, 2, 3)), (p * (ys + offset[:, 1:])).sum((1, 2, 3))], -1)
+        else:
+            flat = hm.reshape(b, -1).argmax(-1)
+            cell = torch.stack([flat % gw, flat // gw], -1)
+            xy = cell.to(offset.dtype) + self._gather(offset, cell)
+        return self.grid_to_camera(xy, (gw, gh))
+
+    def metrics(self, outputs, targets):
+        pred = self.decode(outputs)
+        true = targets["pog_cam"].double()
+        d = pred - true
+        err_mm = d.norm(dim=-1)
+        err_px = (d / targets["mm_per_px"].double()).norm(dim=-1)
+        eye = targets["eye_center"].double()
+        zero = torch.zeros(len(pred), 1, dtype=torch.float64)
+        a = torch.cat([pred, zero], -1) - eye
+        g = torch.cat([true, zero], -1) - eye
+        cos = torch.linalg.vector_norm(torch.linalg.cross(a, g, dim=-1), dim=-1)
+        ang = torch.rad2deg(torch.atan2(cos, (a * g).sum(-1)))
+        return {"pog_error_mm": float(err_mm.mean()), "pog_error_px": float(err_px.mean()),
+                "angular_error": float(ang.mean())}
+
+    def explain_target(self, outputs):
+        pog = self.decode(outputs, soft=True)
+        peak = outputs["hm"].flatten(1).max(-1).values
+        return torch.cat([pog.to(peak.dtype), peak.unsqueeze(-1)], -1)
+
+    def constant_predictor(self, train: TaskData):
+        """The heatmap/offset that decodes to the training mean PoG (at the default grid of this data)."""
+        w, h = self.frame_size or (480, 270)
+        gw, gh = self.grid_size(w, h)
+        xy = train.tensors["hm_xy"].double().mean(0)
+        cell = xy.floor().long()
+        hm = torch.full((1, gh, gw), -10.0)
+        hm[0, cell[1].clamp(0, gh - 1), cell[0].clamp(0, gw - 1)] = 10.0
+        offset = torch.zeros(2, gh, gw)
+        offset[:, :, :] = (xy - cell.double()).float().view(2, 1, 1)
+        return {"hm": hm, "offset": offset}
