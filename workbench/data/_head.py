@@ -246,7 +246,9 @@ def render(heads: Heads, cam: Camera, height: int, width: int, light: Lighting, 
     L = light.direction
     lam = np.clip(u * L[:, 0, None, None] + v * L[:, 1, None, None] - nz * L[:, 2, None, None], 0.0, 1.0)
     shade = light.ambient[:, None, None] + light.diffuse[:, None, None] * lam
-    R.blend(img, full, face_cov, skin * shade[:, None])
+    # lerp(img, skin * shade, cov) without a full-size colour image: img * (1 - cov) + skin * (cov * shade).
+    img *= (F32(1.0) - face_cov)[:, None]
+    img += skin.astype(F32) * (face_cov * shade)[:, None]
     mean_shade = (light.ambient + 0.6 * light.diffuse)[:, None]
 
     # Brows, nose, mouth: the features that carry the head pose.
@@ -321,5 +323,8 @@ def finish(img: np.ndarray, light: Lighting, iod_px: np.ndarray, rng: np.random.
     if grey:
         img = (F32(0.299) * img[:, 0] + F32(0.587) * img[:, 1] + F32(0.114) * img[:, 2])[:, None]
     noise = rng.standard_normal((img.shape[0], 1, *img.shape[2:]), dtype=F32)
-    img = img + noise * light.noise[:, None, None, None]
-    return np.clip(img + F32(0.5), 0, 255).astype(np.uint8)
+    noise *= light.noise[:, None, None, None]
+    img += noise
+    img += F32(0.5)  # round to nearest on the cast below
+    np.clip(img, 0, 255, out=img)
+    return img.astype(np.uint8)

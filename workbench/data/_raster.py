@@ -127,35 +127,32 @@ def blend(img: np.ndarray, win: Window, cov: np.ndarray, color: np.ndarray) -> N
     sy, sx = win.slices
     view = img[:, :, sy, sx]
     col = color if color.ndim == 4 else color.astype(F32)[:, :, None, None]
-    view += cov[:, None] * (col - view)
+    diff = np.subtract(col, view, dtype=F32)
+    diff *= cov[:, None]
+    view += diff
 
 
 def gaussian_blur(img: np.ndarray, sigma: np.ndarray, radius: int = 2) -> np.ndarray:
-    """Separable Gaussian blur with a per-image sigma (N,) in pixels (edges clamped); sigma 0 is a no-op."""
-    k = np.arange(1, radius + 1, dtype=F32)
+    """Separable Gaussian blur with a per-image sigma (N,) in pixels (edges replicated); sigma 0 is a no-op.
+
+    One grouped convolution per axis (torch's depthwise kernels are about twice as fast as shifted numpy
+    adds on one core).
+    """
+    import torch
+    import torch.nn.functional as Fnn
+
+    n, c, h, w = img.shape
+    k = np.arange(-radius, radius + 1, dtype=F32)
     s = np.maximum(np.asarray(sigma, dtype=F32), F32(1e-3))[:, None]
-    w = np.exp(-(k[None, :] ** 2) / (F32(2.0) * s * s))
-    norm = F32(1.0) + F32(2.0) * w.sum(axis=1, keepdims=True)
-    w0, w = (F32(1.0) / norm).astype(F32), (w / norm).astype(F32)
-    shape = (-1,) + (1,) * (img.ndim - 1)
-    out = img
-    for axis in (img.ndim - 1, img.ndim - 2):
-        acc = out * w0.reshape(shape)
-        n = out.shape[axis]
-        for j in range(1, radius + 1):
-            wj = w[:, j - 1].reshape(shape)
-
-            def sl(a: int | None, b: int | None) -> tuple[slice, ...]:
-                idx = [slice(None)] * img.ndim
-                idx[axis] = slice(a, b)
-                return tuple(idx)
-
-            acc[sl(j, None)] += wj * out[sl(None, n - j)]
-            acc[sl(None, n - j)] += wj * out[sl(j, None)]
-            acc[sl(None, j)] += wj * out[sl(0, 1)]  # clamp at the edges
-            acc[sl(n - j, None)] += wj * out[sl(n - 1, n)]
-        out = acc
-    return out
+    wts = np.exp(-(k[None, :] ** 2) / (F32(2.0) * s * s))
+    wts = np.repeat(wts / wts.sum(axis=1, keepdims=True), c, axis=0).astype(F32)
+    kern = torch.from_numpy(wts)
+    t = torch.from_numpy(np.ascontiguousarray(img, dtype=F32)).reshape(1, n * c, h, w)
+    with torch.no_grad():
+        t = Fnn.pad(t, (radius, radius, radius, radius), mode="replicate")
+        t = Fnn.conv2d(t, kern.view(n * c, 1, 1, 2 * radius + 1), groups=n * c)
+        t = Fnn.conv2d(t, kern.view(n * c, 1, 2 * radius + 1, 1), groups=n * c)
+    return t.reshape(n, c, h, w).numpy()
 
 
 def smooth_field(rng: np.random.Generator, n: int, channels: int, height: int, width: int, cells: int = 3) -> np.ndarray:

@@ -323,10 +323,12 @@ def gaze_ray_to_plane(origin: Array, direction: Array) -> Array:
     Rays parallel to the plane or pointing away from it have no intersection; they give NaN.
     """
     origin, direction = _as_float(origin), _as_float(direction)
-    t = -origin[..., 2] / direction[..., 2]
-    if _is_torch(t):
+    if _is_torch(origin):
+        t = -origin[..., 2] / direction[..., 2]
         t = torch.where(t > 0, t, torch.full_like(t, float("nan")))
     else:
+        with np.errstate(divide="ignore", invalid="ignore"):  # parallel rays: no intersection, NaN below
+            t = -origin[..., 2] / direction[..., 2]
         t = np.where(t > 0, t, np.nan)
     return _stack([origin[..., 0] + t * direction[..., 0], origin[..., 1] + t * direction[..., 1]], -1)
 

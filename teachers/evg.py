@@ -1,0 +1,152 @@
+"""`evg`: EVG end-to-end virtual-plane gaze, a CenterNet-style PoG heatmap regressor.
+
+Wiring: frame (B,3,H,W), H and W multiples of 32 (frames are padded with black to that)
+    -> encoder to stride 32 (ResNet-18 trunk, the same with DCN deconv stages, or MobileNetV2)
+    -> three x2 upsampling stages                                   (B, deconv[-1], H/4, W/4)
+    -> heads, each conv3x3 + ReLU + conv1x1:  hm (1 logit), offset (2), optional face_hm (1).
+
+Upsampling stages follow CenterNet: ``res18``/``mobv2`` use ConvTranspose2d(4, s2, p1) + BN + ReLU;
+``resdcn18`` puts a DCNv2 3x3 (+ BN + ReLU) before each ConvTranspose2d, as CenterNet's resnet-DCN.
+Heat-map heads start with bias -2.19 (sigmoid ~ 0.1, CenterNet's focal-loss prior).
+For ``mobv2`` the encoder is MobileNetV2 ``features[0..17]`` (320*width channels at stride 32): the
+1x1 320->1280 expansion exists for global pooling, and a decoder does not need it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from teachers._checks import expect_shape
+from teachers.registry import get_teacher, register_teacher
+from workbench.nn import DeformConv3x3Pack, make_divisible, mobilenet_v2, resnet18
+
+__all__ = ["BACKBONES", "EVGNet", "evg"]
+
+BACKBONES = ("res18", "resdcn18", "mobv2")
+HM_BIAS = -2.19
+
+PRESETS = {
+    "paper": {
+        "backbone": "res18", "widths": [64, 128, 256, 512], "stem_width": 64, "mobv2_width_mult": 1.0,
+        "deconv_channels": [256, 128, 64], "head_channels": 64, "face_hm": False, "frame_hw": [288, 512],
+    },
+    "cpu": {
+        "backbone": "res18", "widths": [16, 32, 64, 128], "stem_width": 16, "mobv2_width_mult": 0.5,
+        "deconv_channels": [64, 32, 32], "head_channels": 32, "face_hm": False, "frame_hw": [160, 256],
+    },
+}
+
+
+class _MobileNetV2Encoder(nn.Module):
+    """MobileNetV2 ``features[0..17]`` (torchvision keys): (B,3,H,W) -> (B, 320*width, H/32, W/32)."""
+
+    def __init__(self, width_mult: float) -> None:
+        super().__init__()
+        self.features = nn.Sequential(*list(mobilenet_v2(width_mult=width_mult, num_classes=0).features)[:18])
+        self.out_features = make_divisible(320 * width_mult, 8)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+
+def _bilinear_(up: nn.ConvTranspose2d) -> None:
+    """Initialise a channel-preserving ConvTranspose2d as per-channel bilinear x2 upsampling."""
+    k = up.kernel_size[0]
+    f = math.ceil(k / 2)
+    c = (2 * f - 1 - f % 2) / (2.0 * f)
+    ramp = torch.tensor([1 - abs(i / f - c) for i in range(k)])
+    with torch.no_grad():
+        up.weight.zero_()
+        for ch in range(min(up.in_channels, up.out_channels)):
+            up.weight[ch, ch] = ramp[:, None] * ramp[None, :]
+
+
+def _deconv_layers(in_ch: int, channels: list[int], dcn: bool) -> nn.Sequential:
+    """Three x2 stages: (B, in_ch, h, w) -> (B, channels[-1], 8h, 8w)."""
+    layers: list[nn.Module] = []
+    for planes in channels:
+        if dcn:
+            layers += [DeformConv3x3Pack(in_ch, planes), nn.BatchNorm2d(planes), nn.ReLU(inplace=True)]
+            in_ch = planes
+        up = nn.ConvTranspose2d(in_ch, planes, kernel_size=4, stride=2, padding=1, output_padding=0, bias=False)
+        if dcn:
+            _bilinear_(up)  # CenterNet resnet-DCN: bilinear init of the upsampling
+        else:
+            nn.init.normal_(up.weight, std=0.001)  # CenterNet msra_resnet
+        layers += [up, nn.BatchNorm2d(planes), nn.ReLU(inplace=True)]
+        in_ch = planes
+    return nn.Sequential(*layers)
+
+
+def _head(in_ch: int, mid: int, out: int, heatmap: bool) -> nn.Sequential:
+    """conv3x3 + ReLU + conv1x1: (B, in_ch, h, w) -> (B, out, h, w)."""
+    head = nn.Sequential(nn.Conv2d(in_ch, mid, 3, padding=1, bias=True), nn.ReLU(inplace=True),
+                         nn.Conv2d(mid, out, 1, bias=True))
+    if heatmap:
+        nn.init.constant_(head[-1].bias, HM_BIAS)
+    else:
+        for conv in (head[0], head[2]):
+            nn.init.normal_(conv.weight, std=0.001)
+            nn.init.zeros_(conv.bias)
+    return head
+
+
+@register_teacher(
+    "evg",
+    source="EVG: end-to-end virtual-plane gaze estimation (CenterNet-style PoG heatmap)",
+    task="plane_pog",
+    inputs=("frame",),
+    presets=PRESETS,
+    example_shapes=lambda cfg: {"frame": (3, cfg["frame_hw"][0], cfg["frame_hw"][1])},
+)
+class EVGNet(nn.Module):
+    """forward(frame (B,3,H,W)) -> {"hm": (B,1,H/4,W/4) logits, "offset": (B,2,H/4,W/4)[, "face_hm"]}.
+
+    Args:
+        backbone: ``res18`` | ``resdcn18`` | ``mobv2``.
+        widths, stem_width: ResNet-18 stage widths and stem (res18 / resdcn18).
+        mobv2_width_mult: MobileNetV2 width multiplier (mobv2).
+        deconv_channels: output channels of the three upsampling stages.
+        head_channels: hidden channels of each head.
+        face_hm: add the face-centre heat-map head.
+        frame_hw: example frame (height, width); any multiple of 32 runs.
+    """
+
+    input_names = ("frame",)
+
+    def __init__(self, *, backbone: str, widths: list[int], stem_width: int, mobv2_width_mult: float,
+                 deconv_channels: list[int], head_channels: int, face_hm: bool, frame_hw: list[int]) -> None:
+        super().__init__()
+        if backbone not in BACKBONES:
+            raise ValueError(f"unknown evg backbone {backbone!r}; valid backbones: {', '.join(BACKBONES)}")
+        if len(deconv_channels) != 3:
+            raise ValueError(f"expected 3 deconv_channels, got {list(deconv_channels)}")
+        self.backbone_name = backbone
+        if backbone == "mobv2":
+            self.backbone: nn.Module = _MobileNetV2Encoder(mobv2_width_mult)
+        else:
+            self.backbone = resnet18(num_classes=0, widths=tuple(widths), stem_width=stem_width)
+        enc_out = self.backbone.out_features
+        self.deconv_layers = _deconv_layers(enc_out, list(deconv_channels), dcn=backbone == "resdcn18")
+        c = deconv_channels[-1]
+        self.heads = nn.ModuleDict({"hm": _head(c, head_channels, 1, True), "offset": _head(c, head_channels, 2, False)})
+        if face_hm:
+            self.heads["face_hm"] = _head(c, head_channels, 1, True)
+        self.output_names = tuple(self.heads.keys())
+
+    def forward(self, frame: torch.Tensor) -> dict[str, torch.Tensor]:
+        """frame (B, 3, H, W) with H, W multiples of 32 -> dict of (B, n, H/4, W/4) maps."""
+        expect_shape(frame, "frame", (None, 3, None, None))
+        h, w = int(frame.shape[-2]), int(frame.shape[-1])
+        if h % 32 or w % 32:
+            raise ValueError(f"expected frame height and width to be multiples of 32, got {h}x{w}")
+        x = self.deconv_layers(self.backbone.forward_features(frame))
+        return {name: head(x) for name, head in self.heads.items()}
+
+
+def evg(*, preset: str = "cpu", **overrides) -> EVGNet:
+    """Build :class:`EVGNet` at ``preset`` (``paper`` | ``cpu``) with hyper-parameter overrides."""
+    return get_teacher("evg", preset=preset, **overrides)

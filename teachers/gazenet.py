@@ -1,0 +1,115 @@
+"""`gazenet`: MPIIFaceGaze full-face gaze regression with spatial weights on a MobileNetV2 trunk.
+
+Wiring (paper preset, S = 112):
+
+    face (B,3,112,112) -> MobileNetV2 features[0..17] -> ConvBNReLU(320->256, 1x1)   (B,256,4,4)
+      -> spatial weights: 1x1 conv 256->256, ReLU, 256->256, ReLU, 256->1, ReLU        (B,1,4,4)
+      -> features * weights (broadcast over channels) -> flatten                       (B,4096)
+      -> FC 4096->512, ReLU, Dropout(0.5), 512->512, ReLU, Dropout(0.5), 512->2        (B,2)
+
+which is exactly 4,387,331 parameters. ``features`` keeps torchvision's indices, so an ImageNet
+MobileNetV2 checkpoint loads into ``features.0`` .. ``features.17`` (``features.18`` differs by design).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from teachers._checks import expect_shape
+from teachers.registry import get_teacher, register_teacher
+from workbench.nn import ConvBNReLU, make_divisible, mobilenet_v2
+
+__all__ = ["GazeNet", "SpatialWeights", "gazenet"]
+
+PRESETS = {
+    "paper": {"width_mult": 1.0, "feature_channels": 256, "fc_hidden": 512, "dropout": 0.5, "input_size": 112},
+    # Same wiring at half width: features[17] gives 160 channels, the last block 160->128, FC 2048->256->256->2.
+    "cpu": {"width_mult": 0.5, "feature_channels": 128, "fc_hidden": 256, "dropout": 0.5, "input_size": 112},
+}
+
+
+def _trunk_size(size: int) -> int:
+    """Spatial size after MobileNetV2's five stride-2 3x3 convs (padding 1: ceil halving)."""
+    for _ in range(5):
+        size = (size + 1) // 2
+    return size
+
+
+class SpatialWeights(nn.Module):
+    """Three 1x1 convs (C->C->C->1, ReLU after each) whose 1-channel map re-weights the features.
+
+    (B, C, H, W) -> (B, C, H, W) = features * map, the map (B, 1, H, W) broadcast over channels.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.weights = nn.Sequential(
+            nn.Conv2d(channels, channels, 1), nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels, 1), nn.ReLU(inplace=True),
+            nn.Conv2d(channels, 1, 1), nn.ReLU(inplace=True),
+        )
+        # The write-up's init: the map starts near a constant 1 (bias 1 on the last conv), so training
+        # begins from the plain CNN and learns where to look.
+        for conv, std, bias in zip(self.weights[::2], (0.01, 0.01, 0.001), (0.1, 0.1, 1.0)):
+            nn.init.normal_(conv.weight, 0.0, std)
+            nn.init.constant_(conv.bias, bias)
+
+    def weight_map(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B, 1, H, W) non-negative spatial weights."""
+        return self.weights(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B, C, H, W)."""
+        return x * self.weight_map(x)
+
+
+@register_teacher(
+    "gazenet",
+    source="MPIIFaceGaze full-face appearance-based gaze estimation (spatial weights CNN, MobileNetV2 trunk)",
+    task="face_angles",
+    inputs=("face",),
+    presets=PRESETS,
+    example_shapes=lambda cfg: {"face": (3, cfg["input_size"], cfg["input_size"])},
+)
+class GazeNet(nn.Module):
+    """Full-face gaze regressor. forward(face (B,3,S,S) ImageNet-normalized) -> {"gaze": (B,2)} (pitch, yaw) rad.
+
+    Args:
+        width_mult: MobileNetV2 width multiplier of ``features[0..17]``.
+        feature_channels: output channels of the replacing last block (``features.18``).
+        fc_hidden: width of the two hidden FC layers.
+        dropout: dropout after each hidden FC layer.
+        input_size: S; fixes the flattened size feature_channels * ceil(S/32)^2.
+    """
+
+    input_names = ("face",)
+    output_names = ("gaze",)
+
+    def __init__(self, *, width_mult: float, feature_channels: int, fc_hidden: int, dropout: float,
+                 input_size: int) -> None:
+        super().__init__()
+        self.input_size = int(input_size)
+        trunk = mobilenet_v2(width_mult=width_mult, num_classes=0)
+        last_in = make_divisible(320 * width_mult, 8)
+        self.features = nn.Sequential(
+            *list(trunk.features)[:18], ConvBNReLU(last_in, feature_channels, kernel_size=1)
+        )
+        self.spatial_weights = SpatialWeights(feature_channels)
+        grid = _trunk_size(self.input_size)
+        self.fc = nn.Sequential(
+            nn.Linear(feature_channels * grid * grid, fc_hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(fc_hidden, fc_hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(fc_hidden, 2),
+        )
+
+    def forward(self, face: torch.Tensor) -> dict[str, torch.Tensor]:
+        """face (B, 3, S, S) -> {"gaze": (B, 2)} pitch, yaw in radians."""
+        expect_shape(face, "face", (None, 3, self.input_size, self.input_size))
+        x = self.spatial_weights(self.features(face))
+        return {"gaze": self.fc(torch.flatten(x, 1))}
+
+
+def gazenet(*, preset: str = "cpu", **overrides) -> GazeNet:
+    """Build :class:`GazeNet` at ``preset`` (``paper`` | ``cpu``) with hyper-parameter overrides."""
+    return get_teacher("gazenet", preset=preset, **overrides)

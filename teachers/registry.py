@@ -1,0 +1,207 @@
+"""The teacher registry: one entry per source write-up, each with a `paper` and a `cpu` preset.
+
+A teacher is a model class whose keyword-only constructor takes exactly the hyper-parameters of its
+presets. :func:`get_teacher` resolves ``preset`` plus ``overrides`` into one flat, JSON-native config,
+builds the model and stores that config on it (``model.config``), so :func:`build_from_config` can
+rebuild the identical architecture from a checkpoint's JSON without unpickling anything.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Optional, TypeVar
+
+import torch
+from torch import nn
+
+__all__ = [
+    "TeacherSpec",
+    "build_from_config",
+    "example_inputs",
+    "get_teacher",
+    "list_teachers",
+    "register_teacher",
+    "teacher_spec",
+]
+
+ShapeFn = Callable[[Mapping[str, Any]], Mapping[str, tuple[int, ...]]]
+T = TypeVar("T", bound=type)
+
+# Config keys the registry owns; a teacher's hyper-parameters may not use them.
+_RESERVED = ("teacher", "preset")
+
+
+@dataclass(frozen=True)
+class TeacherSpec:
+    """What a teacher is, without building it.
+
+    ``example_shapes[preset][input]`` is the shape of one sample (no batch dimension) at that preset.
+    """
+
+    name: str
+    source: str
+    task: str
+    inputs: tuple[str, ...]
+    presets: tuple[str, ...]
+    example_shapes: dict[str, dict[str, tuple[int, ...]]]
+
+
+@dataclass(frozen=True)
+class _Entry:
+    name: str
+    source: str
+    task: str
+    inputs: tuple[str, ...]
+    presets: dict[str, dict[str, Any]]
+    builder: Callable[..., nn.Module]
+    shapes: ShapeFn
+    ranges: dict[str, tuple[float, float]]
+
+
+_REGISTRY: dict[str, _Entry] = {}
+
+
+def _json_native(cfg: Mapping[str, Any], what: str) -> dict[str, Any]:
+    """A deep copy of ``cfg`` as JSON gives it back (tuples become lists), so a config read from a
+    checkpoint compares equal to the one the model was built with."""
+    try:
+        return json.loads(json.dumps(dict(cfg)))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} must be JSON-serializable: {exc}") from None
+
+
+def register_teacher(
+    name: str,
+    *,
+    source: str,
+    task: str,
+    inputs: tuple[str, ...],
+    presets: Mapping[str, Mapping[str, Any]],
+    example_shapes: ShapeFn,
+    input_ranges: Optional[Mapping[str, tuple[float, float]]] = None,
+) -> Callable[[T], T]:
+    """Class decorator registering a teacher under ``name``.
+
+    Args:
+        source: the write-up the architecture comes from.
+        task: the task contract name (``workbench.tasks``) the model serves.
+        inputs: forward's positional input names, in order.
+        presets: preset name -> every constructor hyper-parameter (keyword-only arguments).
+        example_shapes: resolved config -> {input name: per-sample shape}; drives :func:`example_inputs`.
+        input_ranges: inputs drawn uniformly from (low, high) by :func:`example_inputs` (others: N(0, 1)).
+
+    Raises ValueError on a duplicate name or inconsistent presets.
+    """
+
+    def decorator(cls: T) -> T:
+        if name in _REGISTRY:
+            raise ValueError(f"teacher {name!r} is already registered (by {_REGISTRY[name].builder.__qualname__})")
+        if not presets:
+            raise ValueError(f"teacher {name!r}: at least one preset is required")
+        keys = {p: set(cfg) for p, cfg in presets.items()}
+        first = next(iter(keys.values()))
+        if any(k != first for k in keys.values()):
+            detail = {p: sorted(k) for p, k in keys.items()}
+            raise ValueError(f"teacher {name!r}: presets must set the same keys, got {detail}")
+        clash = sorted(first.intersection(_RESERVED))
+        if clash:
+            raise ValueError(f"teacher {name!r}: preset keys {clash} are reserved")
+        _REGISTRY[name] = _Entry(
+            name=name, source=source, task=task, inputs=tuple(inputs),
+            presets={p: _json_native(cfg, f"preset {p!r} of {name!r}") for p, cfg in presets.items()},
+            builder=cls, shapes=example_shapes, ranges=dict(input_ranges or {}),
+        )
+        return cls
+
+    return decorator
+
+
+def _entry(name: str) -> _Entry:
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown teacher {name!r}; valid teachers: {', '.join(list_teachers())}")
+    return _REGISTRY[name]
+
+
+def _resolve(entry: _Entry, preset: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    if preset not in entry.presets:
+        raise ValueError(f"unknown preset {preset!r} for teacher {entry.name!r}; "
+                         f"valid presets: {', '.join(sorted(entry.presets))}")
+    base = entry.presets[preset]
+    unknown = sorted(set(overrides) - set(base))
+    if unknown:
+        raise ValueError(f"unknown override(s) {unknown} for teacher {entry.name!r}; "
+                         f"valid keys: {', '.join(sorted(base))}")
+    return _json_native({**copy.deepcopy(base), **overrides}, f"overrides of {entry.name!r}")
+
+
+def list_teachers() -> list[str]:
+    """Registered teacher names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get_teacher(name: str, *, preset: str = "cpu", **overrides: Any) -> nn.Module:
+    """Build teacher ``name`` at ``preset`` with hyper-parameter ``overrides`` (fresh weights).
+
+    The model carries ``config`` (JSON-native: teacher, preset and every resolved hyper-parameter),
+    ``input_names`` and ``output_names``. Unknown name, preset or override key -> ValueError naming
+    the valid ones.
+    """
+    entry = _entry(name)
+    cfg = _resolve(entry, preset, overrides)
+    model = entry.builder(**copy.deepcopy(cfg))
+    if tuple(getattr(model, "input_names", ())) != entry.inputs:
+        raise ValueError(f"teacher {name!r}: model input_names {getattr(model, 'input_names', None)} "
+                         f"do not match the registered inputs {entry.inputs}")
+    model.config = {"teacher": name, "preset": preset, **cfg}
+    return model
+
+
+def build_from_config(config: Mapping[str, Any]) -> nn.Module:
+    """Rebuild a teacher (architecture, fresh weights) from ``model.config`` or its JSON round trip."""
+    if not isinstance(config, Mapping) or "teacher" not in config:
+        raise ValueError(f"a teacher config needs a 'teacher' key, got {type(config).__name__} "
+                         f"with keys {sorted(config) if isinstance(config, Mapping) else None}")
+    rest = dict(config)
+    name = rest.pop("teacher")
+    preset = rest.pop("preset", "cpu")
+    return get_teacher(name, preset=preset, **rest)
+
+
+def teacher_spec(name: str) -> TeacherSpec:
+    """The registered description of ``name``, with per-preset example input shapes (no batch dim)."""
+    entry = _entry(name)
+    shapes = {p: {k: tuple(int(d) for d in s) for k, s in entry.shapes(cfg).items()}
+              for p, cfg in entry.presets.items()}
+    return TeacherSpec(entry.name, entry.source, entry.task, entry.inputs, tuple(entry.presets), shapes)
+
+
+def example_inputs(
+    name: str,
+    preset: str = "cpu",
+    batch: int = 2,
+    *,
+    generator: Optional[torch.Generator] = None,
+    **overrides: Any,
+) -> dict[str, torch.Tensor]:
+    """Random inputs {name: (batch, *shape)} for teacher ``name`` at ``preset`` (float32).
+
+    Images are N(0, 1) (roughly ImageNet-normalized); inputs with a registered range (head pose in
+    degrees, landmarks in [0, 1]) are uniform in it. ``overrides`` change the shapes where the config
+    sets them (e.g. ``input_size``).
+    """
+    if batch < 1:
+        raise ValueError(f"expected batch >= 1, got {batch}")
+    entry = _entry(name)
+    cfg = _resolve(entry, preset, overrides)
+    shapes = entry.shapes(cfg)
+    out: dict[str, torch.Tensor] = {}
+    for key in entry.inputs:
+        shape = (batch, *shapes[key])
+        if key in entry.ranges:
+            lo, hi = entry.ranges[key]
+            out[key] = lo + (hi - lo) * torch.rand(shape, generator=generator)
+        else:
+            out[key] = torch.randn(shape, generator=generator)
+    return out
