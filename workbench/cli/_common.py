@@ -43,17 +43,22 @@ def print_error(message: str) -> None:
 
 
 @contextlib.contextmanager
-def progress_bar(description: str, total: int, *, enabled: bool = True) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar on stderr; yields ``advance(k)``. Disabled (silent) for --json output."""
+def progress_bar(description: str, total: int, *, enabled: bool = True) -> Iterator[Callable[..., None]]:
+    """A rich progress bar on stderr; yields ``advance(k, status="")`` (status: text shown after the bar,
+    e.g. the running loss). Disabled (silent) for --json output."""
     if not enabled:
-        yield lambda k: None
+        yield lambda k, status="": None
         return
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TimeRemainingColumn(), console=err_console, transient=False,
+        TimeRemainingColumn(), TextColumn("{task.fields[status]}"), console=err_console, transient=False,
     ) as progress:
-        task = progress.add_task(description, total=total)
-        yield lambda k: progress.advance(task, k)
+        task = progress.add_task(description, total=total, status="")
+
+        def advance(k: int, status: str = "") -> None:
+            progress.update(task, advance=k, **({"status": status} if status else {}))
+
+        yield advance
 
 
 def print_json(obj: Any) -> None:

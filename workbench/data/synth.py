@@ -64,7 +64,7 @@ class SynthConfig:
     eye_pitch: float = 14.0
     head_roll: float = 12.0
     target_margin: float = 0.5  # face views look beyond the screen by this fraction of its size
-    face_span: float = 210.0  # scene width covered by a normalized face crop, mm
+    face_span: float = 170.0  # scene width covered by a normalized face crop, mm
     eye_span: float = 44.0  # scene width covered by an eye crop, mm
     focal_ratio: float = 0.75  # full-frame camera focal length / frame width
     look_threshold: float = 5.0  # looking at the camera: gaze within this angle of the camera

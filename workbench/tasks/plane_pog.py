@@ -142,10 +142,12 @@ class PlanePoG(Task):
         l_hm = focal_loss(hm_logits, hm_t)
         off_pred = self._gather(offset, cell)
         l_off = F.l1_loss(off_pred, off_t)
-        # PoG after decoding at the true cell with the predicted offset, in mm (scaled to ~unit size).
-        pog_pred = self.grid_to_camera(cell.to(off_pred.dtype) + off_pred, grid)
+        # PoG after decoding, in mm (scaled to ~unit size). Decoding by soft-argmax keeps it differentiable
+        # with respect to the heatmap itself, so the heatmap gets a dense signal towards the true PoG from
+        # the first step (the focal term alone has one positive cell per image).
+        pog_pred = self.decode(outputs, soft=True)
         target_cam = self.grid_to_camera(batch["hm_xy"].double(), grid)  # the clamped true PoG
-        l_pog = F.l1_loss(pog_pred, target_cam) / 100.0
+        l_pog = F.l1_loss(pog_pred.double(), target_cam) / 100.0
         w = self.weights
         total = w["hm"] * l_hm + w["offset"] * l_off + w["pog"] * l_pog.to(l_hm.dtype)
         return total, {"hm": float(l_hm.detach()), "offset": float(l_off.detach()), "pog": float(l_pog.detach())}

@@ -1,0 +1,208 @@
+"""The training engine: loss drops for every teacher, run folders, resume after SIGKILL, torchrun, errors."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from teachers import example_inputs, get_teacher, list_teachers
+from workbench.cli import app
+from workbench.data.synth import render
+from workbench.tasks import get_task
+from workbench.train.engine import TrainRequest, fit, load_run_model
+from workbench.train.models import model_task
+from workbench.train.recipes import get_recipe
+from workbench.train.run import load_checkpoint
+
+runner = CliRunner()
+TINY = {"n_train": 48, "n_val": 24, "batch_size": 16, "train_subjects": 3, "val_subjects": 1}
+
+
+def _tiny_batch(name: str, n: int = 8):
+    model = get_teacher(name, preset="cpu")
+    task = get_task(model_task(model.config))
+    recipe = get_recipe(name, "cpu")
+    data = task.prepare(render(task.view, 64, seed=3, subjects=3, size=recipe.size))
+    return model, task, data.batch(torch.arange(n))
+
+
+@pytest.mark.parametrize("name", ["gazenet", "evg", "gazelstm", "gazepose", "itracker", "mc4"])
+def test_loss_drops_over_a_few_steps(name):
+    torch.manual_seed(0)
+    model, task, batch = _tiny_batch(name)
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    inputs = task.inputs(batch)
+    losses = []
+    for _ in range(12):
+        loss, _ = task.loss(model(*inputs), batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert all(torch.isfinite(torch.tensor(losses)))
+    assert min(losses[-3:]) < 0.8 * losses[0], losses
+
+
+def test_every_teacher_has_a_task_and_a_recipe_whose_size_fits_it():
+    for name in list_teachers():
+        model = get_teacher(name, preset="cpu")
+        task = get_task(model_task(model.config))
+        assert tuple(model.input_names) == task.input_names
+        recipe = get_recipe(name, "cpu")
+        data = task.prepare(render(task.view, 2, size=recipe.size))
+        with torch.no_grad():
+            out = task.check_outputs(model.eval()(*task.inputs(data.batch(slice(0, 2)))))
+        ex = example_inputs(name, preset="cpu", batch=2)
+        for got, (key, want) in zip(task.inputs(data.batch(slice(0, 2))), ex.items()):
+            assert got.shape == want.shape, (name, key)
+        assert set(task.output_names) <= set(out)
+
+
+def test_fit_writes_a_consistent_run_folder(tmp_path):
+    run = tmp_path / "run"
+    summary = fit(TrainRequest(teacher="gazenet", recipe_overrides={**TINY, "epochs": 2}, out=run, progress=False))
+    assert (run / "config.json").is_file() and (run / "metrics.json").is_file()
+    assert (run / "checkpoints" / "last.pt").is_file() and (run / "checkpoints" / "best.pt").is_file()
+    log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in log] == ["start", "epoch", "epoch", "done"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["epochs_run"] == 2 and metrics["constant"]["angular_error"] > 0
+    assert metrics["best"] == pytest.approx(min(e["val"]["angular_error"] for e in log if e["event"] == "epoch"))
+    ck = load_checkpoint(run / "checkpoints" / "last.pt")  # weights_only=True inside
+    assert ck["epoch"] == 2 and ck["config"]["teacher"] == "gazenet"
+    model, config, task = load_run_model(run)
+    assert task.name == "face_angles" and config["teacher"] == "gazenet"
+    assert summary["params"] == sum(p.numel() for p in model.parameters())
+
+
+def test_early_stopping_respects_patience_and_delta(tmp_path):
+    # delta larger than any possible improvement: every epoch after the first counts as "no improvement".
+    summary = fit(TrainRequest(teacher="gazenet", recipe_overrides={**TINY, "epochs": 6, "patience": 2, "delta": 1e6},
+                               out=tmp_path / "r", progress=False))
+    assert summary["stopped_early"] and summary["epochs_run"] == 3
+
+
+def _cli(*args, env_extra=None, **kw):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env_extra or {})}
+    return subprocess.Popen([sys.executable, "-m", "workbench", *map(str, args)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def _sets(overrides):
+    out = []
+    for k, v in overrides.items():
+        out += ["--set", f"{k}={v}"]
+    return out
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_mid_epoch(tmp_path):
+    run = tmp_path / "run"
+    args = ["train", "gazenet", "--out", run, "--epochs", 3, *_sets({**TINY, "n_train": 1280, "batch_size": 32})]
+    proc = _cli(*args)
+    log = run / "log.jsonl"
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        if log.exists() and '"event": "epoch"' in log.read_text():
+            break
+        time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("first epoch never finished")
+    time.sleep(0.5)  # into the second epoch
+    assert proc.poll() is None, proc.stderr.read()
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (run / "metrics.json").exists()
+    killed_at = load_checkpoint(run / "checkpoints" / "last.pt")["epoch"]
+    assert killed_at in (1, 2)  # a completed epoch survived; the one in flight is redone
+    res = _cli(*args, "--resume")
+    out, err = res.communicate(timeout=600)
+    assert res.returncode == 0, err
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["epochs_run"] == 3
+    events = [json.loads(x)["event"] for x in log.read_text().splitlines()]
+    assert events.count("resume") == 1 and events[-1] == "done"
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_gloo(tmp_path):
+    single, dist = tmp_path / "single", tmp_path / "dist"
+    common = ["--epochs", 1, *_sets(TINY)]
+    res = subprocess.run([sys.executable, "-m", "workbench", "train", "gazenet", "--out", single, "--json", *map(str, common)],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+           "-m", "workbench", "train", "gazenet", "--out", str(dist), "--json", *map(str, common)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    a = json.loads((single / "metrics.json").read_text())
+    b = json.loads((dist / "metrics.json").read_text())
+    assert set(a) == set(b) and set(a["final"]) == set(b["final"])
+    assert b["world_size"] == 2 and a["world_size"] == 1
+    assert sorted(p.name for p in (dist / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    res = runner.invoke(app, ["train", "nosuch"])
+    assert res.exit_code == 2 and "unknown teacher" in res.stderr and "gazenet" in res.stderr
+    res = runner.invoke(app, ["train", "gazenet", "--preset", "huge"])
+    assert res.exit_code == 2 and "preset" in res.stderr
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "something").write_text("x")
+    res = runner.invoke(app, ["train", "gazenet", "--out", str(run)])
+    assert res.exit_code == 2 and "--force" in res.stderr
+    res = runner.invoke(app, ["train", "gazenet", "--set", "bogus_option=1", "--out", str(tmp_path / "q")])
+    assert res.exit_code == 2 and "bogus_option" in res.stderr
+
+
+def test_named_options_do_not_erase_set_options(tmp_path):
+    res = runner.invoke(app, ["train", "gazenet", "--out", str(tmp_path / "r"), "--epochs", "1", "--json",
+                              *_sets({**TINY, "n_train": 40})])
+    assert res.exit_code == 0, res.output
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert config["recipe"]["n_train"] == 40 and config["recipe"]["epochs"] == 1
+
+
+def test_wrong_layout_for_task_is_rejected(tmp_path):
+    data = tmp_path / "mc4data"
+    assert runner.invoke(app, ["data", "synth", "--view", "mc4", "--format", "mc4", "--n", "8", "--size", "32",
+                               "--out", str(data)]).exit_code == 0
+    res = runner.invoke(app, ["train", "gazenet", "--data", str(data), "--out", str(tmp_path / "r")])
+    assert res.exit_code == 2 and "needs 'face' data" in res.stderr
+
+
+def test_corrupt_and_foreign_checkpoints(tmp_path):
+    run = tmp_path / "run"
+    fit(TrainRequest(teacher="gazenet", recipe_overrides={**TINY, "epochs": 1}, out=run, progress=False))
+    best = run / "checkpoints" / "best.pt"
+    data = best.read_bytes()
+    best.write_bytes(data[: len(data) // 2])  # truncated
+    res = runner.invoke(app, ["eval", str(run)])
+    assert res.exit_code == 2 and "best.pt" in res.stderr and "Traceback" not in res.output
+    # A checkpoint of another teacher in this run folder.
+    other = tmp_path / "other"
+    fit(TrainRequest(teacher="itracker", recipe_overrides={**TINY, "epochs": 1}, out=other, progress=False))
+    best.write_bytes((other / "checkpoints" / "best.pt").read_bytes())
+    res = runner.invoke(app, ["eval", str(run)])
+    assert res.exit_code == 2 and "itracker" in res.stderr
+
+
+def test_nan_loss_stops_with_a_clear_error_and_keeps_the_folder_consistent(tmp_path):
+    run = tmp_path / "run"
+    res = runner.invoke(app, ["train", "gazenet", "--out", str(run), "--epochs", "2", "--lr", "1e30",
+                              *_sets({**TINY, "clip_grad": 0})])
+    assert res.exit_code == 2, res.output
+    assert "loss became" in res.stderr and str(run) in res.stderr
+    log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["event"] == "error"
+    assert not (run / "metrics.json").exists()

@@ -1,0 +1,311 @@
+"""The one training loop for every task, top to bottom.
+
+Seeding -> data -> model -> optimizer/schedule -> for each epoch: train (clip, step), validate every
+``val_interval`` epochs, keep the best checkpoint, stop early on a plateau -> metrics.json. The same
+function runs alone or under ``torchrun`` (DistributedDataParallel, sharded sampling, rank-0 files).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from workbench.errors import WorkbenchError
+from workbench.tasks import Task, TaskData, get_task
+from workbench.train import distributed as D
+from workbench.train.data import load_data
+from workbench.train.models import build_model, count_params, model_task
+from workbench.train.recipes import Recipe, get_recipe
+from workbench.train.run import RunFolder, load_checkpoint, save_checkpoint, write_json
+
+
+@dataclass
+class TrainRequest:
+    """What `workbench train` asks for; resolved into config.json."""
+
+    teacher: str
+    preset: str = "cpu"
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+    recipe_overrides: dict[str, Any] = field(default_factory=dict)
+    data: str = "synth"
+    fmt: str | None = None
+    seed: int = 0
+    out: Path | None = None
+    resume: bool = False
+    force: bool = False
+    device: str = "auto"
+    tensorboard: bool = False
+    progress: bool = True
+
+
+class TrainingDiverged(WorkbenchError):
+    """The loss became NaN or infinite."""
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def pick_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise WorkbenchError(f"unknown device {device!r}; expected auto, cpu or cuda[:N]") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise WorkbenchError("--device cuda asked for, but no CUDA device is available")
+    return dev
+
+
+def make_optimizer(model: nn.Module, r: Recipe) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if r.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=r.lr, momentum=r.momentum, nesterov=r.nesterov and r.momentum > 0,
+                               weight_decay=r.weight_decay)
+    if r.optimizer == "adam":
+        return torch.optim.Adam(params, lr=r.lr, weight_decay=r.weight_decay)
+    if r.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=r.lr, weight_decay=r.weight_decay)
+    raise WorkbenchError(f"unknown optimizer {r.optimizer!r}; expected sgd, adam or adamw")
+
+
+def make_scheduler(opt: torch.optim.Optimizer, r: Recipe) -> torch.optim.lr_scheduler.LRScheduler:
+    return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(r.milestones), gamma=r.gamma)
+
+
+def _batches(n: int, batch_size: int, order: torch.Tensor) -> list[torch.Tensor]:
+    """Index batches over ``order``; a trailing batch of one is dropped (BatchNorm cannot train on it)."""
+    out = [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    if out and len(out[-1]) < 2 and len(out) > 1:
+        out.pop()
+    return out
+
+
+def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def _fast_layout(inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """Channels-last images: oneDNN's convolutions run about 1.6x faster on CPU in that layout."""
+    return tuple(x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x for x in inputs)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, task: Task, data: TaskData, *, batch_size: int = 128,
+             device: torch.device | str = "cpu") -> dict[str, float]:
+    """The task's metrics of ``model`` over ``data`` (eval mode, no gradients)."""
+    if len(data) == 0:
+        raise WorkbenchError("cannot evaluate on an empty data set")
+    was_training = model.training
+    model.eval()
+    acc = task.accumulator()
+    for idx in _batches(len(data), batch_size, torch.arange(len(data))):
+        batch = _to(data.batch(idx), torch.device(device))
+        outputs = task.check_outputs(model(*task.inputs(batch)))
+        acc.update(outputs, batch)
+    model.train(was_training)
+    return acc.compute()
+
+
+def _better(task: Task, value: float, best: float | None, delta: float = 0.0) -> bool:
+    if best is None:
+        return True
+    return value > best + delta if task.higher_is_better else value < best - delta
+
+
+def resolve_config(req: TrainRequest) -> dict[str, Any]:
+    """The full, JSON-serializable config of a training run (what config.json holds)."""
+    from teachers import get_teacher
+
+    recipe = get_recipe(req.teacher, req.preset).update(**req.recipe_overrides)
+    model = get_teacher(req.teacher, preset=req.preset, **req.model_overrides)
+    return {
+        "teacher": req.teacher, "preset": req.preset, "task": model_task(model.config),
+        "model": model.config, "recipe": recipe.to_dict(),
+        "data": {"source": req.data, "format": req.fmt}, "seed": req.seed,
+    }
+
+
+def default_run_dir(teacher: str, name: str | None = None) -> Path:
+    return Path("runs") / teacher / (name or time.strftime("%Y%m%d-%H%M%S"))
+
+
+def fit(req: TrainRequest, *, on_event: Callable[[str, dict], None] | None = None) -> dict[str, Any]:
+    """Train one run; returns the metrics summary (also written to metrics.json)."""
+    dist = D.init()
+    try:
+        return _fit(req, dist, on_event)
+    finally:
+        D.shutdown(dist)
+
+
+def _fit(req: TrainRequest, dist: D.DistInfo, on_event) -> dict[str, Any]:
+    out = Path(req.out) if req.out else default_run_dir(req.teacher)
+    if req.resume:
+        run = RunFolder.open(out)
+        config = run.config()
+        if config.get("teacher") != req.teacher:
+            raise WorkbenchError(f"{out}: run folder is for teacher {config.get('teacher')!r}, not {req.teacher!r}")
+    else:
+        config = resolve_config(req)
+        if dist.is_main:
+            run = RunFolder.create(out, force=req.force)
+            write_json(run.config_path, config)
+        D.barrier(dist)
+        run = RunFolder(out)
+    recipe = Recipe.from_dict(config["recipe"])
+    task = get_task(config["task"], **recipe.task_options)
+    seed = int(config["seed"])
+    seed_everything(seed)
+    device = D.device_for(dist, pick_device(req.device))
+    show = req.progress and dist.is_main
+
+    from workbench.cli._common import progress_bar  # rich progress, shared with the CLI
+
+    train_data, val_data, data_desc = load_data(task, recipe, data=config["data"]["source"],
+                                                fmt=config["data"]["format"], seed=seed,
+                                                progress=lambda desc, total: progress_bar(desc, total, enabled=show))
+    constant = task.constant_metrics(train_data, val_data)
+    model = build_model(config["model"]).to(device)
+    n_params = count_params(model)
+    if device.type == "cpu":
+        model = model.to(memory_format=torch.channels_last)
+    opt = make_optimizer(model, recipe)
+    sched = make_scheduler(opt, recipe)
+    start_epoch, best, best_epoch, bad_epochs = 0, None, -1, 0
+    if req.resume and run.last.exists():
+        ck = load_checkpoint(run.last)
+        if ck["config"] != config["model"]:
+            raise WorkbenchError(f"{run.last}: checkpoint is for a different model than {run.config_path}")
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        start_epoch, best_epoch, bad_epochs = int(ck["epoch"]), int(ck["best_epoch"]), int(ck["bad_epochs"])
+        best = None if ck["best"] is None else float(ck["best"])
+        torch.set_rng_state(ck["rng"])
+    ddp_model = D.wrap(model, dist, device)
+    if dist.is_main:
+        run.log("start" if not req.resume else "resume", epoch=start_epoch, params=n_params, data=data_desc,
+                device=str(device), world_size=dist.world_size, constant=constant)
+    writer = _tensorboard(run.path) if (req.tensorboard and dist.is_main) else None
+    t0 = time.time()
+    stopped_early = False
+    last_metrics: dict[str, float] = {}
+    epoch = start_epoch
+    for epoch in range(start_epoch, recipe.epochs):
+        gen = torch.Generator().manual_seed(seed * 100003 + epoch)
+        order = torch.randperm(len(train_data), generator=gen)
+        order = D.shard(order, dist)
+        batches = _batches(len(order), recipe.batch_size, order)
+        ddp_model.train()
+        running, seen = 0.0, 0
+        last_shown = f", val {task.primary_metric} {last_metrics[task.primary_metric]:.4g}" if last_metrics else ""
+        with progress_bar(f"epoch {epoch + 1}/{recipe.epochs}", len(batches), enabled=show) as advance:
+            for step, idx in enumerate(batches):
+                batch = _to(train_data.batch(idx), device)
+                outputs = ddp_model(*_fast_layout(task.inputs(batch, train=True)))
+                if step == 0:
+                    task.check_outputs(outputs)
+                loss, parts = task.loss(outputs, batch)
+                if not torch.isfinite(loss):
+                    if dist.is_main:
+                        run.log("error", epoch=epoch, step=step, message="loss is not finite", parts=parts)
+                    raise TrainingDiverged(f"loss became {float(loss)} at epoch {epoch + 1}, step {step + 1}; "
+                                           f"{run.path} keeps the last good checkpoint (try a lower --lr)")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if recipe.clip_grad > 0:
+                    nn.utils.clip_grad_norm_(ddp_model.parameters(), recipe.clip_grad)
+                opt.step()
+                running += float(loss.detach()) * len(idx)
+                seen += len(idx)
+                advance(1, f"loss {running / seen:.4g}{last_shown}")
+        sched.step()
+        train_loss = D.mean_across(running / max(seen, 1), dist)
+        record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss, "lr": opt.param_groups[0]["lr"]}
+        improved = False
+        if (epoch + 1) % recipe.val_interval == 0 or epoch + 1 == recipe.epochs:
+            metrics = evaluate(model, task, val_data, batch_size=2 * recipe.batch_size, device=device) if dist.is_main else {}
+            metrics = D.broadcast_object(metrics, dist)
+            last_metrics = metrics
+            value = metrics[task.primary_metric]
+            record["val"] = metrics
+            if _better(task, value, best):
+                # A new best is always kept; only an improvement larger than `delta` resets the patience.
+                improved = _better(task, value, best, recipe.delta)
+                best, best_epoch = value, epoch + 1
+                if dist.is_main:
+                    save_checkpoint(run.best, model_state=model.state_dict(), model_config=config["model"],
+                                    extra={"epoch": epoch + 1, "metrics": metrics})
+            else:
+                improved = False
+            bad_epochs = 0 if improved else bad_epochs + 1
+        if dist.is_main:
+            save_checkpoint(run.last, model_state=model.state_dict(), model_config=config["model"], extra={
+                "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "epoch": epoch + 1,
+                "best": best, "best_epoch": best_epoch, "bad_epochs": bad_epochs, "rng": torch.get_rng_state()})
+            run.log("epoch", **record)
+            if writer is not None:
+                writer.add_scalar("train/loss", train_loss, epoch + 1)
+                for k, v in record.get("val", {}).items():
+                    writer.add_scalar(f"val/{k}", v, epoch + 1)
+        if on_event:
+            on_event("epoch", record)
+        if recipe.patience > 0 and bad_epochs >= recipe.patience:
+            stopped_early = True
+            if dist.is_main:
+                run.log("early_stop", epoch=epoch + 1, best_epoch=best_epoch, patience=recipe.patience, delta=recipe.delta)
+            break
+    summary = {
+        "teacher": config["teacher"], "preset": config["preset"], "task": config["task"], "params": n_params,
+        "primary_metric": task.primary_metric, "best": best, "best_epoch": best_epoch,
+        "epochs_run": epoch + 1 if recipe.epochs > start_epoch else start_epoch, "stopped_early": stopped_early,
+        "final": last_metrics, "constant": constant, "train_seconds": round(time.time() - t0, 2),
+        "world_size": dist.world_size, "data": data_desc, "run": str(run.path),
+    }
+    if dist.is_main:
+        write_json(run.path / "metrics.json", summary)
+        run.log("done", best=best, best_epoch=best_epoch)
+    if writer is not None:
+        writer.close()
+    return summary
+
+
+def _tensorboard(path: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except Exception:  # tensorboard is optional
+        return None
+    return SummaryWriter(str(path / "tb"))
+
+
+def load_run_model(run_path: str | Path, which: str = "best") -> tuple[nn.Module, dict[str, Any], Task]:
+    """Rebuild a run's model from its checkpoint (``best`` or ``last``) with weights_only loading."""
+    run = RunFolder.open(run_path)
+    config = run.config()
+    path = run.best if which == "best" else run.last
+    if which == "best" and not path.exists():
+        path = run.last
+    ck = load_checkpoint(path)
+    if ck["config"] != config.get("model"):
+        got = ck["config"].get("teacher", "?") if isinstance(ck["config"], dict) else "?"
+        raise WorkbenchError(f"{path}: checkpoint is for model {got!r}, not the run's {config.get('teacher')!r}")
+    model = build_model(ck["config"])
+    try:
+        model.load_state_dict(ck["model"])
+    except RuntimeError as exc:
+        raise WorkbenchError(f"{path}: weights do not fit the model ({str(exc).splitlines()[0][:160]})") from None
+    model.eval()
+    recipe = Recipe.from_dict(config["recipe"])
+    return model, config, get_task(config["task"], **recipe.task_options)
+

@@ -1,0 +1,39 @@
+"""Build any model of the workbench from its JSON config (teachers now; students and pruned models add
+their builders here), so checkpoints never need pickled modules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from workbench.errors import WorkbenchError
+
+
+def build_model(config: dict[str, Any]) -> nn.Module:
+    """Rebuild a model (architecture only, fresh weights) from the config stored beside its weights."""
+    if not isinstance(config, dict):
+        raise WorkbenchError(f"model config must be a dict, got {type(config).__name__}")
+    if "teacher" in config:
+        from teachers import build_from_config
+
+        try:
+            return build_from_config(config)
+        except ValueError as exc:
+            raise WorkbenchError(f"cannot rebuild teacher from config: {exc}") from None
+    raise WorkbenchError(f"cannot tell what model this config describes (keys: {sorted(config)})")
+
+
+def model_task(config: dict[str, Any]) -> str:
+    """The task name of a model config."""
+    if "task" in config:
+        return config["task"]
+    if "teacher" in config:
+        from teachers import teacher_spec
+
+        return teacher_spec(config["teacher"]).task
+    raise WorkbenchError(f"model config names no task (keys: {sorted(config)})")
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

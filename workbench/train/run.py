@@ -1,0 +1,147 @@
+"""Run folders and checkpoints.
+
+A run folder holds everything one command produced::
+
+    runs/<teacher>/<name>/
+        config.json          the resolved training config (rebuilds the model and the data)
+        log.jsonl            one JSON object per event (epoch, validation, stop, error)
+        metrics.json         the final summary (best/final metrics, the constant predictor's)
+        checkpoints/last.pt  weights + optimizer + schedule + epoch (for --resume)
+        checkpoints/best.pt  weights of the best validation epoch
+
+Checkpoints contain only tensors and plain containers (the model config is stored as a JSON string), so
+they load with ``torch.load(..., weights_only=True)``: loading never unpickles arbitrary objects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from workbench.errors import WorkbenchError
+
+CHECKPOINT_FORMAT = "gaze-workbench/1"
+
+
+def _atomic_write_bytes(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write JSON atomically (temp file, then rename)."""
+    _atomic_write_bytes(Path(path), lambda p: p.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n"))
+
+
+def read_json(path: Path) -> Any:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise WorkbenchError(f"{path}: missing") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise WorkbenchError(f"{path}: not valid JSON ({exc})") from None
+
+
+class RunFolder:
+    """One run's folder; created fresh (or re-opened for resume) and never overwritten silently."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+
+    # ---- lifecycle -------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, path: str | os.PathLike, *, force: bool = False) -> "RunFolder":
+        run = cls(path)
+        if run.path.exists() and any(run.path.iterdir()):
+            if not force:
+                raise WorkbenchError(f"{run.path}: run folder exists (use --resume to continue it or --force to replace it)")
+            import shutil
+
+            shutil.rmtree(run.path)
+        (run.path / "checkpoints").mkdir(parents=True, exist_ok=True)
+        return run
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> "RunFolder":
+        run = cls(path)
+        if not (run.path / "config.json").is_file():
+            raise WorkbenchError(f"{run.path}: not a run folder (no config.json)")
+        return run
+
+    # ---- files -----------------------------------------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def last(self) -> Path:
+        return self.path / "checkpoints" / "last.pt"
+
+    @property
+    def best(self) -> Path:
+        return self.path / "checkpoints" / "best.pt"
+
+    def config(self) -> dict[str, Any]:
+        return read_json(self.config_path)
+
+    def log(self, event: str, **fields: Any) -> None:
+        """Append one JSON line to log.jsonl (flushed at once, so a killed run keeps its log)."""
+        rec = {"time": round(time.time(), 3), "event": event, **fields}
+        with open(self.path / "log.jsonl", "a") as f:
+            f.write(json.dumps(rec, default=float) + "\n")
+            f.flush()
+
+    def read_log(self) -> list[dict[str, Any]]:
+        path = self.path / "log.jsonl"
+        if not path.exists():
+            return []
+        rows = []
+        for line in path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line cut by a kill: skip it, keep the rest
+        return rows
+
+
+def save_checkpoint(path: Path, *, model_state: dict, model_config: dict, extra: dict | None = None) -> None:
+    """Write a checkpoint atomically: weights + the JSON config to rebuild the model (+ training state)."""
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "model": {k: v.detach().cpu() for k, v in model_state.items()},
+        "config": json.dumps(model_config, sort_keys=True),
+    }
+    if extra:
+        payload.update(extra)
+    _atomic_write_bytes(Path(path), lambda p: torch.save(payload, p))
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Load a checkpoint with ``weights_only=True``; a missing, corrupt or foreign file is a WorkbenchError."""
+    path = Path(path)
+    if not path.is_file():
+        raise WorkbenchError(f"{path}: checkpoint not found")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for truncated/corrupt files
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WorkbenchError(f"{path}: not a readable checkpoint ({reason[:160]})") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT or "model" not in payload:
+        raise WorkbenchError(f"{path}: not a Gaze Workbench checkpoint")
+    try:
+        payload["config"] = json.loads(payload["config"])
+    except (KeyError, TypeError, json.JSONDecodeError):
+        raise WorkbenchError(f"{path}: checkpoint has no valid model config") from None
+    return payload
