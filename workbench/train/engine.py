@@ -220,7 +220,7 @@ def _fit(req: TrainRequest, dist: D.DistInfo, on_event) -> dict[str, Any]:
                 if not torch.isfinite(loss):
                     if dist.is_main:
                         run.log("error", epoch=epoch, step=step, message="loss is not finite", parts=parts)
-                    raise TrainingDiverged(f"loss became {float(loss)} at epoch {epoch + 1}, step {step + 1}; "
+                    raise TrainingDiverged(f"loss became {float(loss.detach())} at epoch {epoch + 1}, step {step + 1}; "
                                            f"{run.path} keeps the last good checkpoint (try a lower --lr)")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
