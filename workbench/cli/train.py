@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from workbench.cli._common import console, fail, print_json, progress_bar, user_errors
+from workbench.cli._common import console, fail, print_json, user_errors
 
 
 def _parse_sets(items: List[str], what: str) -> dict:
@@ -179,4 +179,4 @@ def register(app: typer.Typer) -> None:
     app.command("predict")(user_errors(predict_cmd))
 
 
-__all__ = ["register", "progress_bar"]
+__all__ = ["register"]

@@ -72,10 +72,6 @@ class SynthConfig:
     track_distance: tuple[float, float] = (600.0, 1500.0)
 
 
-def _uniform(rng: np.random.Generator, lo: float, hi: float, n: int) -> np.ndarray:
-    return rng.uniform(lo, hi, n)
-
-
 def _subject_ids(subjects: int | Sequence[int]) -> np.ndarray:
     ids = np.arange(subjects) if isinstance(subjects, (int, np.integer)) else np.asarray(list(subjects), dtype=np.int64)
     if ids.size == 0:
@@ -88,25 +84,24 @@ def _subject_ids(subjects: int | Sequence[int]) -> np.ndarray:
 def _screen_heads(rng: np.random.Generator, n: int, ids: np.ndarray, cfg: SynthConfig, margin: float):
     """Heads in front of the screen looking at a point on it (or, with margin > 0, around it)."""
     subj = ids[rng.integers(len(ids), size=n)]
-    t = np.stack([_uniform(rng, *cfg.head_x, n), _uniform(rng, *cfg.head_y, n), _uniform(rng, *cfg.distance, n)], -1)
+    t = np.stack([rng.uniform(*cfg.head_x, n), rng.uniform(*cfg.head_y, n), rng.uniform(*cfg.distance, n)], -1)
     s = cfg.screen
     pog_mm = np.stack([
-        _uniform(rng, -margin * s.width_mm, (1 + margin) * s.width_mm, n),
-        _uniform(rng, -margin * s.height_mm, (1 + margin) * s.height_mm, n),
+        rng.uniform(-margin * s.width_mm, (1 + margin) * s.width_mm, n),
+        rng.uniform(-margin * s.height_mm, (1 + margin) * s.height_mm, n),
     ], -1)
     target = np.concatenate([s.mm_to_camera(pog_mm), np.zeros((n, 1))], -1)
-    heads = _heads_looking_at(rng, t, target, subj, cfg)
-    return heads, pog_mm
+    return _heads_looking_at(rng, t, target, subj, cfg), subj, pog_mm
 
 
 def _heads_looking_at(rng: np.random.Generator, t: np.ndarray, target: np.ndarray, subj: np.ndarray, cfg: SynthConfig) -> Heads:
     n = len(t)
     gp, gy = G.vector_to_pitchyaw(target - t).T
-    ey = np.deg2rad(_uniform(rng, -cfg.eye_yaw, cfg.eye_yaw, n))
-    ep = np.deg2rad(_uniform(rng, -cfg.eye_pitch, cfg.eye_pitch, n))
-    roll = np.deg2rad(_uniform(rng, -cfg.head_roll, cfg.head_roll, n))
+    ey = np.deg2rad(rng.uniform(-cfg.eye_yaw, cfg.eye_yaw, n))
+    ep = np.deg2rad(rng.uniform(-cfg.eye_pitch, cfg.eye_pitch, n))
+    roll = np.deg2rad(rng.uniform(-cfg.head_roll, cfg.head_roll, n))
     Rh = G.rotation_matrix(gy - ey, gp - ep, roll)
-    return Heads(Rh, t, target, appearance(subj)), subj
+    return Heads(Rh, t, target, appearance(subj))
 
 
 def _look_at_camera(heads: Heads, center: np.ndarray, span: float, size: int, cam_pos: np.ndarray | None = None) -> Camera:
@@ -147,7 +142,7 @@ def _face_labels(heads: Heads, cam: Camera) -> dict[str, np.ndarray]:
 
 
 def _view_face(rng, n, ids, cfg, size):
-    (heads, subj), _ = _screen_heads(rng, n, ids, cfg, cfg.target_margin)
+    heads, subj, _ = _screen_heads(rng, n, ids, cfg, cfg.target_margin)
     light = Lighting.sample(rng, n)
     cam = _look_at_camera(heads, heads.face_center(), cfg.face_span, size)
     img, out = _crop(heads, cam, size, rng, light)
@@ -157,7 +152,7 @@ def _view_face(rng, n, ids, cfg, size):
 
 
 def _view_mc4(rng, n, ids, cfg, size):
-    (heads, subj), _ = _screen_heads(rng, n, ids, cfg, cfg.target_margin)
+    heads, subj, _ = _screen_heads(rng, n, ids, cfg, cfg.target_margin)
     light = Lighting.sample(rng, n)
     cam = _look_at_camera(heads, heads.face_center(), cfg.face_span, size)
     face, out = _crop(heads, cam, size, rng, light, grey=True)
@@ -185,7 +180,7 @@ def _itracker_camera1(cfg: SynthConfig) -> np.ndarray:
 
 
 def _view_itracker(rng, n, ids, cfg, size):
-    (heads, subj), pog_mm = _screen_heads(rng, n, ids, cfg, 0.0)
+    heads, subj, pog_mm = _screen_heads(rng, n, ids, cfg, 0.0)
     light = Lighting.sample(rng, n)
     eyes = heads.eye_centers()
     images, boxes = [], []
@@ -214,7 +209,7 @@ def _frame_background(rng: np.random.Generator, n: int, height: int, width: int)
 
 def _view_frame(rng, n, ids, cfg, size):
     W, H = size
-    (heads, subj), pog_mm = _screen_heads(rng, n, ids, cfg, 0.0)
+    heads, subj, pog_mm = _screen_heads(rng, n, ids, cfg, 0.0)
     light = Lighting.sample(rng, n)
     f = np.full(n, cfg.focal_ratio * W)
     cx, cy = np.full(n, W / 2.0), np.full(n, H / 2.0)
@@ -257,7 +252,7 @@ def _view_track(rng, n, ids, cfg, size):
     T = TRACK_LEN
     subj = ids[rng.integers(len(ids), size=n)]
     label = rng.random(n) < 0.5
-    t0 = np.stack([_uniform(rng, -250, 250, n), _uniform(rng, -150, 150, n), _uniform(rng, *cfg.track_distance, n)], -1)
+    t0 = np.stack([rng.uniform(-250, 250, n), rng.uniform(-150, 150, n), rng.uniform(*cfg.track_distance, n)], -1)
     lo, hi = cfg.look_margin
     angle = np.deg2rad(np.where(label, rng.uniform(0, lo, n), rng.uniform(hi, 40.0, n)))
     to_cam = G.normalize(-t0)
