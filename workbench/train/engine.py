@@ -144,7 +144,11 @@ def fit(req: TrainRequest, *, on_event: Callable[[str, dict], None] | None = Non
     """Train one run; returns the metrics summary (also written to metrics.json)."""
     dist = D.init()
     try:
-        return _fit(req, dist, on_event)
+        summary = _fit(req, dist, on_event)
+        # Every rank waits for rank 0's files before tearing the group down: a rank that leaves gloo
+        # while its peer is still in it can abort ("terminate called without an active exception").
+        D.barrier(dist)
+        return summary
     finally:
         D.shutdown(dist)
 
