@@ -22,11 +22,18 @@ app = typer.Typer(
 
 
 def _register() -> None:
+    from workbench.cli import analyze as analyze_cli
     from workbench.cli import data as data_cli
+    from workbench.cli import distill as distill_cli
+    from workbench.cli import pipeline as pipeline_cli
+    from workbench.cli import profile as profile_cli
+    from workbench.cli import prune as prune_cli
     from workbench.cli import train as train_cli
+    from workbench.cli import visualize as visualize_cli
 
     app.add_typer(data_cli.app, name="data")
-    train_cli.register(app)
+    for module in (train_cli, profile_cli, analyze_cli, prune_cli, distill_cli, visualize_cli, pipeline_cli):
+        module.register(app)
 
 
 _register()

@@ -21,6 +21,17 @@ def build_model(config: dict[str, Any]) -> nn.Module:
             return build_from_config(config)
         except ValueError as exc:
             raise WorkbenchError(f"cannot rebuild teacher from config: {exc}") from None
+    if "student" in config:
+        from students import build_from_config as build_student
+
+        try:
+            return build_student(config)
+        except ValueError as exc:
+            raise WorkbenchError(f"cannot rebuild student from config: {exc}") from None
+    if "pruned" in config:
+        from workbench.compress.pruned import build_pruned
+
+        return build_pruned(config)
     raise WorkbenchError(f"cannot tell what model this config describes (keys: {sorted(config)})")
 
 
@@ -32,6 +43,8 @@ def model_task(config: dict[str, Any]) -> str:
         from teachers import teacher_spec
 
         return teacher_spec(config["teacher"]).task
+    if "pruned" in config:
+        return model_task(config["pruned"]["base"])
     raise WorkbenchError(f"model config names no task (keys: {sorted(config)})")
 
 

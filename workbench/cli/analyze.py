@@ -1,0 +1,9 @@
+"""`workbench analyze ...` (saliency, check, embeddings, fc-importance)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the top-level app (filled in by its issue)."""
