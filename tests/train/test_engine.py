@@ -230,3 +230,37 @@ def test_evg_heatmap_pipeline_can_fit_a_small_set():
         opt.step()
     after = evaluate(model, task, data)["pog_error_mm"]
     assert after < 10.0 < before, (before, after)
+
+
+def test_fit_accepts_a_given_config_initial_weights_and_a_loss_hook(tmp_path):
+    """The hooks pruning and distillation train through: a resolved config, starting weights, an extra module
+    trained alongside, and a replacement loss that sees outputs and inputs."""
+    first = tmp_path / "a"
+    fit(TrainRequest(teacher="gazenet", recipe_overrides={**TINY, "epochs": 1}, out=first, progress=False))
+    model, config, _ = load_run_model(first)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    extra = torch.nn.Linear(2, 2)
+    calls = []
+
+    def prepare(m):
+        calls.append(type(m).__name__)
+        return extra
+
+    def loss_fn(loss, parts, outputs, batch, inputs):
+        assert set(outputs) == set(model.output_names) and len(inputs) == len(model.input_names)
+        kd = extra(outputs["gaze"]).pow(2).mean()
+        return loss + kd, {**parts, "kd": float(kd)}
+
+    before = extra.weight.detach().clone()
+    cfg = {**config, "recipe": {**config["recipe"], "epochs": 1, "lr": 0.0}, "teacher": "relabelled"}
+    summary = fit(TrainRequest(teacher="relabelled", config=cfg, init_state=start, prepare_model=prepare,
+                               loss_fn=loss_fn, out=tmp_path / "b", progress=False))
+    assert calls == [type(model).__name__] and summary["teacher"] == "relabelled"
+    # lr 0: the model keeps the given weights (BatchNorm running statistics still move, they are buffers).
+    again, _, _ = load_run_model(tmp_path / "b", which="last")
+    for k, v in again.named_parameters():
+        torch.testing.assert_close(v.detach(), start[k])
+    # The extra module was in the optimizer (it got gradients through the loss) and lr 0 kept it.
+    assert extra.weight.grad is not None and torch.equal(extra.weight.detach(), before)
+    with pytest.raises(Exception, match="lacks"):
+        fit(TrainRequest(teacher="x", config={"model": {}}, out=tmp_path / "c", progress=False))

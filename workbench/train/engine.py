@@ -7,6 +7,7 @@ function runs alone or under ``torchrun`` (DistributedDataParallel, sharded samp
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from dataclasses import dataclass, field
@@ -43,6 +44,14 @@ class TrainRequest:
     device: str = "auto"
     tensorboard: bool = False
     progress: bool = True
+    # For models that are not plain teachers (pruned models, students) and for distillation:
+    config: dict[str, Any] | None = None  # a full resolved config (as config.json holds); `teacher` is then a label
+    init_state: dict[str, torch.Tensor] | None = None  # starting weights (e.g. a pruned model's)
+    # Called once with the built model (on its device) before the optimizer exists; may register hooks and
+    # return a module whose parameters are trained alongside (e.g. FitNets adapters), or None.
+    prepare_model: Callable[[nn.Module], nn.Module | None] | None = None
+    # Replaces the task loss: (task_loss, parts, outputs, batch, inputs) -> (loss, parts).
+    loss_fn: Callable[..., tuple[torch.Tensor, dict[str, float]]] | None = None
 
 
 class TrainingDiverged(WorkbenchError):
@@ -127,6 +136,12 @@ def resolve_config(req: TrainRequest) -> dict[str, Any]:
     """The full, JSON-serializable config of a training run (what config.json holds)."""
     from teachers import get_teacher
 
+    if req.config is not None:
+        missing = {"model", "recipe", "task", "data", "seed"} - set(req.config)
+        if missing:
+            raise WorkbenchError(f"training config lacks {sorted(missing)}")
+        return json.loads(json.dumps(req.config))  # a JSON-native copy
+
     recipe = get_recipe(req.teacher, req.preset).update(**req.recipe_overrides)
     model = get_teacher(req.teacher, preset=req.preset, **req.model_overrides)
     return {
@@ -158,7 +173,7 @@ def _fit(req: TrainRequest, dist: D.DistInfo, on_event) -> dict[str, Any]:
     if req.resume:
         run = RunFolder.open(out)
         config = run.config()
-        if config.get("teacher") != req.teacher:
+        if req.config is None and config.get("teacher") != req.teacher:
             raise WorkbenchError(f"{out}: run folder is for teacher {config.get('teacher')!r}, not {req.teacher!r}")
     else:
         config = resolve_config(req)
@@ -180,11 +195,18 @@ def _fit(req: TrainRequest, dist: D.DistInfo, on_event) -> dict[str, Any]:
                                                 fmt=config["data"]["format"], seed=seed,
                                                 progress=lambda desc, total: progress_bar(desc, total, enabled=show))
     constant = task.constant_metrics(train_data, val_data)
-    model = build_model(config["model"]).to(device)
+    model = build_model(config["model"])
+    if req.init_state is not None and not (req.resume and run.last.exists()):
+        try:
+            model.load_state_dict(req.init_state)
+        except RuntimeError as exc:
+            raise WorkbenchError(f"initial weights do not fit the model ({str(exc).splitlines()[0][:160]})") from None
+    model = model.to(device)
     n_params = count_params(model)
     if device.type == "cpu":
         model = model.to(memory_format=torch.channels_last)
-    opt = make_optimizer(model, recipe)
+    extra = req.prepare_model(model) if req.prepare_model else None
+    opt = make_optimizer(nn.ModuleList([model, extra]) if extra is not None else model, recipe)
     sched = make_scheduler(opt, recipe)
     start_epoch, best, best_epoch, bad_epochs = 0, None, -1, 0
     if req.resume and run.last.exists():
@@ -217,10 +239,13 @@ def _fit(req: TrainRequest, dist: D.DistInfo, on_event) -> dict[str, Any]:
         with progress_bar(f"epoch {epoch + 1}/{recipe.epochs}", len(batches), enabled=show) as advance:
             for step, idx in enumerate(batches):
                 batch = _to(train_data.batch(idx), device)
-                outputs = ddp_model(*_fast_layout(task.inputs(batch, train=True)))
+                inputs = _fast_layout(task.inputs(batch, train=True))
+                outputs = ddp_model(*inputs)
                 if step == 0:
                     task.check_outputs(outputs)
                 loss, parts = task.loss(outputs, batch)
+                if req.loss_fn is not None:
+                    loss, parts = req.loss_fn(loss, parts, outputs, batch, inputs)
                 if not torch.isfinite(loss):
                     if dist.is_main:
                         run.log("error", epoch=epoch, step=step, message="loss is not finite", parts=parts)
@@ -271,7 +296,7 @@ def _fit(req: TrainRequest, dist: D.DistInfo, on_event) -> dict[str, Any]:
                 run.log("early_stop", epoch=epoch + 1, best_epoch=best_epoch, patience=recipe.patience, delta=recipe.delta)
             break
     summary = {
-        "teacher": config["teacher"], "preset": config["preset"], "task": config["task"], "params": n_params,
+        "teacher": config.get("teacher"), "preset": config.get("preset"), "task": config["task"], "params": n_params,
         "primary_metric": task.primary_metric, "best": best, "best_epoch": best_epoch,
         "epochs_run": epoch + 1 if recipe.epochs > start_epoch else start_epoch, "stopped_early": stopped_early,
         "final": last_metrics, "constant": constant, "train_seconds": round(time.time() - t0, 2),
