@@ -44,7 +44,9 @@ class LookAtMe(Task):
             "label": torch.from_numpy(label.astype(np.float32)),
         }
         return TaskData(tensors, {"subject": np.asarray(data.get("subject", np.full(n, -1))), "has_priors": has_priors,
-                                  **({"eye_boxes": np.asarray(data["eye_boxes"])} if "eye_boxes" in data else {})})
+                                  **({"eye_boxes": np.asarray(data["eye_boxes"])} if "eye_boxes" in data else {}),
+                                  # per-frame labels, for drawing a track (training uses the centre frame's)
+                                  **({"frame_labels": np.asarray(data["frame_labels"])} if "frame_labels" in data else {})})
 
     def inputs(self, batch, *, train=False):
         return to_float_image(batch["frames"]), batch["head_pose"], batch["landmarks"]
