@@ -32,10 +32,12 @@ PRESETS = {
     "paper": {
         "backbone": "res18", "widths": [64, 128, 256, 512], "stem_width": 64, "mobv2_width_mult": 1.0,
         "deconv_channels": [256, 128, 64], "head_channels": 64, "face_hm": False, "frame_hw": [288, 512],
+        "coord_channels": False, "global_context": False,
     },
     "cpu": {
         "backbone": "res18", "widths": [16, 32, 64, 128], "stem_width": 16, "mobv2_width_mult": 0.5,
         "deconv_channels": [64, 32, 32], "head_channels": 32, "face_hm": False, "frame_hw": [160, 256],
+        "coord_channels": False, "global_context": False,
     },
 }
 
@@ -81,6 +83,33 @@ def _deconv_layers(in_ch: int, channels: list[int], dcn: bool) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def _coords(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, h, w) -> (B, 2, h, w): the cell's x and y, each scaled to [-1, 1] (CoordConv)."""
+    b, _, h, w = x.shape
+    ys = torch.linspace(-1.0, 1.0, h, device=x.device, dtype=x.dtype).view(1, 1, h, 1).expand(b, 1, h, w)
+    xs = torch.linspace(-1.0, 1.0, w, device=x.device, dtype=x.dtype).view(1, 1, 1, w).expand(b, 1, h, w)
+    return torch.cat([xs, ys], 1)
+
+
+class _GlobalContext(nn.Module):
+    """Attention pooling of the encoder output with each cell's (x, y): (B, C, h, w) -> (B, out, 1, 1).
+
+    A plain average pool is translation invariant, but the PoG depends on where the face is in the frame
+    (the head position), so the pooled vector carries the attention-weighted cell coordinates too.
+    """
+
+    def __init__(self, in_ch: int, out: int) -> None:
+        super().__init__()
+        self.attn = nn.Conv2d(in_ch, 1, 1)
+        self.proj = nn.Sequential(nn.Linear(in_ch + 2, out), nn.ReLU(inplace=True))
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        b = feats.shape[0]
+        a = torch.softmax(self.attn(feats).flatten(1), -1).unsqueeze(1)  # (B, 1, hw)
+        x = torch.cat([feats, _coords(feats)], 1).flatten(2)  # (B, C + 2, hw)
+        return self.proj((x * a).sum(-1)).view(b, -1, 1, 1)
+
+
 def _head(in_ch: int, mid: int, out: int, heatmap: bool) -> nn.Sequential:
     """conv3x3 + ReLU + conv1x1: (B, in_ch, h, w) -> (B, out, h, w)."""
     head = nn.Sequential(nn.Conv2d(in_ch, mid, 3, padding=1, bias=True), nn.ReLU(inplace=True),
@@ -113,12 +142,20 @@ class EVGNet(nn.Module):
         head_channels: hidden channels of each head.
         face_hm: add the face-centre heat-map head.
         frame_hw: example frame (height, width); any multiple of 32 runs.
+        coord_channels: not in the write-up. Concatenate the output cell's (x, y) in [-1, 1] to the
+            decoder features before the heads (CoordConv). The PoG cell is unrelated to the image content
+            there, so translation-equivariant heads otherwise have to find absolute position from padding.
+        global_context: not in the write-up. Add one vector per frame (attention pooling of the encoder
+            output with the cells' coordinates, linear + ReLU) to every cell of the decoder output, so each
+            cell sees the face and where it is; with ``coord_channels`` a head can then place a peak
+            anywhere (e.g. logit -|x - a(g)| - |y - b(g)|).
     """
 
     input_names = ("frame",)
 
     def __init__(self, *, backbone: str, widths: list[int], stem_width: int, mobv2_width_mult: float,
-                 deconv_channels: list[int], head_channels: int, face_hm: bool, frame_hw: list[int]) -> None:
+                 deconv_channels: list[int], head_channels: int, face_hm: bool, frame_hw: list[int],
+                 coord_channels: bool = False, global_context: bool = False) -> None:
         super().__init__()
         if backbone not in BACKBONES:
             raise ValueError(f"unknown evg backbone {backbone!r}; valid backbones: {', '.join(BACKBONES)}")
@@ -132,6 +169,11 @@ class EVGNet(nn.Module):
         enc_out = self.backbone.out_features
         self.deconv_layers = _deconv_layers(enc_out, list(deconv_channels), dcn=backbone == "resdcn18")
         c = deconv_channels[-1]
+        self.coord_channels = bool(coord_channels)
+        self.context: nn.Module | None = None
+        if global_context:
+            self.context = _GlobalContext(enc_out, c)
+        c += 2 if self.coord_channels else 0
         self.heads = nn.ModuleDict({"hm": _head(c, head_channels, 1, True), "offset": _head(c, head_channels, 2, False)})
         if face_hm:
             self.heads["face_hm"] = _head(c, head_channels, 1, True)
@@ -143,7 +185,12 @@ class EVGNet(nn.Module):
         h, w = int(frame.shape[-2]), int(frame.shape[-1])
         if h % 32 or w % 32:
             raise ValueError(f"expected frame height and width to be multiples of 32, got {h}x{w}")
-        x = self.deconv_layers(self.backbone.forward_features(frame))
+        feats = self.backbone.forward_features(frame)
+        x = self.deconv_layers(feats)
+        if self.context is not None:
+            x = x + self.context(feats)
+        if self.coord_channels:
+            x = torch.cat([x, _coords(x)], 1)
         return {name: head(x) for name, head in self.heads.items()}
 
 

@@ -48,7 +48,8 @@ class PlanePoG(Task):
         self.plane = VirtualPlane(**{"width_mm": 400.0, "height_mm": 250.0, "pixel_per_mm": 0.32,
                                      "origin_mm": (-200.0, -20.0), **p})
         self.sigma = float(options.get("sigma", 1.5))  # Gaussian radius on the output grid, cells
-        self.weights = {"hm": 1.0, "offset": 1.0, "pog": 1.0, **options.get("loss_weights", {})}
+        self.face_sigma = float(options.get("face_sigma", 2.0))  # the face-centre Gaussian's radius, cells
+        self.weights = {"hm": 1.0, "offset": 1.0, "pog": 1.0, "face_hm": 1.0, **options.get("loss_weights", {})}
         self.frame_size: tuple[int, int] | None = None  # (W, H) raw; set by prepare
 
     # ---- geometry ---------------------------------------------------------------------------------
@@ -102,6 +103,12 @@ class PlanePoG(Task):
                            else torch.full((n, 3), float("nan"))),
         }
         pw, ph = self.padded(w, h)
+        pad = torch.tensor([(pw - w) // 2, (ph - h) // 2], dtype=torch.float64)
+        # The face-box centre on the output grid: the target of the write-up's optional face_hm head
+        # (NaN where the data has no face box; the loss then skips it).
+        box = data.get("face_box")
+        tensors["face_xy"] = (((finite_labels("face_box", box).double().view(n, 2, 2).mean(1) + pad) / OUTPUT_STRIDE).float()
+                              if box is not None else torch.full((n, 2), float("nan")))
         meta = {"subject": np.asarray(data.get("subject", np.full(n, -1))), "pad_offset": ((pw - w) // 2, (ph - h) // 2)}
         if "eye_boxes" in data:
             meta["eye_boxes"] = np.asarray(data["eye_boxes"]) + np.tile(meta["pad_offset"], 2)
@@ -117,8 +124,10 @@ class PlanePoG(Task):
         return (to_float_image(padded),)
 
     # ---- objective --------------------------------------------------------------------------------
-    def targets(self, hm_xy: torch.Tensor, grid: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def targets(self, hm_xy: torch.Tensor, grid: tuple[int, int], sigma: float | None = None,
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(Gaussian heatmap (B,1,gh,gw), integer peak cells (B,2), sub-cell offsets (B,2))."""
+        sigma = self.sigma if sigma is None else sigma
         gw, gh = grid
         cell = hm_xy.floor().clamp(min=0)
         cell = torch.stack([cell[:, 0].clamp(max=gw - 1), cell[:, 1].clamp(max=gh - 1)], -1)
@@ -126,7 +135,7 @@ class PlanePoG(Task):
         ys = torch.arange(gh, device=hm_xy.device, dtype=hm_xy.dtype).view(1, gh, 1)
         xs = torch.arange(gw, device=hm_xy.device, dtype=hm_xy.dtype).view(1, 1, gw)
         d2 = (xs - cell[:, 0].view(-1, 1, 1)) ** 2 + (ys - cell[:, 1].view(-1, 1, 1)) ** 2
-        hm = torch.exp(-d2 / (2 * self.sigma ** 2)).unsqueeze(1)
+        hm = torch.exp(-d2 / (2 * sigma ** 2)).unsqueeze(1)
         return hm, cell.long(), off
 
     @staticmethod
@@ -150,7 +159,16 @@ class PlanePoG(Task):
         l_pog = F.l1_loss(pog_pred.double(), target_cam) / 100.0
         w = self.weights
         total = w["hm"] * l_hm + w["offset"] * l_off + w["pog"] * l_pog.to(l_hm.dtype)
-        return total, {"hm": float(l_hm.detach()), "offset": float(l_off.detach()), "pog": float(l_pog.detach())}
+        parts = {"hm": float(l_hm.detach()), "offset": float(l_off.detach()), "pog": float(l_pog.detach())}
+        face = batch.get("face_xy")
+        if "face_hm" in outputs and face is not None:
+            ok = torch.isfinite(face).all(-1)
+            if ok.any():
+                face_t, _, _ = self.targets(face[ok].to(hm_logits.dtype), grid, self.face_sigma)
+                l_face = focal_loss(outputs["face_hm"][ok], face_t)
+                total = total + w["face_hm"] * l_face
+                parts["face_hm"] = float(l_face.detach())
+        return total, parts
 
     # ---- decoding and metrics ---------------------------------------------------------------------
     def decode(self, outputs: dict[str, torch.Tensor], *, soft: bool = False) -> torch.Tensor:

@@ -1,0 +1,67 @@
+"""plane_pog's face-centre heat-map target (the write-up's optional face_hm head)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from workbench.data.synth import render
+from workbench.tasks import get_task
+
+
+@pytest.fixture(scope="module")
+def frames():
+    task = get_task("plane_pog")
+    return task, task.prepare(render("frame", 8, seed=0, subjects=3, size=(120, 68)))
+
+
+def test_face_xy_is_the_face_box_centre_on_the_output_grid(frames):
+    _, data = frames
+    raw = render("frame", 8, seed=0, subjects=3, size=(120, 68))
+    pad = torch.tensor(data.meta["pad_offset"], dtype=torch.float64)  # (4, 14) for 120x68 -> 128x96
+    centre = torch.from_numpy(raw["face_box"]).double().view(8, 2, 2).mean(1)
+    torch.testing.assert_close(data.tensors["face_xy"].double(), (centre + pad) / 4, atol=1e-4, rtol=0)
+
+
+def _outputs(task, batch, grid, face_xy):
+    hm, _, off = task.targets(batch["hm_xy"], grid)
+    offset = off.view(-1, 2, 1, 1).expand(-1, 2, grid[1], grid[0])
+    face, _, _ = task.targets(face_xy, grid, task.face_sigma)
+    return {"hm": hm * 20 - 10, "offset": offset, "face_hm": face.eq(1).float() * 20 - 10}  # peak at the centre cell
+
+
+def test_face_hm_loss_rewards_the_face_and_only_with_a_face_head(frames):
+    task, data = frames
+    batch = data.batch(slice(0, 8))
+    grid = task.grid_size(120, 68)
+    good = _outputs(task, batch, grid, batch["face_xy"])
+    wrong = _outputs(task, batch, grid, batch["face_xy"].flip(0))  # other frames' faces
+    l_good, parts_good = task.loss(good, batch)
+    l_wrong, parts_wrong = task.loss(wrong, batch)
+    assert parts_good["face_hm"] < 0.05 < parts_wrong["face_hm"]
+    assert float(l_wrong - l_good) == pytest.approx(parts_wrong["face_hm"] - parts_good["face_hm"], rel=1e-4)
+    no_face = {k: v for k, v in good.items() if k != "face_hm"}
+    _, parts = task.loss(no_face, batch)
+    assert "face_hm" not in parts
+
+
+def test_face_hm_loss_skips_frames_without_a_face_box(frames):
+    task, data = frames
+    batch = data.batch(slice(0, 8))
+    grid = task.grid_size(120, 68)
+    out = _outputs(task, batch, grid, batch["face_xy"])
+    batch["face_xy"] = batch["face_xy"].clone()
+    batch["face_xy"][:3] = float("nan")
+    loss, parts = task.loss(out, batch)
+    assert torch.isfinite(loss) and parts["face_hm"] < 0.05
+    batch["face_xy"][:] = float("nan")
+    _, parts = task.loss(out, batch)
+    assert "face_hm" not in parts
+
+
+def test_data_without_face_boxes_still_prepares():
+    task = get_task("plane_pog")
+    raw = render("frame", 4, seed=1, subjects=2, size=(120, 68))
+    del raw["face_box"]
+    data = task.prepare(raw)
+    assert torch.isnan(data.tensors["face_xy"]).all()

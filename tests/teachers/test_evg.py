@@ -1,0 +1,74 @@
+"""evg's options beyond the write-up: coordinate channels and the global context branch."""
+
+from __future__ import annotations
+
+import torch
+
+from teachers import get_teacher
+from teachers.evg import _GlobalContext
+from workbench.train.models import count_params
+
+CPU_PARAMS = 901_171  # the write-up's wiring at the cpu preset (tests/teachers/test_teachers.py)
+
+
+def test_options_are_off_at_the_paper_preset():
+    cfg = get_teacher("evg", preset="paper").config
+    assert cfg["coord_channels"] is False and cfg["global_context"] is False
+
+
+def test_option_parameter_counts():
+    base = count_params(get_teacher("evg", preset="cpu", coord_channels=False, global_context=False))
+    assert base == CPU_PARAMS
+    heads, mid, enc, dec = 2, 32, 128, 32  # hm + offset heads, head_channels, encoder and decoder widths
+    coord = count_params(get_teacher("evg", preset="cpu", coord_channels=True, global_context=False))
+    assert coord - base == heads * 2 * 9 * mid  # two more input channels of each head's 3x3 conv
+    ctx = count_params(get_teacher("evg", preset="cpu", coord_channels=False, global_context=True))
+    assert ctx - base == (enc + 1) + (enc + 2) * dec + dec  # attention 1x1 conv + linear over [feats, x, y]
+
+
+def test_coord_channels_reach_the_heads():
+    torch.manual_seed(0)
+    model = get_teacher("evg", preset="cpu", coord_channels=True, global_context=False).eval()
+    seen = {}
+    model.heads["hm"].register_forward_hook(lambda m, i, o: seen.update(x=i[0]))
+    model(torch.zeros(2, 3, 64, 96))
+    x = seen["x"]
+    assert x.shape == (2, 32 + 2, 16, 24)
+    torch.testing.assert_close(x[:, -2, 0, :], torch.linspace(-1, 1, 24).expand(2, 24))
+    torch.testing.assert_close(x[:, -1, :, 5], torch.linspace(-1, 1, 16).expand(2, 16))
+
+
+def test_global_context_pools_where_the_attention_points():
+    torch.manual_seed(0)
+    ctx = _GlobalContext(4, 6)
+    with torch.no_grad():
+        ctx.attn.weight.zero_()
+        ctx.attn.weight[0, 0] = 50.0  # attend to channel 0
+        ctx.attn.bias.zero_()
+    captured = {}
+    ctx.proj.register_forward_hook(lambda m, i, o: captured.update(x=i[0]))
+    feats = torch.zeros(2, 4, 5, 8)
+    feats[0, 0, 1, 6] = 1.0  # frame 0: the "face" at cell (x=6, y=1)
+    feats[1, 0, 4, 0] = 1.0  # frame 1: at cell (x=0, y=4)
+    out = ctx(feats)
+    assert out.shape == (2, 6, 1, 1)
+    xy = captured["x"][:, -2:]
+    torch.testing.assert_close(xy, torch.tensor([[-1 + 2 * 6 / 7, -1 + 2 * 1 / 4], [-1.0, 1.0]]), atol=1e-3, rtol=0)
+
+
+def test_global_context_adds_one_vector_per_frame():
+    torch.manual_seed(0)
+    model = get_teacher("evg", preset="cpu", coord_channels=False, global_context=True).eval()
+    frame = torch.randn(1, 3, 64, 96)
+    out = model(frame)
+    assert set(out) == {"hm", "offset"} and out["hm"].shape == (1, 1, 16, 24)
+    # The heads see the decoder output plus the same context vector at every cell.
+    feats = model.backbone.forward_features(frame)
+    with torch.no_grad():
+        base = model.deconv_layers(feats)
+        expected = base + model.context(feats)
+        got = {}
+        h = model.heads["hm"].register_forward_hook(lambda m, i, o: got.update(x=i[0]))
+        model(frame)
+        h.remove()
+    torch.testing.assert_close(got["x"], expected)
