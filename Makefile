@@ -19,10 +19,11 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 
 setup: $(VENV)/.installed
 
-# The main job. At this stage: render SynthGaze in the MPIIFaceGaze layout, read it back, inspect it.
+# The main job: train gazenet on SynthGaze, explain it, prune it, distill it into a student (with the
+# no-teacher control), quantize to int8, profile and benchmark every model, export ONNX, write the report.
+# Prints the path of the report. Re-running skips the finished stages.
 demo: setup
-	$(BIN)/workbench data synth --view face --format mpiifacegaze --n 512 --subjects 8 --seed 0 --out $(DEMO_OUT)/data --force
-	$(BIN)/workbench data inspect $(DEMO_OUT)/data --out $(DEMO_OUT)/data_grid.png
+	$(BIN)/workbench run examples/demo.toml --out $(DEMO_OUT)
 
 test: setup
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile

@@ -1,9 +1,244 @@
-"""`workbench analyze ...` (saliency, check, embeddings, fc-importance)."""
+"""`workbench analyze saliency | check | embeddings | fc-importance`."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.table import Table
+
+from workbench.cli._common import console, fail, print_json, progress_bar, user_errors
+
+sub = typer.Typer(help="Explain a model: saliency maps, faithfulness checks, embeddings, FC-layer importance.",
+                  no_args_is_help=True)
+
+RUN_HELP = "A run folder, or a model given as package.module:factory (with --task or --input)."
+OUT_HELP = "Output folder (default runs/analysis/<run>/<command>)."
+
+
+def _default_out(run: str, command: str) -> Path:
+    path = Path(run)
+    slug = f"{path.parent.name}-{path.name}" if path.is_dir() and path.parent.name else run.replace(":", "-").replace(".", "-")
+    return Path("runs") / "analysis" / slug.strip("-") / command
+
+
+def _progress(enabled: bool):
+    return lambda description, total: progress_bar(description, total, enabled=enabled)
+
+
+def _shapes(items: list[str]) -> dict:
+    out = {}
+    for item in items or []:
+        name, sep, dims = item.partition("=")
+        try:
+            shape = tuple(int(d) for d in dims.replace("x", ",").split(",") if d.strip())
+        except ValueError:
+            shape = ()
+        if not sep or not name or not shape:
+            fail(f"--input expects name=C,H,W (one sample's shape), got {item!r}")
+        out[name.strip()] = shape
+    return out
+
+
+def _f(v, fmt: str = ".3g") -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def _wrote(summary: dict, out: Path) -> None:
+    console.print(f"wrote {len(summary.get('files', []))} files to [bold]{out}[/bold]")
+
+
+def saliency_cmd(
+    run: Annotated[str, typer.Argument(help=RUN_HELP)],
+    method: Annotated[str, typer.Option("--method", "-m", help="saliency, ig, gradshap, smoothgrad, gradcam or occlusion.")] = "ig",
+    n: Annotated[int, typer.Option("--n", help="Samples to explain.")] = 16,
+    target: Annotated[str | None, typer.Option("--target", help="explain_target column (index or name); default all.")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Samples attributed at once (bounds memory).")] = 8,
+    steps: Annotated[int, typer.Option("--steps", help="IntegratedGradients steps.")] = 32,
+    layer: Annotated[str | None, typer.Option("--layer", help="gradcam: the conv layer (default per model).")] = None,
+    baseline: Annotated[str, typer.Option("--baseline", help="ig: zero (the data mean) or blur.")] = "zero",
+    task: Annotated[str | None, typer.Option("--task", help="Task of a package.module:factory model.")] = None,
+    inputs: Annotated[list[str] | None, typer.Option("--input", help="name=C,H,W of a model without a task; repeatable.")] = None,
+    data: Annotated[str, typer.Option("--data", help="'synth' or a data set path.")] = "synth",
+    fmt: Annotated[str | None, typer.Option("--format", help="Layout of --data (default: detected).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help=OUT_HELP)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace a non-empty output folder.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON (no progress bars).")] = False,
+) -> None:
+    """Attribution maps per input and target: overlay grids (PNG per input), raw .npz, summary.json."""
+    from workbench.analyze import saliency
+
+    out = out or _default_out(run, "saliency")
+    summary = saliency(run, method=method, n=n, out=out, target=target, batch_size=batch_size, steps=steps,
+                       layer=layer, baseline=baseline, data=data, fmt=fmt, task=task, input_shapes=_shapes(inputs) or None,
+                       force=force, progress=_progress(not as_json))
+    if as_json:
+        print_json(summary)
+        return
+    table = Table(title=f"{summary['model']}: {summary['method']} on {summary['n']} samples")
+    for col in ("target", "input", "mean |attr|", "eye-mass", "area share", "ratio", "pointing"):
+        table.add_column(col, justify="left" if col in ("target", "input") else "right")
+    for t, rows in summary["results"].items():
+        for name, r in rows.items():
+            table.add_row(t, name, _f(r["mean_abs_attribution"]), _f(r.get("share")), _f(r.get("area_share")),
+                          _f(r.get("ratio")), _f(r.get("pointing")))
+    console.print(table)
+    for name, why in summary["skipped_inputs"].items():
+        console.print(f"not attributed: {name}: {why}")
+    _wrote(summary, out)
+
+
+def check_cmd(
+    run: Annotated[str, typer.Argument(help=RUN_HELP)],
+    method: Annotated[str, typer.Option("--method", "-m", help="Attribution method to check.")] = "ig",
+    n: Annotated[int, typer.Option("--n", help="Samples.")] = 32,
+    target: Annotated[str | None, typer.Option("--target", help="explain_target column (index or name); default all.")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
+    steps: Annotated[int, typer.Option("--steps", help="IntegratedGradients steps.")] = 32,
+    cascade_steps: Annotated[int, typer.Option("--cascade-steps", help="Model-randomization steps (head first).")] = 6,
+    randomization_n: Annotated[int, typer.Option("--randomization-n", help="Samples re-attributed per cascade step.")] = 16,
+    fill: Annotated[str, typer.Option("--fill", help="Deletion: replace pixels by a blurred copy (blur) or the mean.")] = "blur",
+    random_orders: Annotated[int, typer.Option("--random-orders", help="Random deletion orders to compare with.")] = 3,
+    fractions: Annotated[int, typer.Option("--fractions", help="Deletion fractions, evenly spaced over [0, 1].")] = 21,
+    layer: Annotated[str | None, typer.Option("--layer", help="gradcam: the conv layer.")] = None,
+    baseline: Annotated[str, typer.Option("--baseline", help="ig: zero (the data mean) or blur.")] = "zero",
+    data: Annotated[str, typer.Option("--data")] = "synth",
+    fmt: Annotated[str | None, typer.Option("--format")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help=OUT_HELP)] = None,
+    force: Annotated[bool, typer.Option("--force")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Faithfulness: eye-mass, pointing game, cascading model randomization, deletion vs random order."""
+    from workbench.analyze import check
+
+    out = out or _default_out(run, f"check-{method}")
+    s = check(run, method=method, n=n, out=out, target=target, batch_size=batch_size, steps=steps,
+              cascade_steps=cascade_steps, randomization_n=randomization_n, fill=fill, random_orders=random_orders,
+              fractions=fractions, layer=layer, baseline=baseline, data=data, fmt=fmt, force=force, progress=_progress(not as_json))
+    if as_json:
+        print_json(s)
+        return
+    h = s["headline"]
+    table = Table(title=f"{s['model']}: {s['method']} on {s['n']} samples (mean over {', '.join(s['targets'])})")
+    table.add_column("check")
+    table.add_column("value", justify="right")
+    table.add_column("issue target (trained gazenet)")
+    c = s["criteria"]
+    mark = {True: "met", False: "missed", None: "n/a"}
+    table.add_row("eye-mass share / area share", f"{_f(h['eye_mass_share'])} / {_f(h['eye_area_share'])}", "")
+    table.add_row("eye-mass ratio", _f(h["eye_mass_ratio"]), f">= 3: {mark[c['eye_mass_ratio >= 3']]}")
+    table.add_row("pointing game", _f(h["pointing"]), f">= 0.8: {mark[c['pointing >= 0.8']]}")
+    table.add_row("randomization Spearman (all layers)", _f(h["randomization_spearman"]),
+                  f"< 0.2: {mark[c['randomization_spearman < 0.2']]}")
+    table.add_row("  floor: two random models", _f(h["randomization_floor"]), "")
+    table.add_row("  signed maps (floor)", f"{_f(h['randomization_spearman_signed'])} ({_f(h['randomization_floor_signed'])})", "")
+    table.add_row(f"deletion area ({h['deletion_metric']})", f"{_f(h['deletion_area'])} vs random {_f(h['deletion_area_random'])}",
+                  f"clearly worse: {mark[c['deletion clearly worse than random']]}")
+    console.print(table)
+    steps_table = Table(title="cascading randomization (Spearman of |maps|, signed in brackets)")
+    steps_table.add_column("layers re-initialized")
+    steps_table.add_column("down to")
+    for t in s["targets"]:
+        steps_table.add_column(t, justify="right")
+    rows = s["randomization"]
+    for k, row in enumerate(rows[s["targets"][0]]):
+        cells = [f"{_f(rows[t][k]['spearman_abs'], '.2f')} ({_f(rows[t][k]['spearman'], '.2f')})" for t in s["targets"]]
+        steps_table.add_row(f"{row['layers_reinitialized']}/{row['of']}", row["down_to"], *cells)
+    console.print(steps_table)
+    _wrote(s, out)
+
+
+def embeddings_cmd(
+    run: Annotated[str, typer.Argument(help="A run folder.")],
+    layer: Annotated[str | None, typer.Option("--layer", help="Layer NAME (its output) or NAME:input.")] = None,
+    list_layers: Annotated[bool, typer.Option("--list-layers", help="List the layers and the default, then stop.")] = False,
+    n: Annotated[int, typer.Option("--n", help="Samples.")] = 512,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 64,
+    data: Annotated[str, typer.Option("--data")] = "synth",
+    fmt: Annotated[str | None, typer.Option("--format")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help=OUT_HELP)] = None,
+    force: Annotated[bool, typer.Option("--force")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Collect a layer's embeddings: PCA by yaw/pitch, participation ratio, subject-held-out ridge probe."""
+    from workbench.analyze import embeddings
+
+    if list_layers and layer:
+        fail("--layer and --list-layers contradict each other")
+    out = out or _default_out(run, "embeddings")
+    s = embeddings(run, layer=layer, out=None if list_layers else out, n=n, list_layers=list_layers,
+                   batch_size=batch_size, data=data, fmt=fmt, force=force, progress=_progress(not as_json))
+    if as_json:
+        print_json(s)
+        return
+    if list_layers:
+        table = Table(title=f"{s['model']}: layers in forward order (default: {s['default']})")
+        for col in ("name", "type", "input shape", "output shape"):
+            table.add_column(col)
+        for r in s["layers"]:
+            table.add_row(r["name"], r["type"], str(r["input_shape"]), str(r["output_shape"]))
+        console.print(table)
+        return
+    table = Table(title=f"{s['model']}: {s['layer']} ({s['dim']}-d, {s['n']} samples)")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("participation ratio", _f(s["participation_ratio"]))
+    table.add_row("effective rank", _f(s["effective_rank"]))
+    table.add_row("PCs for 90% variance", str(s["pcs_for_90"]))
+    for k, v in s["probe"]["r2"].items():
+        table.add_row(f"probe R2 {k}", _f(v))
+    table.add_row("probe split", s["probe"]["split"])
+    console.print(table)
+    _wrote(s, out)
+
+
+def fc_importance_cmd(
+    run: Annotated[str, typer.Argument(help="A run folder.")],
+    layer: Annotated[str | None, typer.Option("--layer", help="One Linear layer (default: every one).")] = None,
+    n: Annotated[int, typer.Option("--n", help="Samples.")] = 256,
+    max_ablate: Annotated[int, typer.Option("--max-ablate", help="Units ablated per layer at most (a seeded sample).")] = 32,
+    conductance_samples: Annotated[int, typer.Option("--conductance-samples")] = 64,
+    conductance_steps: Annotated[int, typer.Option("--conductance-steps")] = 16,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 32,
+    data: Annotated[str, typer.Option("--data")] = "synth",
+    fmt: Annotated[str | None, typer.Option("--format")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help=OUT_HELP)] = None,
+    force: Annotated[bool, typer.Option("--force")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Per-unit importance of the Linear layers (six criteria), their agreement, fc_importance.json."""
+    from workbench.analyze import fc_importance
+
+    out = out or _default_out(run, "fc-importance")
+    s = fc_importance(run, layer=layer, out=out, n=n, max_ablate=max_ablate, conductance_samples=conductance_samples,
+                      conductance_steps=conductance_steps, batch_size=batch_size, data=data, fmt=fmt, force=force,
+                      progress=_progress(not as_json))
+    if as_json:
+        print_json(s)
+        return
+    table = Table(title=f"{s['model']}: share of units holding 90% of the importance ({s['metric']} {s['metric_base']:.4g})")
+    table.add_column("layer")
+    table.add_column("units", justify="right")
+    for c in s["criteria"]:
+        table.add_column(c, justify="right")
+    for name, lay in s["layers"].items():
+        table.add_row(name + (" (head)" if lay["is_head"] else ""), str(lay["out_features"]),
+                      *(_f(lay["share_for_90"][c], ".2f") for c in s["criteria"]))
+    console.print(table)
+    for name, lay in s["layers"].items():
+        for note in lay["notes"]:
+            console.print(f"{name}: {note}")
+    _wrote(s, out)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the top-level app (filled in by its issue)."""
+    """Add `workbench analyze ...` to the top-level app."""
+    sub.command("saliency")(user_errors(saliency_cmd))
+    sub.command("check")(user_errors(check_cmd))
+    sub.command("embeddings")(user_errors(embeddings_cmd))
+    sub.command("fc-importance")(user_errors(fc_importance_cmd))
+    app.add_typer(sub, name="analyze")
+
+
+__all__ = ["register"]

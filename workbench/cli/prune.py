@@ -1,9 +1,87 @@
-"""`workbench prune`."""
+"""`workbench prune`: iterative structural pruning of a run, fine-tuned through the training engine."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+from rich.table import Table
+
+from workbench.cli._common import console, fail, print_json, user_errors
+
+
+def _parse_layers(text: str | None) -> dict[str, float] | None:
+    if text is None:
+        return None
+    out = {}
+    for item in text.split(","):
+        name, sep, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            fail(f"--layers expects NAME=FRACTION[,NAME=FRACTION], got {item!r}")
+        if not sep or not name.strip():
+            fail(f"--layers expects NAME=FRACTION[,NAME=FRACTION], got {item!r}")
+    return out
+
+
+def prune_cmd(
+    run: Path = typer.Argument(..., help="A trained run folder."),
+    out: Path = typer.Option(..., "--out", help="The pruned run folder to write."),
+    target_macs: float | None = typer.Option(None, "--target-macs", help="Keep this ratio of the MACs (0.5 = half)."),
+    target_params: float | None = typer.Option(None, "--target-params", help="Keep this ratio of the parameters."),
+    layers: str | None = typer.Option(None, "--layers",
+                                         help="Prune only these layer groups to a kept fraction, e.g. lstm=0.5."),
+    importance: str = typer.Option("magnitude", "--importance", help="magnitude, taylor, lamp or fc:FILE "
+                                   "(an fc_importance.json for the Linear layers; magnitude elsewhere). lamp "
+                                   "ranks like magnitude within a layer, so it differs only with --scope global."),
+    scope: str = typer.Option("local", "--scope", help="local: every layer group loses the same fraction of its "
+                              "channels; global: one ranking over all channels."),
+    steps: int = typer.Option(3, "--steps", help="Prune-then-fine-tune rounds."),
+    finetune_epochs: int = typer.Option(1, "--finetune-epochs", help="Fine-tuning epochs after each step (0: none)."),
+    final_epochs: int | None = typer.Option(None, "--final-epochs", help="Fine-tuning epochs after the last "
+                                            "step (default: --finetune-epochs)."),
+    finetune_samples: int | None = typer.Option(None, "--finetune-samples",
+                                                   help="Training samples per fine-tune (default: the run's n_train)."),
+    lr: float | None = typer.Option(None, "--lr", help="Fine-tuning learning rate (default: 0.1x the run's)."),
+    calib_samples: int = typer.Option(512, "--calib-samples", help="Training samples that re-estimate BatchNorm "
+                                      "statistics after each step (and give Taylor gradients)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --out folder."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda (fine-tuning)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON (no progress bars)."),
+) -> None:
+    """Prune RUN until its MACs (or params) are at most the target ratio; write a run folder."""
+    from workbench.compress.prune import prune
+
+    given = [n for n, v in (("--target-macs", target_macs), ("--target-params", target_params), ("--layers", layers))
+             if v is not None]
+    if len(given) != 1:
+        fail(f"give exactly one of --target-macs R, --target-params R or --layers NAME=FRACTION, got {given or 'none'}")
+    result = prune(run, out, target_macs=target_macs, target_params=target_params, layers=_parse_layers(layers),
+                   importance=importance, scope=scope, steps=steps, finetune_epochs=finetune_epochs,
+                   final_epochs=final_epochs,
+                   finetune_samples=finetune_samples, lr=lr, calib_samples=calib_samples, force=force, device=device,
+                   progress=not as_json)
+    if as_json:
+        print_json(result)
+        return
+    steps = f"{result['steps']} step" + ("s" if result["steps"] > 1 else "")
+    table = Table(title=f"{result['teacher']} pruned ({result['importance']} importance, {result['scope']}, {steps})")
+    for col in ("", "before", "after", "ratio"):
+        table.add_column(col, justify="left" if not col else "right")
+    for key in ("macs", "params"):
+        r = result[key]
+        table.add_row("MACs" if key == "macs" else key, f"{r['before']:,}", f"{r['after']:,}", f"{r['ratio']:.3f}")
+    pm = result["primary_metric"]
+    t, p = result["teacher_metric"], result["best"]
+    table.add_row(pm, f"{t:.4g}", f"{p:.4g}", f"{p / t:.3f}" if t else "")
+    console.print(table)
+    console.print(f"run folder: [bold]{result['run']}[/bold]")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the top-level app (filled in by its issue)."""
+    """Add `workbench prune`."""
+    app.command("prune")(user_errors(prune_cmd))
+
+
+__all__ = ["register"]

@@ -1,0 +1,231 @@
+"""The student registry: small models per task, registered by name, each with presets (like the teachers).
+
+A student is a model class whose keyword-only constructor takes exactly the hyper-parameters of its
+presets. It serves one task: it takes that task's inputs (``input_names``, in order) and returns a dict
+holding the task's outputs, so every tool written for the task's teachers (training, analysis, pruning,
+distillation, export) works on it unchanged. :func:`get_student` stores a JSON-native config on the model
+(``{"student": name, "preset": ..., "task": ..., **hyper-parameters}``) that :func:`build_from_config`
+turns back into the same architecture, so checkpoints never need pickled modules.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import torch
+from torch import nn
+
+__all__ = [
+    "StudentSpec",
+    "build_from_config",
+    "example_inputs",
+    "get_student",
+    "list_students",
+    "register_student",
+    "student_spec",
+]
+
+ShapeFn = Callable[[Mapping[str, Any]], Mapping[str, tuple[int, ...]]]
+T = TypeVar("T", bound=type)
+
+# Config keys the registry owns; a student's hyper-parameters may not use them.
+_RESERVED = ("student", "preset", "task")
+
+
+@dataclass(frozen=True)
+class StudentSpec:
+    """What a student is, without building it.
+
+    ``example_shapes[preset][input]`` is the shape of one sample (no batch dimension) at that preset;
+    ``hint_layer`` names the module whose output is the default FitNets hint (feature distillation).
+    """
+
+    name: str
+    description: str
+    task: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    presets: tuple[str, ...]
+    example_shapes: dict[str, dict[str, tuple[int, ...]]]
+    hint_layer: str
+
+
+@dataclass(frozen=True)
+class _Entry:
+    name: str
+    description: str
+    task: str
+    presets: dict[str, dict[str, Any]]
+    builder: Callable[..., nn.Module]
+    shapes: ShapeFn
+    ranges: dict[str, tuple[float, float]]
+    hint_layer: str
+
+
+_REGISTRY: dict[str, _Entry] = {}
+
+
+def _json_native(cfg: Mapping[str, Any], what: str) -> dict[str, Any]:
+    try:
+        return json.loads(json.dumps(dict(cfg)))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} must be JSON-serializable: {exc}") from None
+
+
+def _task(name: str):
+    from workbench.tasks import get_task
+
+    return get_task(name)
+
+
+def register_student(
+    name: str,
+    *,
+    description: str,
+    task: str,
+    presets: Mapping[str, Mapping[str, Any]],
+    example_shapes: ShapeFn,
+    hint_layer: str,
+    input_ranges: Mapping[str, tuple[float, float]] | None = None,
+) -> Callable[[T], T]:
+    """Class decorator registering a student under ``name`` for ``task``.
+
+    Args:
+        description: one line: the family and what makes it small.
+        task: the task contract (``workbench.tasks``) whose inputs and outputs the model shares.
+        presets: preset name -> every constructor hyper-parameter (keyword-only arguments).
+        example_shapes: resolved config -> {input name: per-sample shape}; drives :func:`example_inputs`.
+        hint_layer: module name whose output is the default feature-distillation hint.
+        input_ranges: inputs drawn uniformly from (low, high) by :func:`example_inputs` (others: N(0, 1)).
+
+    Raises ValueError on a duplicate name or inconsistent presets.
+    """
+
+    def decorator(cls: T) -> T:
+        if name in _REGISTRY:
+            raise ValueError(f"student {name!r} is already registered (by {_REGISTRY[name].builder.__qualname__})")
+        if not presets:
+            raise ValueError(f"student {name!r}: at least one preset is required")
+        keys = {p: set(cfg) for p, cfg in presets.items()}
+        first = next(iter(keys.values()))
+        if any(k != first for k in keys.values()):
+            detail = {p: sorted(k) for p, k in keys.items()}
+            raise ValueError(f"student {name!r}: presets must set the same keys, got {detail}")
+        clash = sorted(first.intersection(_RESERVED))
+        if clash:
+            raise ValueError(f"student {name!r}: preset keys {clash} are reserved")
+        _REGISTRY[name] = _Entry(
+            name=name, description=description, task=task,
+            presets={p: _json_native(cfg, f"preset {p!r} of {name!r}") for p, cfg in presets.items()},
+            builder=cls, shapes=example_shapes, ranges=dict(input_ranges or {}), hint_layer=hint_layer,
+        )
+        return cls
+
+    return decorator
+
+
+def _entry(name: str) -> _Entry:
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown student {name!r}; valid students: {', '.join(list_students())}")
+    return _REGISTRY[name]
+
+
+def _resolve(entry: _Entry, preset: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    if preset not in entry.presets:
+        raise ValueError(f"unknown preset {preset!r} for student {entry.name!r}; "
+                         f"valid presets: {', '.join(sorted(entry.presets))}")
+    base = entry.presets[preset]
+    unknown = sorted(set(overrides) - set(base))
+    if unknown:
+        raise ValueError(f"unknown override(s) {unknown} for student {entry.name!r}; "
+                         f"valid keys: {', '.join(sorted(base))}")
+    return _json_native({**copy.deepcopy(base), **overrides}, f"overrides of {entry.name!r}")
+
+
+def list_students(task: str | None = None) -> list[str]:
+    """Registered student names, sorted; only those serving ``task`` when given."""
+    return sorted(n for n, e in _REGISTRY.items() if task is None or e.task == task)
+
+
+def default_preset(name: str) -> str:
+    """The preset :func:`get_student` uses when none is given: ``tiny`` where it exists."""
+    presets = _entry(name).presets
+    return "tiny" if "tiny" in presets else next(iter(presets))
+
+
+def get_student(name: str, *, preset: str | None = None, **overrides: Any) -> nn.Module:
+    """Build student ``name`` at ``preset`` (default ``tiny``) with hyper-parameter ``overrides`` (fresh weights).
+
+    The model carries ``config`` (JSON-native: student, preset, task and every resolved hyper-parameter),
+    ``input_names`` (the task's, in order) and ``output_names`` (at least the task's). Unknown name,
+    preset or override key -> ValueError naming the valid ones.
+    """
+    entry = _entry(name)
+    preset = preset or default_preset(name)
+    cfg = _resolve(entry, preset, overrides)
+    model = entry.builder(**copy.deepcopy(cfg))
+    task = _task(entry.task)
+    if tuple(getattr(model, "input_names", ())) != tuple(task.input_names):
+        raise ValueError(f"student {name!r}: model input_names {getattr(model, 'input_names', None)} "
+                         f"do not match task {entry.task!r}'s inputs {tuple(task.input_names)}")
+    missing = [k for k in task.output_names if k not in tuple(getattr(model, "output_names", ()))]
+    if missing:
+        raise ValueError(f"student {name!r}: model output_names {getattr(model, 'output_names', None)} "
+                         f"lack task {entry.task!r}'s outputs {missing}")
+    model.config = {"student": name, "preset": preset, "task": entry.task, **cfg}
+    return model
+
+
+def build_from_config(config: Mapping[str, Any]) -> nn.Module:
+    """Rebuild a student (architecture, fresh weights) from ``model.config`` or its JSON round trip."""
+    if not isinstance(config, Mapping) or "student" not in config:
+        raise ValueError(f"a student config needs a 'student' key, got {type(config).__name__} "
+                         f"with keys {sorted(config) if isinstance(config, Mapping) else None}")
+    rest = dict(config)
+    name = rest.pop("student")
+    preset = rest.pop("preset", None)
+    task = rest.pop("task", None)
+    entry = _entry(name)
+    if task is not None and task != entry.task:
+        raise ValueError(f"config says student {name!r} serves task {task!r}, but it is registered for {entry.task!r}")
+    return get_student(name, preset=preset, **rest)
+
+
+def student_spec(name: str) -> StudentSpec:
+    """The registered description of ``name``, with per-preset example input shapes (no batch dim)."""
+    entry = _entry(name)
+    task = _task(entry.task)
+    shapes = {p: {k: tuple(int(d) for d in s) for k, s in entry.shapes(cfg).items()}
+              for p, cfg in entry.presets.items()}
+    return StudentSpec(entry.name, entry.description, entry.task, tuple(task.input_names),
+                       tuple(task.output_names), tuple(entry.presets), shapes, entry.hint_layer)
+
+
+def example_inputs(
+    name: str,
+    preset: str | None = None,
+    batch: int = 2,
+    *,
+    generator: torch.Generator | None = None,
+    **overrides: Any,
+) -> dict[str, torch.Tensor]:
+    """Random inputs {name: (batch, *shape)} for student ``name`` at ``preset`` (float32), as the
+    teachers' ``example_inputs``: images N(0, 1), inputs with a registered range uniform in it."""
+    if batch < 1:
+        raise ValueError(f"expected batch >= 1, got {batch}")
+    entry = _entry(name)
+    cfg = _resolve(entry, preset or default_preset(name), overrides)
+    shapes = entry.shapes(cfg)
+    out: dict[str, torch.Tensor] = {}
+    for key in _task(entry.task).input_names:
+        shape = (batch, *shapes[key])
+        if key in entry.ranges:
+            lo, hi = entry.ranges[key]
+            out[key] = lo + (hi - lo) * torch.rand(shape, generator=generator)
+        else:
+            out[key] = torch.randn(shape, generator=generator)
+    return out

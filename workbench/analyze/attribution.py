@@ -1,0 +1,262 @@
+"""Gradient attribution on Captum for every model of every task, in batches of bounded size.
+
+Captum sees a wrapper ``forward(*images, *others) -> (B, K)``: the model's image inputs are attributed,
+its other inputs (GazePose's head-pose and landmark priors) ride along as ``additional_forward_args``,
+and the output is the task's ``explain_target`` (``target`` picks the column). The priors are not
+attributed: they enter the model through binning (round -> Embedding lookup), whose gradient is zero,
+so no gradient method can attribute them.
+
+Methods (``METHODS``): ``saliency`` (|gradient|), ``ig`` (IntegratedGradients, zero baseline = the
+normalized data mean), ``gradshap`` (GradientShap), ``smoothgrad`` (NoiseTunnel over the gradient),
+``gradcam`` (LayerGradCam on a conv layer per image input, upsampled bilinearly to the input) and
+``occlusion`` (a sliding zero patch of 1/8 of the image side, stride half of it).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from workbench.analyze._load import Subject, find_module, frozen, is_image, no_inplace
+from workbench.errors import WorkbenchError
+
+METHODS = ("saliency", "ig", "gradshap", "smoothgrad", "gradcam", "occlusion")
+_ALIASES = {
+    "integratedgradients": "ig", "integrated_gradients": "ig", "gradientshap": "gradshap", "shap": "gradshap",
+    "noisetunnel": "smoothgrad", "layergradcam": "gradcam", "grad_cam": "gradcam", "grad-cam": "gradcam",
+    "gradient": "saliency", "integrated-gradients": "ig",
+}
+
+# GradCam's layer per teacher and input: the last feature map of each image's trunk (for EVG, the
+# decoder's stride-4 map the heads read). Other models: the last Conv2d on each input's path.
+GRADCAM_LAYERS = {
+    "gazenet": {"face": "features.18"},
+    "mc4": {"face": "face_net.layer4", "eye": "eye_net.layer4"},
+    "itracker": {k: f"branches.{k}" for k in ("v0_left", "v0_right", "v1_left", "v1_right")},
+    "gazelstm": {"frames": "base_model.layer4"},
+    "gazepose": {"frames": "base_model.layer4"},
+    "evg": {"frame": "deconv_layers"},
+}
+
+
+def canonical_method(method: str) -> str:
+    key = method.strip().lower()
+    key = _ALIASES.get(key, key)
+    if key not in METHODS:
+        raise WorkbenchError(f"unknown attribution method {method!r}; expected one of {', '.join(METHODS)}")
+    return key
+
+
+@dataclass
+class Settings:
+    """Knobs of the methods. ``internal_batch_size`` bounds the rows per forward pass of IG and of
+    conductance (examples x steps)."""
+
+    steps: int = 32
+    internal_batch_size: int = 64
+    smooth_samples: int = 16
+    smooth_noise: float = 0.15  # SmoothGrad noise sigma as a fraction of the input's value range
+    shap_samples: int = 16
+    baseline: str = "zero"  # IG / conductance baseline: "zero" (the data mean) or "blur"
+    seed: int = 0
+
+
+def split_inputs(inputs: Sequence[torch.Tensor]) -> tuple[list[int], list[int]]:
+    """(indices of image inputs, indices of the rest); a model without images attributes every float input."""
+    images = [i for i, x in enumerate(inputs) if is_image(x)]
+    if not images:
+        images = [i for i, x in enumerate(inputs) if x.is_floating_point()]
+    return images, [i for i in range(len(inputs)) if i not in images]
+
+
+def make_forward(subject: Subject, n_inputs: int, attributed: Sequence[int]) -> Callable[..., torch.Tensor]:
+    """``f(*attributed_inputs, *other_inputs) -> (B, K)`` explain target, inputs back in model order."""
+    others = [i for i in range(n_inputs) if i not in attributed]
+
+    def forward(*args: torch.Tensor) -> torch.Tensor:
+        full: list[Any] = [None] * n_inputs
+        for i, x in zip(list(attributed) + others, args):
+            full[i] = x
+        return subject.explain(subject.model(*full))
+
+    return forward
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Blur the last two dims of (..., H, W) with a separable Gaussian (edge pixels replicated)."""
+    radius = max(1, int(3 * sigma))
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype)
+    k = torch.exp(-t ** 2 / (2 * sigma ** 2))
+    k = k / k.sum()
+    shape = x.shape
+    y = F.pad(x.reshape(-1, 1, *shape[-2:]), (radius, radius, radius, radius), mode="replicate")
+    y = F.conv2d(F.conv2d(y, k.view(1, 1, 1, -1)), k.view(1, 1, -1, 1))
+    return y.reshape(shape)
+
+
+def baseline_of(x: torch.Tensor, kind: str) -> torch.Tensor:
+    """IG's baseline for input ``x``: zeros (the normalized data mean) or a blurred copy."""
+    if kind == "zero":
+        return torch.zeros_like(x)
+    if kind == "blur":
+        return gaussian_blur(x, max(1.0, min(x.shape[-2:]) / 16))
+    raise WorkbenchError(f"unknown baseline {kind!r}; expected zero or blur")
+
+
+def _depends_on(out: torch.Tensor, x: torch.Tensor) -> bool:
+    if not out.requires_grad:
+        return False
+    (g,) = torch.autograd.grad(out.float().sum(), x, retain_graph=True, allow_unused=True)
+    return g is not None
+
+
+def gradcam_layers(subject: Subject, inputs: Sequence[torch.Tensor], image_idx: Sequence[int],
+                   layer: str | None = None) -> dict[int, tuple[str, nn.Module]]:
+    """The conv layer GradCam reads for each image input (``layer`` overrides; it must be on that path)."""
+    model = subject.model
+    names = subject.input_names
+    if layer is not None:
+        chosen = {i: layer for i in image_idx}
+    else:
+        table = GRADCAM_LAYERS.get(str(subject.config.get("teacher")), {})
+        chosen = {i: table.get(names[i]) for i in image_idx if i < len(names)}
+    # Trace: which modules' outputs depend on which image input (one sample, parameters frozen).
+    probe = [x[:1].detach().clone().requires_grad_(is_image(x)) for x in inputs]
+    records: list[tuple[str, nn.Module, torch.Tensor]] = []
+    handles = []
+    for name, mod in model.named_modules():
+        if name:
+            handles.append(mod.register_forward_hook(
+                lambda m, a, o, name=name: records.append((name, m, o[0] if isinstance(o, tuple) else o))))
+    try:
+        with no_inplace(model), frozen(model), torch.enable_grad():
+            model(*probe)
+    finally:
+        for h in handles:
+            h.remove()
+    by_name = {name: (mod, out) for name, mod, out in records}
+    result: dict[int, tuple[str, nn.Module]] = {}
+    for i in image_idx:
+        want = chosen.get(i)
+        if want is not None:
+            mod = find_module(model, want)
+            if want not in by_name:
+                raise WorkbenchError(f"LayerGradCam: layer {want!r} does not run in the forward pass")
+            out = by_name[want][1]
+            if not isinstance(out, torch.Tensor) or out.dim() != 4 or min(out.shape[-2:]) < 2:
+                shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+                raise WorkbenchError(f"LayerGradCam needs a conv layer with a spatial output (B, C, h, w); "
+                                     f"layer {want!r} gives {shape}")
+            if not _depends_on(out, probe[i]):
+                if layer is not None and len(image_idx) > 1:
+                    continue  # an explicit layer explains the inputs on its path only
+                raise WorkbenchError(f"LayerGradCam: layer {want!r} does not depend on input {names[i]!r}")
+            result[i] = (want, mod)
+            continue
+        convs = [(n, m, o) for n, m, o in records if isinstance(m, nn.Conv2d) and m.out_channels > 1
+                 and isinstance(o, torch.Tensor) and o.dim() == 4 and min(o.shape[-2:]) >= 2]
+        convs = [(n, m) for n, m, o in convs if _depends_on(o, probe[i])]
+        if not convs:
+            raise WorkbenchError(f"LayerGradCam needs a conv layer with a spatial output, and input "
+                                 f"{names[i]!r} of this model reaches none (use another method)")
+        result[i] = convs[-1]
+    if not result:
+        raise WorkbenchError(f"LayerGradCam: layer {layer!r} is on the path of no image input")
+    return result
+
+
+def attribute(subject: Subject, inputs: Sequence[torch.Tensor], target: int, method: str, *,
+              settings: Settings | None = None, layers: dict[int, tuple[str, nn.Module]] | None = None,
+              ) -> dict[int, torch.Tensor]:
+    """Attributions of explain-target column ``target`` for one batch: {input index: tensor}.
+
+    Each tensor has its input's shape (B, [T,] C, H, W); GradCam's have one channel. Inputs not in the
+    result were not attributed (see the module docstring).
+    """
+    s = settings or Settings()
+    method = canonical_method(method)
+    inputs = [x.detach() for x in inputs]
+    attributed, others = split_inputs(inputs)
+    if method == "gradcam":
+        layers = layers or gradcam_layers(subject, inputs, attributed)
+        attributed = [i for i in attributed if i in layers]
+        others = [i for i in range(len(inputs)) if i not in attributed]
+    forward = make_forward(subject, len(inputs), attributed)
+    xs = tuple(inputs[i] for i in attributed)
+    extra = tuple(inputs[i] for i in others) or None
+    model = subject.model
+    with no_inplace(model), frozen(model), torch.enable_grad(), warnings.catch_warnings():
+        # Captum warns that the inputs did not require gradients; it sets that itself.
+        warnings.filterwarnings("ignore", message=".*did not already require gradients.*")
+        if method == "gradcam":
+            return {i: _gradcam(forward, layers[i][1], xs, inputs[i], target, extra) for i in attributed}
+        attrs = _run(method, forward, xs, target, extra, s)
+    return {i: a.detach() for i, a in zip(attributed, attrs)}
+
+
+def _run(method: str, forward, xs, target, extra, s: Settings) -> tuple[torch.Tensor, ...]:
+    from captum.attr import (
+        GradientShap,
+        IntegratedGradients,
+        NoiseTunnel,
+        Occlusion,
+        Saliency,
+    )
+
+    if method == "saliency":
+        out = Saliency(forward).attribute(xs, target=target, additional_forward_args=extra, abs=True)
+    elif method == "ig":
+        base = tuple(baseline_of(x, s.baseline) for x in xs)
+        out = IntegratedGradients(forward).attribute(xs, baselines=base, target=target, additional_forward_args=extra,
+                                                     n_steps=s.steps, internal_batch_size=s.internal_batch_size)
+    elif method == "gradshap":
+        gen = torch.Generator().manual_seed(s.seed)
+        base = tuple(torch.cat([torch.zeros_like(x[:1]), 0.5 * torch.randn((3, *x.shape[1:]), generator=gen)])
+                     for x in xs)
+        torch.manual_seed(s.seed)
+        out = GradientShap(forward).attribute(xs, baselines=base, n_samples=s.shap_samples, stdevs=0.1, target=target,
+                                              additional_forward_args=extra)
+    elif method == "smoothgrad":
+        torch.manual_seed(s.seed)
+        sd = tuple(float(s.smooth_noise * (x.max() - x.min()).clamp(min=1e-6)) for x in xs)
+        out = NoiseTunnel(Saliency(forward)).attribute(
+            xs, nt_type="smoothgrad", nt_samples=s.smooth_samples,
+            nt_samples_batch_size=max(1, s.internal_batch_size // len(xs[0])),
+            stdevs=sd, target=target, additional_forward_args=extra, abs=False)
+    elif method == "occlusion":
+        windows, strides = [], []
+        for x in xs:
+            w = max(2, round(min(x.shape[-2:]) / 8))
+            lead = (1,) if x.dim() == 5 else ()  # one frame of a track at a time
+            windows.append((*lead, x.shape[-3], w, w))
+            strides.append((*lead, x.shape[-3], max(1, w // 2), max(1, w // 2)))
+        out = Occlusion(forward).attribute(xs, sliding_window_shapes=tuple(windows), strides=tuple(strides),
+                                           baselines=tuple(0.0 for _ in xs),
+                                           target=target, additional_forward_args=extra,
+                                           perturbations_per_eval=max(1, s.internal_batch_size // len(xs[0])))
+    else:  # pragma: no cover - canonical_method guards
+        raise WorkbenchError(f"unknown method {method!r}")
+    return out if isinstance(out, tuple) else (out,)
+
+
+def _gradcam(forward, layer: nn.Module, xs, x: torch.Tensor, target: int, extra) -> torch.Tensor:
+    """LayerGradCam at ``layer`` upsampled to ``x``'s (H, W): (B, [T,] 1, H, W) (ReLU'd, as Grad-CAM)."""
+    from captum.attr import LayerAttribution, LayerGradCam
+
+    cam = LayerGradCam(forward, layer).attribute(xs, target=target, additional_forward_args=extra, relu_attributions=True)
+    cam = LayerAttribution.interpolate(cam.detach(), tuple(x.shape[-2:]), interpolate_mode="bilinear")
+    lead = x.shape[:-3]
+    if cam.shape[0] != lead.numel():
+        raise WorkbenchError(f"LayerGradCam: the layer's batch ({cam.shape[0]}) does not match the input's {tuple(lead)}")
+    return cam.reshape(*lead, 1, *x.shape[-2:])
+
+
+def heat(attr: torch.Tensor) -> torch.Tensor:
+    """(B, [T,] C, H, W) attribution -> (B, [T,] H, W) non-negative map: |attr| summed over channels."""
+    return attr.abs().sum(-3)

@@ -1,0 +1,544 @@
+"""Knowledge distillation of a trained run into a student, with the no-KD control that makes it mean something.
+
+The student trains through the one training engine (``workbench.train.engine.fit``) on the teacher run's
+data, recipe and seed, with the loss
+
+    loss = (1 - alpha) * task_loss(student, ground truth) + alpha * (response + hint_weight * feature)
+
+* ``response``: the task's outputs matched to the frozen teacher's. Regressions (angles, PoG, lo/la) use
+  the task's own ground-truth loss form with the teacher's output as the target (L1 for face_angles,
+  SmoothL1 for eyes_pog and face_eye_lola), so alpha interpolates between terms of the same scale; heat maps
+  use the spatial KL of softmax(logits / T) (times T^2), their offsets L1 weighted by the teacher's spatial
+  softmax; binary logits use the Bernoulli KL of sigmoid(logit / T) (times T^2). ``response_loss="mse"``
+  switches every term to a mean squared error (of probabilities for heat maps).
+* ``feature`` (FitNets hints): forward hooks on a teacher layer and a student layer; a learned 1x1 conv
+  (maps) or linear (vectors, sequences) adapter takes the student's features to the teacher's shape; the
+  hint loss is their mean squared error divided by the teacher features' mean square (scale-free).
+
+The teacher is frozen in eval mode, so its outputs for a given input never change: they (and its hint
+features) are cached per sample, keyed by a hash of the input bytes, and later epochs cost no teacher
+forward. ``control=True`` trains the same student (same data, epochs, seed, hence the same initial
+weights) on the task loss alone into ``out/control``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from workbench.errors import WorkbenchError
+from workbench.tasks import Task, TaskData
+from workbench.train.recipes import Recipe
+
+__all__ = [
+    "DEFAULT_TEACHER_HINTS",
+    "KD_KINDS",
+    "FeatureHints",
+    "TeacherCache",
+    "distill",
+    "parse_hint",
+    "response_kd",
+]
+
+KD_KINDS = ("response", "feature")
+RESPONSE_LOSSES = ("auto", "mse")
+# Student input sizes follow the teacher's where both configs name them.
+_SHAPE_KEYS = ("input_size", "frame_hw", "num_frames")
+# The teacher layer a student's default hint matches: the last feature map (or sequence) before the head.
+DEFAULT_TEACHER_HINTS = {"gazenet": "features", "evg": "deconv_layers", "gazelstm": "lstm", "gazepose": "lstm",
+                         "itracker": "fc1", "mc4": "face_net.layer4"}
+# Regression outputs: (form, SmoothL1 beta), the task's own ground-truth loss form.
+_REGRESSION = {
+    "face_angles": {"gaze": ("l1", 0.0)},
+    "eyes_pog": {"pog": ("smooth_l1", 0.02)},
+    "face_eye_lola": {"head": ("smooth_l1", 1.0), "eye": ("smooth_l1", 1.0), "gaze": ("smooth_l1", 1.0)},
+}
+
+
+# ---- response KD ---------------------------------------------------------------------------------
+def _regression(s: torch.Tensor, t: torch.Tensor, form: str, beta: float, mse: bool) -> torch.Tensor:
+    if mse:
+        return F.mse_loss(s, t)
+    if form == "l1":
+        return F.l1_loss(s, t)
+    return F.smooth_l1_loss(s, t, beta=beta)
+
+
+def _bernoulli_kl(s_logit: torch.Tensor, t_logit: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Mean KL(Bern(sigmoid(t/T)) || Bern(sigmoid(s/T))) * T^2: zero when the logits agree (a soft-target
+    BCE would not be: it keeps the teacher's entropy)."""
+    s, t = s_logit.float() / temperature, t_logit.float() / temperature
+    p = torch.sigmoid(t)
+    kl = p * (F.logsigmoid(t) - F.logsigmoid(s)) + (1 - p) * (F.logsigmoid(-t) - F.logsigmoid(-s))
+    return kl.mean() * temperature ** 2
+
+
+def _spatial_kl(s_map: torch.Tensor, t_map: torch.Tensor, temperature: float) -> torch.Tensor:
+    """(B, C, H, W) logits: KL of the teacher's spatial softmax(t/T) against the student's, per map, * T^2."""
+    s = F.log_softmax(s_map.float().flatten(2) / temperature, -1)
+    t = F.log_softmax(t_map.float().flatten(2) / temperature, -1)
+    return (t.exp() * (t - s)).sum(-1).mean() * temperature ** 2
+
+
+def response_kd(task: str, student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor], *,
+                temperature: float = 4.0, loss: str = "auto") -> tuple[torch.Tensor, dict[str, float]]:
+    """Response-KD loss of ``student`` outputs against ``teacher`` outputs (same dict keys and shapes).
+
+    Returns (scalar loss, {"kd_<output>": float}); zero when the outputs are equal.
+    """
+    if loss not in RESPONSE_LOSSES:
+        raise WorkbenchError(f"unknown response loss {loss!r}; expected one of {', '.join(RESPONSE_LOSSES)}")
+    if temperature <= 0:
+        raise WorkbenchError(f"temperature must be > 0, got {temperature}")
+    mse = loss == "mse"
+    terms: dict[str, torch.Tensor] = {}
+    if task in _REGRESSION:
+        for name, (form, beta) in _REGRESSION[task].items():
+            terms[name] = _regression(student[name], teacher[name], form, beta, mse)
+    elif task == "look_at_me":
+        s, t = student["logit"].flatten(), teacher["logit"].flatten()
+        terms["logit"] = F.mse_loss(s, t) if mse else _bernoulli_kl(s, t, temperature)
+    elif task == "plane_pog":
+        s_hm, t_hm = student["hm"], teacher["hm"]
+        if mse:
+            terms["hm"] = F.mse_loss(torch.sigmoid(s_hm), torch.sigmoid(t_hm))
+            terms["offset"] = F.mse_loss(student["offset"], teacher["offset"])
+        else:
+            terms["hm"] = _spatial_kl(s_hm, t_hm, temperature)
+            # Offsets only matter where the peak is: weight each cell by the teacher's spatial softmax.
+            w = torch.softmax(t_hm.float().flatten(2), -1).unsqueeze(2)  # (B, 1, 1, HW)
+            diff = (student["offset"].float() - teacher["offset"].float()).abs().flatten(2).unsqueeze(1)
+            terms["offset"] = (w * diff).sum(-1).mean()
+    else:
+        raise WorkbenchError(f"no response distillation defined for task {task!r}")
+    total = sum(terms.values())
+    return total, {f"kd_{k}": float(v.detach()) for k, v in terms.items()}
+
+
+# ---- hooks and hints -----------------------------------------------------------------------------
+def _first(x: Any) -> torch.Tensor:
+    """A layer's output as one tensor (an LSTM returns (output, (h, c)): its output sequence)."""
+    while isinstance(x, (tuple, list)):
+        x = x[0]
+    if not isinstance(x, torch.Tensor):
+        raise WorkbenchError(f"hint layer output is {type(x).__name__}, not a tensor")
+    return x
+
+
+def _module(model: nn.Module, name: str, who: str) -> nn.Module:
+    modules = dict(model.named_modules())
+    if name in modules and name != "":
+        return modules[name]
+    names = [n for n in modules if n and n.count(".") <= 1]
+    close = difflib.get_close_matches(name, [n for n in modules if n], n=3)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    raise WorkbenchError(f"unknown {who} layer {name!r}{hint}; valid {who} layers (two levels shown, any deeper "
+                         f"name from named_modules() works): {', '.join(names)}")
+
+
+def parse_hint(text: str) -> tuple[str, str]:
+    """``"TEACHER_LAYER:STUDENT_LAYER"`` -> (teacher layer, student layer)."""
+    parts = text.split(":")
+    if len(parts) != 2 or not all(p.strip() for p in parts):
+        raise WorkbenchError(f"a hint is TEACHER_LAYER:STUDENT_LAYER, got {text!r}")
+    return parts[0].strip(), parts[1].strip()
+
+
+class _Capture:
+    """A forward hook keeping the last output of a module (a clone: later in-place ops must not change it)."""
+
+    def __init__(self, module: nn.Module, detach: bool) -> None:
+        self.value: torch.Tensor | None = None
+        self.detach = detach
+        self.handle = module.register_forward_hook(self._hook)
+
+    def _hook(self, _mod, _args, out) -> None:
+        x = _first(out)
+        self.value = x.detach().clone() if self.detach else x.clone()
+
+    def take(self) -> torch.Tensor:
+        if self.value is None:
+            raise WorkbenchError("a hint layer did not run in the forward pass")
+        x, self.value = self.value, None
+        return x
+
+
+def _adapter(s_shape: torch.Size, t_shape: torch.Size) -> nn.Module:
+    """A learned map from student features (shape without batch) to the teacher's."""
+    if len(s_shape) == 3 and len(t_shape) == 3:
+        return nn.Conv2d(s_shape[0], t_shape[0], 1)
+    if len(s_shape) == 2 and len(t_shape) == 2 and s_shape[0] == t_shape[0]:
+        return nn.Linear(s_shape[1], t_shape[1])  # sequences: per step
+    if len(s_shape) == 1 and len(t_shape) == 1:
+        return nn.Linear(s_shape[0], t_shape[0])
+    ns, nt = int(torch.tensor(s_shape).prod()), int(torch.tensor(t_shape).prod())
+    if ns * nt > 4_000_000:
+        raise WorkbenchError(f"hint shapes {tuple(s_shape)} (student) and {tuple(t_shape)} (teacher) differ in kind and "
+                             f"a dense adapter would need {ns * nt:,} weights; pick layers of matching kind")
+    return nn.Sequential(nn.Flatten(), nn.Linear(ns, nt))
+
+
+class FeatureHints(nn.Module):
+    """FitNets hints between ``pairs`` of (teacher layer, student layer), through learned adapters.
+
+    Hooks capture the student's features in the engine's forward pass; the teacher's come from
+    :class:`TeacherCache`. ``loss(teacher_features)`` -> mean over pairs of
+    ``mse(adapter(student), teacher) / mean(teacher^2)``.
+    """
+
+    def __init__(self, pairs: Sequence[tuple[str, str]], shapes: Sequence[tuple[torch.Size, torch.Size]]) -> None:
+        super().__init__()
+        self.pairs = list(pairs)
+        self.adapters = nn.ModuleList(_adapter(s, t) for s, t in shapes)
+        self.t_shapes = [t for _, t in shapes]
+        self._captures: list[_Capture] = []
+
+    def attach(self, student: nn.Module) -> None:
+        """Register the student-side hooks (on the model the engine trains)."""
+        self.detach_hooks()
+        self._captures = [_Capture(_module(student, s, "student"), detach=False) for _, s in self.pairs]
+
+    def detach_hooks(self) -> None:
+        for c in self._captures:
+            c.handle.remove()
+        self._captures = []
+
+    def adapt(self, k: int, x: torch.Tensor) -> torch.Tensor:
+        """Student features of pair k -> the teacher's shape (maps are also resized to its grid)."""
+        y = self.adapters[k](x)
+        t = self.t_shapes[k]
+        if y.dim() == 4 and tuple(y.shape[-2:]) != tuple(t[-2:]):
+            big = y.shape[-2] >= t[-2] and y.shape[-1] >= t[-1]
+            y = F.adaptive_avg_pool2d(y, t[-2:]) if big else F.interpolate(y, size=tuple(t[-2:]), mode="bilinear")
+        return y.reshape(len(y), *t)
+
+    def loss(self, teacher_features: Sequence[torch.Tensor]) -> torch.Tensor:
+        terms = []
+        for k, (cap, t) in enumerate(zip(self._captures, teacher_features)):
+            s = self.adapt(k, cap.take())
+            t = t.to(s.dtype)
+            terms.append(F.mse_loss(s, t) / t.pow(2).mean().clamp(min=1e-8))
+        return torch.stack(terms).mean()
+
+
+class TeacherCache:
+    """The frozen teacher's outputs (and hint features) per sample, computed once.
+
+    ``__call__(inputs)`` -> (outputs dict, [hint features]); samples are keyed by a hash of their input
+    bytes, so shuffled batches and randomized inputs (a miss recomputes) stay exact. Entries stop being
+    added beyond ``cache_mb``.
+    """
+
+    def __init__(self, teacher: nn.Module, hint_layers: Sequence[str], *, cache_mb: float = 2048.0) -> None:
+        self.model = teacher.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.captures = [_Capture(_module(teacher, name, "teacher"), detach=True) for name in hint_layers]
+        self.cap_bytes = int(cache_mb * 2 ** 20)
+        self.bytes = 0
+        self.store: dict[bytes, tuple[dict[str, torch.Tensor], list[torch.Tensor]]] = {}
+        self.hits = self.misses = 0
+
+    @staticmethod
+    def keys(inputs: Sequence[torch.Tensor]) -> list[bytes]:
+        flat = [x.detach().cpu().reshape(len(x), -1).numpy() for x in inputs]
+        keys = []
+        for i in range(len(flat[0])):
+            h = hashlib.blake2b(digest_size=16)
+            for f in flat:
+                h.update(f[i].tobytes())
+            keys.append(h.digest())
+        return keys
+
+    @torch.no_grad()
+    def run(self, inputs: Sequence[torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
+        """The teacher's forward on a batch, with its hint features."""
+        out = self.model(*inputs)
+        return {k: v.detach() for k, v in out.items()}, [c.take() for c in self.captures]
+
+    @torch.no_grad()
+    def __call__(self, inputs: Sequence[torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
+        if self.cap_bytes <= 0:
+            self.misses += len(inputs[0])
+            return self.run(inputs)
+        keys = self.keys(inputs)
+        miss = [i for i, k in enumerate(keys) if k not in self.store]
+        self.misses += len(miss)
+        self.hits += len(keys) - len(miss)
+        fresh: dict[bytes, tuple[dict[str, torch.Tensor], list[torch.Tensor]]] = {}
+        if miss:
+            idx = torch.tensor(miss, device=inputs[0].device)
+            out, feats = self.run([x.index_select(0, idx) for x in inputs])
+            for j, i in enumerate(miss):
+                entry = ({k: v[j].cpu().clone() for k, v in out.items()}, [f[j].cpu().clone() for f in feats])
+                fresh[keys[i]] = entry
+                size = sum(v.numel() * v.element_size() for v in (*entry[0].values(), *entry[1]))
+                if self.bytes + size <= self.cap_bytes:
+                    self.store[keys[i]] = entry
+                    self.bytes += size
+            if len(miss) == len(keys):
+                return out, feats  # already in batch order
+        device = inputs[0].device
+        entries = [self.store.get(k) or fresh[k] for k in keys]
+        outs = {name: torch.stack([e[0][name] for e in entries]).to(device) for name in entries[0][0]}
+        feats = [torch.stack([e[1][j] for e in entries]).to(device) for j in range(len(self.captures))]
+        return outs, feats
+
+
+# ---- the distillation run ------------------------------------------------------------------------
+def _base_model_config(model_cfg: dict[str, Any]) -> dict[str, Any]:
+    """A teacher run's model config, or the base teacher config of a pruned model."""
+    while "pruned" in model_cfg and isinstance(model_cfg["pruned"], dict) and "base" in model_cfg["pruned"]:
+        model_cfg = model_cfg["pruned"]["base"]
+    return model_cfg
+
+
+def sample_inputs(task: Task, config: dict[str, Any], n: int = 2) -> tuple[torch.Tensor, ...]:
+    """A few real inputs of the run's data (SynthGaze at the recipe's size), for shape checks and MACs."""
+    recipe = Recipe.from_dict(config["recipe"])
+    if config["data"]["source"] == "synth":
+        from workbench.data.synth import render
+        from workbench.train.data import synth_subjects
+
+        data = task.prepare(render(task.view, n, seed=int(config["seed"]) + 5, subjects=synth_subjects(recipe)[0],
+                                   size=recipe.size))
+    else:
+        from workbench.train.data import load_data
+
+        data, _, _ = load_data(task, recipe, data=config["data"]["source"], fmt=config["data"]["format"],
+                               seed=int(config["seed"]))
+    return task.inputs(data.batch(torch.arange(min(n, len(data)))))
+
+
+def validation_data(task: Task, config: dict[str, Any]) -> TaskData:
+    """The run's validation split (held-out subjects), without rendering its training split."""
+    from workbench.train.data import load_data
+
+    recipe = Recipe.from_dict(config["recipe"])
+    if config["data"]["source"] == "synth":
+        recipe = recipe.update(n_train=1)  # the validation split does not depend on the training split
+    _, val, _ = load_data(task, recipe, data=config["data"]["source"], fmt=config["data"]["format"],
+                          seed=int(config["seed"]))
+    return val
+
+
+def _check_student(student: nn.Module, teacher: nn.Module, task: Task, inputs: tuple[torch.Tensor, ...],
+                   name: str, run: Path) -> dict[str, torch.Tensor]:
+    cfg_task = student.config.get("task")
+    if cfg_task != task.name:
+        from students import list_students
+
+        fits = list_students(task.name)
+        raise WorkbenchError(f"student {name!r} serves task {cfg_task!r}, but {run} is a {task.name!r} run; "
+                             f"students for {task.name!r}: {', '.join(fits) or 'none'}")
+    with torch.no_grad():
+        try:
+            s_out = student.eval()(*inputs)
+        except (ValueError, RuntimeError) as exc:
+            raise WorkbenchError(f"student {name!r} does not run on {run}'s inputs "
+                                 f"({str(exc).splitlines()[0][:200]})") from None
+        t_out = teacher(*inputs)
+    if not isinstance(s_out, dict):
+        raise WorkbenchError(f"student {name!r} returns {type(s_out).__name__}, not a dict of {list(task.output_names)}")
+    for k in task.output_names:
+        if k not in s_out:
+            raise WorkbenchError(f"student {name!r} outputs {sorted(s_out)} lack {k!r} of task {task.name!r}")
+        if tuple(s_out[k].shape) != tuple(t_out[k].shape):
+            raise WorkbenchError(f"student {name!r} output {k!r} has shape {tuple(s_out[k].shape)}, the teacher's "
+                                 f"{tuple(t_out[k].shape)}: its outputs do not match task {task.name!r}")
+    return s_out
+
+
+def _hint_shapes(teacher: nn.Module, student: nn.Module, pairs: list[tuple[str, str]],
+                 inputs: tuple[torch.Tensor, ...]) -> list[tuple[torch.Size, torch.Size]]:
+    t_caps = [_Capture(_module(teacher, t, "teacher"), detach=True) for t, _ in pairs]
+    s_caps = [_Capture(_module(student, s, "student"), detach=True) for _, s in pairs]
+    try:
+        with torch.no_grad():
+            teacher(*inputs)
+            student.eval()(*inputs)
+        return [(s.take().shape[1:], t.take().shape[1:]) for t, s in zip(t_caps, s_caps)]
+    finally:
+        for c in t_caps + s_caps:
+            c.handle.remove()
+
+
+def _macs(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> int | None:
+    from workbench.profile.quick import count_macs
+
+    try:
+        return count_macs(model.eval(), tuple(x[:1] for x in inputs))
+    except (RuntimeError, NotImplementedError, TypeError, ValueError):  # an untraceable model: MACs n/a
+        return None
+
+
+def _run_summary(fit_summary: dict[str, Any], params: int, macs: int | None) -> dict[str, Any]:
+    return {"run": fit_summary["run"], "best": fit_summary["best"], "best_epoch": fit_summary["best_epoch"],
+            "final": fit_summary["final"], "epochs_run": fit_summary["epochs_run"], "params": params, "macs": macs,
+            "train_seconds": fit_summary["train_seconds"]}
+
+
+def distill(
+    run: str | Path,
+    out: str | Path,
+    *,
+    student: str,
+    preset: str | None = None,
+    student_overrides: dict[str, Any] | None = None,
+    kd: Sequence[str] = ("response",),
+    alpha: float = 0.5,
+    temperature: float = 4.0,
+    hints: Sequence[str | tuple[str, str]] = (),
+    hint_weight: float = 1.0,
+    response_loss: str = "auto",
+    control: bool = False,
+    epochs: int | None = None,
+    recipe_overrides: dict[str, Any] | None = None,
+    seed: int | None = None,
+    cache_mb: float = 2048.0,
+    force: bool = False,
+    progress: bool = True,
+    on_event: Callable[[str, dict], None] | None = None,
+) -> dict[str, Any]:
+    """Distill the model of run folder ``run`` into student ``student``; returns (and writes) the summary.
+
+    Writes ``out/student`` (a run folder), ``out/control`` (a run folder, when ``control``) and
+    ``out/summary.json``. The student trains on the teacher run's data, recipe (plus ``epochs`` and
+    ``recipe_overrides``) and seed; ``hints`` are ``"TEACHER_LAYER:STUDENT_LAYER"`` (default with
+    ``"feature"`` in ``kd``: the teacher's last feature layer and the student's registered hint layer).
+    Bad input (unknown student or layer, a student of another task, alpha outside [0, 1]) raises
+    WorkbenchError before anything is written.
+    """
+    import students
+    from workbench.train.engine import TrainRequest, evaluate, fit, load_run_model
+
+    run, out = Path(run), Path(out)
+    kd = tuple(dict.fromkeys(kd))
+    bad = [k for k in kd if k not in KD_KINDS]
+    if bad or not kd:
+        raise WorkbenchError(f"unknown KD kind(s) {bad or list(kd)}; expected a non-empty subset of {', '.join(KD_KINDS)}")
+    if not 0.0 <= alpha <= 1.0:
+        raise WorkbenchError(f"alpha must be in [0, 1], got {alpha}")
+    if temperature <= 0:
+        raise WorkbenchError(f"temperature must be > 0, got {temperature}")
+    if response_loss not in RESPONSE_LOSSES:
+        raise WorkbenchError(f"unknown response loss {response_loss!r}; expected one of {', '.join(RESPONSE_LOSSES)}")
+    pairs = [parse_hint(h) if isinstance(h, str) else tuple(h) for h in hints]
+    if pairs and "feature" not in kd:
+        raise WorkbenchError("hints are feature distillation: add 'feature' to the KD kinds (--kd response,feature)")
+    if out.exists() and any(out.iterdir()) and not force:
+        raise WorkbenchError(f"{out}: folder exists and is not empty (use --force to replace it)")
+
+    teacher, config, task = load_run_model(run)
+    teacher_cfg = _base_model_config(config["model"])
+    overrides = dict(student_overrides or {})
+    try:
+        spec = students.student_spec(student)
+        base = students.get_student(student, preset=preset).config
+        for key in _SHAPE_KEYS:
+            if key in base and key in teacher_cfg and key not in overrides:
+                overrides[key] = teacher_cfg[key]
+        probe = students.get_student(student, preset=preset, **overrides)
+    except ValueError as exc:
+        raise WorkbenchError(str(exc)) from None
+    inputs = sample_inputs(task, config)
+    _check_student(probe, teacher, task, inputs, student, run)
+    if "feature" in kd and not pairs:
+        tname = teacher_cfg.get("teacher")
+        if tname not in DEFAULT_TEACHER_HINTS:
+            raise WorkbenchError(f"no default hint layer for teacher {tname!r}: give --hint TEACHER_LAYER:STUDENT_LAYER")
+        pairs = [(DEFAULT_TEACHER_HINTS[tname], spec.hint_layer)]
+    shapes = _hint_shapes(teacher, probe, pairs, inputs) if pairs else []
+
+    recipe = Recipe.from_dict(config["recipe"]).update(**(recipe_overrides or {}), epochs=epochs)
+    run_seed = int(config["seed"] if seed is None else seed)
+    base_config = {**config, "teacher": student, "preset": probe.config["preset"], "model": probe.config,
+                   "recipe": recipe.to_dict(), "seed": run_seed}
+    kd_record = {"teacher_run": str(run), "teacher": config.get("teacher"), "kd": list(kd), "alpha": alpha,
+                 "temperature": temperature, "hints": [f"{t}:{s}" for t, s in pairs], "hint_weight": hint_weight,
+                 "response_loss": response_loss}
+    if force and out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    cache = TeacherCache(teacher, [t for t, _ in pairs], cache_mb=cache_mb)
+    hint_module = FeatureHints(pairs, shapes) if pairs else None
+
+    def prepare(model: nn.Module) -> nn.Module | None:
+        dev = next(model.parameters()).device
+        cache.model.to(dev)
+        if dev.type == "cpu":
+            cache.model.to(memory_format=torch.channels_last)
+        if hint_module is None:
+            return None
+        hint_module.to(dev)
+        hint_module.attach(model)
+        return hint_module
+
+    def loss_fn(task_loss, parts, outputs, batch, inputs_):
+        t_out, t_feats = cache(inputs_)
+        kd_loss = task_loss.new_zeros(())
+        extra: dict[str, float] = {"gt": float(task_loss.detach())}
+        if "response" in kd:
+            r, r_parts = response_kd(task.name, outputs, t_out, temperature=temperature, loss=response_loss)
+            kd_loss = kd_loss + r
+            extra.update(r_parts)
+        if hint_module is not None:
+            f = hint_module.loss(t_feats)
+            kd_loss = kd_loss + hint_weight * f
+            extra["kd_feature"] = float(f.detach())
+        return (1.0 - alpha) * task_loss + alpha * kd_loss, {**parts, **extra}
+
+    t0 = time.time()
+    s_fit = fit(TrainRequest(teacher=student, config={**base_config, "distill": kd_record}, out=out / "student",
+                             progress=progress, prepare_model=prepare, loss_fn=loss_fn), on_event=on_event)
+    if hint_module is not None:
+        hint_module.detach_hooks()
+    c_fit = None
+    if control:
+        c_fit = fit(TrainRequest(teacher=student, config={**base_config, "distill": {**kd_record, "kd": [], "alpha": 0.0,
+                                                                                     "control": True}},
+                                 out=out / "control", progress=progress), on_event=on_event)
+
+    val = validation_data(task, base_config)  # the split the student was selected on
+    teacher_metrics = evaluate(teacher.to("cpu"), task, val)
+    n_params = sum(p.numel() for p in probe.parameters())
+    t_params = sum(p.numel() for p in teacher.parameters())
+    t_macs, s_macs = _macs(teacher, inputs), _macs(probe, inputs)
+    pm = task.primary_metric
+    summary: dict[str, Any] = {
+        "task": task.name, "primary_metric": pm, "higher_is_better": task.higher_is_better,
+        "teacher": {"run": str(run), "name": config.get("teacher"), "params": t_params, "macs": t_macs,
+                    "metrics": teacher_metrics, pm: teacher_metrics[pm]},
+        "student": {"name": student, "preset": probe.config["preset"], "config": probe.config,
+                    **_run_summary(s_fit, n_params, s_macs),
+                    "macs_ratio": (s_macs / t_macs) if (s_macs and t_macs) else None},
+        "kd": kd_record,
+        "budget": {"epochs": recipe.epochs, "n_train": recipe.n_train, "n_val": recipe.n_val, "seed": run_seed,
+                   "optimizer": recipe.optimizer, "lr": recipe.lr, "batch_size": recipe.batch_size},
+        "teacher_cache": {"hits": cache.hits, "misses": cache.misses, "megabytes": round(cache.bytes / 2 ** 20, 1)},
+        "seconds": round(time.time() - t0, 1),
+    }
+    s_best = s_fit["best"]
+    summary["student_vs_teacher"] = s_best / teacher_metrics[pm] if teacher_metrics[pm] else None
+    if c_fit is not None:
+        summary["control"] = _run_summary(c_fit, n_params, s_macs)
+        c_best = c_fit["best"]
+        better = s_best > c_best if task.higher_is_better else s_best < c_best
+        summary["kd_vs_control"] = {"student": s_best, "control": c_best, "difference": s_best - c_best,
+                                    "kd_better": bool(better)}
+    from workbench.train.run import write_json
+
+    write_json(out / "summary.json", json.loads(json.dumps(summary, default=float)))
+    summary["out"] = str(out)
+    return summary

@@ -1,0 +1,173 @@
+"""Channel importance for pruning: Torch-Pruning's criteria, LSTM-aware, plus FC-layer scores from analysis.
+
+``magnitude`` (group L2), ``taylor`` (group first-order Taylor |w * dL/dw|, gradients of the task loss)
+and ``lamp`` (L2 with LAMP normalization) come from ``torch_pruning.importance``; Torch-Pruning scores no
+LSTM, so an LSTM in a group adds its own term (its gate rows for hidden units, its input columns for input
+features; see :mod:`workbench.compress.lstm_pruner`). ``fc`` uses the per-unit scores of an
+``fc_importance.json`` (written by ``workbench analyze fc-importance``) for the Linear layers it covers and
+magnitude elsewhere. Scores are normalized per group (divided by the group mean, or LAMP), so one global
+ranking compares channels of different layers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch_pruning as tp
+from torch import nn
+
+from workbench.compress.graph import Channels, PruneGraph
+from workbench.compress.lstm_pruner import lstm_input_importance, lstm_unit_importance
+from workbench.errors import WorkbenchError
+
+__all__ = ["IMPORTANCES", "FCScores", "Scorer", "load_fc_scores", "rank_units"]
+
+IMPORTANCES = ("magnitude", "taylor", "lamp")
+FC_FORMAT = "gaze-workbench/fc-importance/1"  # written by `workbench analyze fc-importance`
+
+
+@dataclass
+class FCScores:
+    """Per-unit scores of Linear layers from an fc_importance.json, tracked through pruning.
+
+    ``kept[layer]`` maps the layer's current output channels to its original ones.
+    """
+
+    path: str
+    scores: dict[str, torch.Tensor]
+    criteria: dict[str, str]
+    kept: dict[str, list[int]]
+
+    def current(self, layer: str, width: int) -> torch.Tensor | None:
+        """(width,) scores of ``layer``'s current channels, or None if the file does not cover it."""
+        if layer not in self.scores or len(self.kept[layer]) != width:
+            return None
+        return self.scores[layer][self.kept[layer]]
+
+    def removed(self, layer: str, idxs: list[int]) -> None:
+        if layer in self.kept:
+            drop = set(idxs)
+            self.kept[layer] = [o for i, o in enumerate(self.kept[layer]) if i not in drop]
+
+
+def load_fc_scores(path: str | Path, model: nn.Module, model_config: dict[str, Any]) -> FCScores:
+    """Read an fc_importance.json and check that it describes ``model`` (same config, same layer widths)."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise WorkbenchError(f"{path}: importance file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise WorkbenchError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("layers"), dict) or "model" not in doc:
+        raise WorkbenchError(f"{path}: not an fc_importance.json (expected keys 'model' and 'layers')")
+    if doc.get("format", FC_FORMAT) != FC_FORMAT:
+        raise WorkbenchError(f"{path}: unknown fc_importance format {doc['format']!r}, expected {FC_FORMAT!r}")
+    if doc["model"] != model_config:
+        theirs = doc["model"].get("teacher", doc["model"]) if isinstance(doc["model"], dict) else doc["model"]
+        ours = model_config.get("teacher", "?")
+        raise WorkbenchError(f"{path}: importance file is for another model ({json.dumps(theirs)[:80]}, "
+                             f"not this run's {ours!r} with its config)")
+    modules = dict(model.named_modules())
+    scores, criteria = {}, {}
+    for name, entry in doc["layers"].items():
+        layer = modules.get(name)
+        if not isinstance(layer, nn.Linear):
+            raise WorkbenchError(f"{path}: layer {name!r} is not a Linear layer of this model")
+        if not isinstance(entry, dict) or "scores" not in entry:
+            raise WorkbenchError(f"{path}: layer {name!r} has no 'scores'")
+        if entry.get("is_head"):
+            continue  # heads are never pruned
+        criterion = entry.get("default") or next(iter(entry["scores"]), None)
+        values = entry["scores"].get(criterion)
+        if values is not None and any(v is None for v in values):
+            raise WorkbenchError(f"{path}: layer {name!r} has unscored units for criterion {criterion!r}")
+        if values is None or len(values) != layer.out_features:
+            got = None if values is None else len(values)
+            raise WorkbenchError(f"{path}: layer {name!r} needs {layer.out_features} {criterion!r} scores, got {got}")
+        t = torch.tensor(values, dtype=torch.float32)
+        if not torch.isfinite(t).all():
+            raise WorkbenchError(f"{path}: layer {name!r} has non-finite scores")
+        scores[name], criteria[name] = t, criterion
+    return FCScores(str(path), scores, criteria, {k: list(range(len(v))) for k, v in scores.items()})
+
+
+class Scorer:
+    """(width,) importance of a group's root channels (higher = keep). ``kind``: magnitude | taylor | lamp | fc."""
+
+    def __init__(self, kind: str, fc: FCScores | None = None) -> None:
+        if kind not in IMPORTANCES + ("fc",):
+            raise WorkbenchError(f"unknown importance {kind!r}; expected magnitude, taylor, lamp or fc:FILE")
+        self.kind = kind
+        self.fc = fc
+        base = tp.importance.GroupTaylorImportance if kind == "taylor" else tp.importance.GroupMagnitudeImportance
+        self._tp = base(normalizer=None)
+
+    def __call__(self, graph: PruneGraph, ch: Channels) -> torch.Tensor:
+        if self.kind == "fc" and self.fc is not None:
+            scores = self.fc.current(ch.root, ch.width)
+            if scores is not None:
+                return _normalize(scores.clone(), "mean")
+        parts = []
+        tp_imp = self._tp(ch.group)
+        if tp_imp is not None:
+            parts.append(tp_imp.float().cpu())
+        parts += _lstm_terms(graph, ch, grads=self.kind == "taylor")
+        if not parts:
+            return torch.ones(ch.width)
+        imp = torch.stack(parts).mean(0)
+        return _normalize(imp, "lamp" if self.kind == "lamp" else "mean")
+
+
+def _lstm_terms(graph: PruneGraph, ch: Channels, *, grads: bool) -> list[torch.Tensor]:
+    out = []
+    DG = graph.DG
+    for item in ch.group:
+        dep, idxs, roots = item.dep, item.idxs, item.root_idxs
+        m = dep.target.module
+        if not isinstance(m, nn.LSTM) or any(r is None for r in roots):
+            continue
+        if DG.is_out_channel_pruning_fn(dep.handler):
+            local = lstm_unit_importance(m, grads=grads)
+        elif DG.is_in_channel_pruning_fn(dep.handler):
+            local = lstm_input_importance(m, grads=grads)
+        else:
+            continue
+        term = torch.zeros(ch.width)
+        term.scatter_add_(0, torch.tensor(roots, dtype=torch.long), local[torch.tensor(idxs, dtype=torch.long)])
+        out.append(term)
+    return out
+
+
+def _normalize(imp: torch.Tensor, how: str) -> torch.Tensor:
+    if how == "lamp":
+        return tp.importance.GroupMagnitudeImportance()._lamp(imp.clone())
+    mean = imp.mean()
+    return imp / mean if mean > 0 else imp
+
+
+def rank_units(ch: Channels, imp: torch.Tensor, floor: int) -> list[tuple[float, list[int]]]:
+    """The units of ``ch`` that may go, weakest first, as (score, root indices); ``floor`` units always stay.
+
+    A unit's score is the mean over its indices (grouped convs: the same position in every group). For a
+    bidirectional LSTM each direction is ordered on its own and the r-th weakest of each are paired, so
+    both directions keep the same number of units without tying unit j of one to unit j of the other.
+    """
+    n = len(ch.units)
+    if ch.layout == "directions":
+        size = ch.width // ch.parts
+        orders = [torch.argsort(imp[d * size:(d + 1) * size], stable=True) + d * size for d in range(ch.parts)]
+        units = [[int(o[r]) for o in orders] for r in range(size)]
+    else:
+        units = ch.units
+    scored = [(float(imp[u].mean()), u) for u in units]
+    if ch.layout != "directions":
+        scored.sort(key=lambda s: s[0])
+    # Directions: pairs of r-th order statistics already come in non-decreasing score order.
+    keep = max(1, min(n, floor))
+    return [(s if math.isfinite(s) else 0.0, u) for s, u in scored[: n - keep]]

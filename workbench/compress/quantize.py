@@ -1,0 +1,320 @@
+"""Post-training static int8 quantization of a run's model with onnxruntime, calibrated on SynthGaze.
+
+Steps: export the fp32 model to ONNX (dynamic batch, parity-checked by ``workbench.profile.export``) ->
+onnxruntime's ``quant_pre_process`` (shape inference and graph optimization) -> ``quantize_static`` with
+per-channel int8 weights and uint8 activations, calibrated (MinMax) on SynthGaze samples of the run's
+*training* subjects drawn with a fresh seed -> evaluation of fp32 and int8 with onnxruntime over the run's
+validation split (held-out subjects) with the task's own metrics -> latency at batch 1 of both, threads set
+explicitly, after a warm-up, the two models timed in alternation so a load spike on a shared machine hits
+both alike; the median is reported.
+
+Candidates: both onnxruntime layouts, QDQ (QuantizeLinear/DequantizeLinear pairs that the runtime fuses
+into integer kernels) and QOperator (QLinearConv, ...), each with every conv quantized and with the image
+stems (convs over <= 4 input channels, e.g. RGB or grey) left in fp32: an int8 conv over 3 channels runs
+as an im2col GEMM with K = 27 and is slower than onnxruntime's fp32 direct kernel (measured: 94 vs 33 us
+for gazenet's stem). The candidate fastest at batch 1 becomes ``model.int8.onnx``; every candidate's
+latency is reported (``fmt`` restricts the layout).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from workbench.errors import WorkbenchError
+from workbench.tasks import Task, TaskData
+from workbench.train.recipes import Recipe
+
+__all__ = ["FORMATS", "latency", "onnx_metrics", "quantize", "quantize_onnx"]
+
+FORMATS = ("auto", "qdq", "qoperator")
+
+
+def _calibration_data(task: Task, config: dict[str, Any], n: int) -> TaskData:
+    """``n`` samples of the run's training subjects (SynthGaze, a seed no split uses), or its training split."""
+    from workbench.train.data import load_data, synth_subjects
+
+    recipe = Recipe.from_dict(config["recipe"])
+    seed = int(config["seed"])
+    if config["data"]["source"] == "synth":
+        from workbench.data.synth import render
+
+        train_ids, _ = synth_subjects(recipe)
+        return task.prepare(render(task.view, n, seed=seed + 3, subjects=train_ids, size=recipe.size))
+    train, _, _ = load_data(task, recipe, data=config["data"]["source"], fmt=config["data"]["format"], seed=seed)
+    return train.subset(torch.arange(min(n, len(train))))
+
+
+def onnx_feeds(task: Task, data: TaskData, names: list[str], batch_size: int) -> list[tuple[dict[str, np.ndarray], dict]]:
+    """(onnxruntime feed, batch) per batch; the feed holds only the graph's inputs ``names``."""
+    out = []
+    for lo in range(0, len(data), batch_size):
+        batch = data.batch(torch.arange(lo, min(lo + batch_size, len(data))))
+        inputs = dict(zip(task.input_names, task.inputs(batch)))
+        out.append(({k: inputs[k].numpy() for k in names}, batch))
+    return out
+
+
+class _Reader:
+    """onnxruntime's CalibrationDataReader over prepared feeds."""
+
+    def __init__(self, feeds: list[dict[str, np.ndarray]]) -> None:
+        self.feeds = feeds
+        self._it = iter(feeds)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._it, None)
+
+    def rewind(self) -> None:
+        self._it = iter(self.feeds)
+
+
+def stem_convs(path: Path) -> list[str]:
+    """Names of the ungrouped Conv nodes over <= 4 input channels (image stems) in the ONNX model."""
+    import onnx
+
+    model = onnx.load(str(path))
+    weights = {w.name: list(w.dims) for w in model.graph.initializer}
+    out = []
+    for node in model.graph.node:
+        if node.op_type != "Conv" or len(node.input) < 2 or node.input[1] not in weights:
+            continue
+        group = next((a.i for a in node.attribute if a.name == "group"), 1)
+        if group == 1 and weights[node.input[1]][1] <= 4:
+            out.append(node.name)
+    return out
+
+
+def quantize_onnx(fp32: Path, int8: Path, calibration: list[dict[str, np.ndarray]], *, fmt: str,
+                  per_channel: bool = True, stem_fp32: bool = False) -> dict[str, Any]:
+    """Static int8 quantization of ``fp32`` into ``int8`` (``fmt`` "qdq" or "qoperator"; ``stem_fp32``: leave
+    the image stems in fp32); returns what was done."""
+    # The quantizer logs a warning on the root logger for every integer tensor it skips (shapes, indices).
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        return _quantize_onnx(fp32, int8, calibration, fmt=fmt, per_channel=per_channel, stem_fp32=stem_fp32)
+    finally:
+        root.setLevel(level)
+
+
+def _quantize_onnx(fp32: Path, int8: Path, calibration: list[dict[str, np.ndarray]], *, fmt: str, per_channel: bool,
+                   stem_fp32: bool) -> dict[str, Any]:
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(_Reader, CalibrationDataReader):
+        pass
+
+    note = None
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        try:
+            quant_pre_process(str(fp32), str(pre))
+            source = pre
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises many kinds; the plain export still quantizes
+            source, note = fp32, f"quant_pre_process failed ({str(exc).splitlines()[0][:120]}); quantized the export as is"
+        excluded = stem_convs(source) if stem_fp32 else []
+        try:
+            quantize_static(
+                str(source), str(int8), Reader(calibration),
+                quant_format=QuantFormat.QDQ if fmt == "qdq" else QuantFormat.QOperator,
+                per_channel=per_channel, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                nodes_to_exclude=excluded, extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+            )
+        except Exception as exc:  # noqa: BLE001 - a graph onnxruntime cannot quantize is the user's one-line error
+            raise WorkbenchError(f"int8 quantization ({fmt}) failed: {str(exc).splitlines()[0][:200]}") from None
+    return {"format": fmt, "stem_fp32": excluded, "preprocessed": note is None, "note": note, "ops": _op_counts(int8)}
+
+
+def _op_counts(path: Path) -> dict[str, int]:
+    import onnx
+
+    return dict(Counter(n.op_type for n in onnx.load(str(path)).graph.node).most_common())
+
+
+def onnx_metrics(path: Path, task: Task, feeds: list[tuple[dict[str, np.ndarray], dict]], outputs: dict[str, str], *,
+                 threads: int = 2, progress: Callable[[int], None] | None = None) -> dict[str, float]:
+    """The task's metrics of the ONNX model at ``path`` over ``feeds`` (``outputs``: task name -> graph name)."""
+    from workbench.profile.export import onnx_session
+
+    session = onnx_session(path, threads=threads)
+    acc = task.accumulator()
+    names = list(outputs)
+    for feed, batch in feeds:
+        got = session.run([outputs[k] for k in names], feed)
+        acc.update({k: torch.from_numpy(np.asarray(v)) for k, v in zip(names, got)}, batch)
+        if progress:
+            progress(len(next(iter(batch.values()))))
+    return acc.compute()
+
+
+def latency(paths: dict[str, Path], feed: dict[str, np.ndarray], *, threads: int = 1, warmup: int = 20,
+            repeats: int = 200, progress: Callable[[int], None] | None = None) -> dict[str, dict[str, float]]:
+    """Batch latency of each ONNX model on ``feed``: {label: {median_ms, p90_ms, min_ms, cpu_median_ms}}.
+
+    The models run in alternation, one call each per round, so slow phases of a shared CPU hit all alike.
+    ``cpu_median_ms`` is the calling thread's CPU time per call: with one intra-op thread onnxruntime
+    computes on the caller, so it excludes the time other processes held the core. On a loaded machine
+    the wall-clock median of a long call is inflated more than a short one's (it is preempted more often),
+    and the CPU-time figures are the fair comparison; on an idle machine the two agree.
+    """
+    from workbench.profile.export import onnx_session
+
+    sessions = {k: onnx_session(p, threads=threads) for k, p in paths.items()}
+    for s in sessions.values():
+        for _ in range(warmup):
+            s.run(None, feed)
+    wall: dict[str, list[float]] = {k: [] for k in sessions}
+    cpu: dict[str, list[float]] = {k: [] for k in sessions}
+    for _ in range(repeats):
+        for k, s in sessions.items():
+            c0, t0 = time.thread_time(), time.perf_counter()
+            s.run(None, feed)
+            wall[k].append(time.perf_counter() - t0)
+            cpu[k].append(time.thread_time() - c0)
+        if progress:
+            progress(1)
+    out = {}
+    for k in sessions:
+        ms = np.asarray(wall[k]) * 1e3
+        out[k] = {"median_ms": float(np.median(ms)), "p90_ms": float(np.percentile(ms, 90)), "min_ms": float(ms.min()),
+                  "cpu_median_ms": float(np.median(np.asarray(cpu[k]) * 1e3)) if threads == 1 else None}
+    return out
+
+
+def _relative_change(task: Task, fp32: float, int8: float) -> float:
+    """How much worse int8 is, as a fraction of fp32 (positive = worse), whichever way the metric points."""
+    if fp32 == 0:
+        return 0.0 if int8 == fp32 else float("inf")
+    return (fp32 - int8) / abs(fp32) if task.higher_is_better else (int8 - fp32) / abs(fp32)
+
+
+def quantize(
+    run: str | Path,
+    out: str | Path,
+    *,
+    n_calib: int = 256,
+    n_eval: int | None = None,
+    fmt: str = "auto",
+    per_channel: bool = True,
+    threads: int = 1,
+    warmup: int = 20,
+    repeats: int = 200,
+    force: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """int8 post-training static quantization of run folder ``run``; writes ``out/model.onnx`` (fp32),
+    ``out/model.int8.onnx`` and ``out/summary.json``, and returns the summary.
+
+    Args:
+        n_calib: calibration samples (SynthGaze, the run's training subjects, a seed no split uses).
+        n_eval: validation samples evaluated (default: the run's whole validation split).
+        fmt: "qdq", "qoperator", or "auto" (both). Each with and without fp32 image stems; the candidate
+            fastest at batch 1 is kept.
+        threads: onnxruntime intra-op threads for the latency and evaluation sessions.
+        warmup, repeats: latency calls per model (untimed, timed).
+    """
+    from workbench.cli._common import progress_bar
+    from workbench.compress.distill import validation_data
+    from workbench.profile.export import export_onnx
+    from workbench.train.engine import load_run_model
+    from workbench.utils.io import atomic_path, ensure_new_dir
+
+    if fmt not in FORMATS:
+        raise WorkbenchError(f"unknown quantization format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if n_calib < 1:
+        raise WorkbenchError(f"--n-calib must be at least 1, got {n_calib}")
+    if n_eval is not None and n_eval < 1:
+        raise WorkbenchError(f"--n-eval must be at least 1, got {n_eval}")
+    if threads < 1 or warmup < 0 or repeats < 1:
+        raise WorkbenchError(f"expected threads >= 1, warmup >= 0, repeats >= 1; got {threads}, {warmup}, {repeats}")
+    out = ensure_new_dir(out, force=force)
+    t0 = time.time()
+    model, config, task = load_run_model(run)
+    val = validation_data(task, config)
+    if n_eval is not None:
+        val = val.subset(torch.arange(min(n_eval, len(val))))
+    calib = _calibration_data(task, config, n_calib)
+    example = dict(zip(task.input_names, task.inputs(val.batch(torch.arange(min(8, len(val)))))))
+
+    with atomic_path(out) as tmp:
+        tmp.mkdir(parents=True)
+        fp32 = tmp / "model.onnx"
+        export = export_onnx(model, example, fp32, output_names=list(task.output_names),
+                             metadata={"config": config.get("model", {}), "task": task.name})
+        names, outputs = export["inputs"], {k: export["outputs"][k] for k in task.output_names}
+        calib_feeds = [f for f, _ in onnx_feeds(task, calib, names, 32)]
+        has_stem = bool(stem_convs(fp32))
+        candidates = [(f, stem) for f in (("qdq", "qoperator") if fmt == "auto" else (fmt,))
+                      for stem in ((False, True) if has_stem else (False,))]
+        built: dict[str, dict[str, Any]] = {}
+        failed: dict[str, str] = {}
+        with progress_bar("calibrating and quantizing", len(candidates), enabled=progress) as advance:
+            for f, stem in candidates:
+                label = f + ("+fp32-stem" if stem else "")
+                try:
+                    built[label] = quantize_onnx(fp32, tmp / f"{label}.onnx", calib_feeds, fmt=f,
+                                                 per_channel=per_channel, stem_fp32=stem)
+                except WorkbenchError as exc:  # another layout may still work (onnxruntime's quantizer has gaps)
+                    failed[label] = str(exc)
+                advance(1, label)
+        if not built:
+            raise WorkbenchError("; ".join(failed.values()))
+        one = onnx_feeds(task, val.subset(torch.arange(1)), names, 1)[0][0]
+        with progress_bar("timing batch 1", repeats, enabled=progress) as advance:
+            lat = latency({"fp32": fp32, **{k: tmp / f"{k}.onnx" for k in built}}, one, threads=threads,
+                          warmup=warmup, repeats=repeats, progress=advance)
+        chosen = min(built, key=lambda k: lat[k]["cpu_median_ms"] or lat[k]["median_ms"])
+        (tmp / f"{chosen}.onnx").rename(tmp / "model.int8.onnx")
+        for k in built:
+            if k != chosen:
+                (tmp / f"{k}.onnx").unlink()
+        feeds = onnx_feeds(task, val, names, 64)
+        with progress_bar("evaluating fp32 and int8", 2 * len(val), enabled=progress) as advance:
+            m32 = onnx_metrics(fp32, task, feeds, outputs, threads=max(threads, 2), progress=advance)
+            m8 = onnx_metrics(tmp / "model.int8.onnx", task, feeds, outputs, threads=max(threads, 2), progress=advance)
+        pm = task.primary_metric
+        summary = {
+            "run": str(run), "task": task.name, "model": config.get("teacher"), "primary_metric": pm,
+            "higher_is_better": task.higher_is_better,
+            "fp32": {"path": str(Path(out) / "model.onnx"), "metrics": m32, pm: m32[pm], "latency_b1": lat["fp32"],
+                     "bytes": fp32.stat().st_size},
+            "int8": {"path": str(Path(out) / "model.int8.onnx"), "candidate": chosen, "format": built[chosen]["format"],
+                     "stem_fp32": built[chosen]["stem_fp32"], "metrics": m8, pm: m8[pm],
+                     "latency_b1": lat[chosen], "bytes": (tmp / "model.int8.onnx").stat().st_size,
+                     "ops": built[chosen]["ops"], "preprocessed": built[chosen]["preprocessed"],
+                     "note": built[chosen]["note"]},
+            "candidates": {k: {"format": b["format"], "stem_fp32": bool(b["stem_fp32"]), "latency_b1": lat[k],
+                               "ops": b["ops"]} for k, b in built.items()},
+            "failed_candidates": failed,
+            "speedup_b1": lat["fp32"]["median_ms"] / lat[chosen]["median_ms"],
+            "speedup_b1_cpu_time": (lat["fp32"]["cpu_median_ms"] / lat[chosen]["cpu_median_ms"]) if threads == 1 else None,
+            "metric_change": _relative_change(task, m32[pm], m8[pm]),
+            "export_max_abs_diff": export["max_abs_diff"],
+            "calibration": {"samples": len(calib), "method": "MinMax", "per_channel": per_channel,
+                            "data": "SynthGaze training subjects, seed + 3" if config["data"]["source"] == "synth"
+                            else "the data set's training split"},
+            "evaluation": {"samples": len(val), "data": "the run's validation split (held-out subjects)"},
+            "latency": {"batch": 1, "threads": threads, "warmup": warmup, "repeats": repeats,
+                        "runtime": "onnxruntime CPUExecutionProvider, all graph optimizations"},
+            "seconds": round(time.time() - t0, 1),
+        }
+        from workbench.train.run import write_json
+
+        write_json(tmp / "summary.json", summary)
+    return summary

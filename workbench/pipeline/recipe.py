@@ -1,0 +1,355 @@
+"""Pipeline recipes: one TOML file says what `workbench run` does, stage by stage.
+
+Every field has a default, so an empty file (or no file) is a valid recipe: the default demo on gazenet.
+A section may hold a sub-table named after a teacher whose keys override that section for that teacher
+only, e.g. ``[train.evg]`` with ``n_train = 2000``. Unknown keys are an error (a typo must not be
+silently ignored and change nothing).
+
+    teachers = ["gazenet"]      # or "all"
+    out = "runs/demo"           # also seed, preset, threads
+    [train]    any training-recipe field (workbench.train.recipes.Recipe); without a [train] table the
+               demo budget DEMO_TRAIN applies; with one, its keys alone override the teacher's preset recipe
+    [analyze]  method, n, checks, check_n, compare_checks, embeddings, embeddings_n, fc_importance, fc_n
+    [prune]    target_macs, importance, steps, finetune_epochs
+    [distill]  student, preset, kd, alpha, temperature, epochs, control
+    [quantize] model, n_calib
+    [bench]    threads, repeats, batch_sizes
+    [report]   out
+
+examples/demo.toml documents every field (and equals the defaults); examples/all_teachers.toml runs all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from workbench.errors import WorkbenchError
+
+ALL = "all"
+
+
+@dataclass(frozen=True)
+class AnalyzeOptions:
+    """Explaining the teacher (and, after compression, the pruned model and the student)."""
+
+    method: str = "ig"  # attribution method: ig, saliency, gradshap, smoothgrad, gradcam, occlusion
+    n: int = 16  # held-out samples to attribute (the same samples for the teacher, pruned model and student)
+    checks: bool = True  # the teacher's faithfulness checks: eye-mass ratio, pointing, randomization, deletion
+    check_n: int = 8  # samples for the checks (they re-attribute per randomized layer and per deletion step)
+    compare_checks: bool = False  # also run the checks on the pruned model and the student (slow)
+    embeddings: bool = True  # embedding PCA and effective rank of the penultimate layer
+    embeddings_n: int = 512  # held-out samples whose embeddings are collected
+    fc_importance: bool = True  # importance curve of the units of the fully connected layers
+    fc_n: int = 128  # held-out samples that score the FC units (ablation, activations, conductance)
+
+
+@dataclass(frozen=True)
+class PruneOptions:
+    """Structural pruning of the teacher (Torch-Pruning), then fine-tuning."""
+
+    target_macs: float = 0.5  # keep this fraction of the teacher's MACs (at its padded input)
+    importance: str = "magnitude"  # channel importance: magnitude | taylor | lamp | fc (the analyze stage's FC importance)
+    scope: str = "local"  # local: every layer group loses the same share; global: one ranking of all channels
+    steps: int = 2  # iterative pruning steps to reach the target
+    finetune_epochs: int = 1  # fine-tuning epochs after each step (the teacher's data, 0.1x its learning rate)
+    final_epochs: int | None = None  # fine-tuning epochs after the last step; None: finetune_epochs
+
+
+@dataclass(frozen=True)
+class DistillOptions:
+    """Knowledge distillation into a small student, and the same student trained without a teacher."""
+
+    student: str = "auto"  # a registered student name, or "auto": the first student registered for the teacher's task
+    preset: str | None = None  # student size preset (e.g. tiny, small); None: the student's default
+    kd: tuple[str, ...] = ("response",)  # kinds of distillation: response (outputs) and/or feature (FitNets hints)
+    alpha: float = 0.5  # weight of the distillation loss (1 - alpha on the task loss)
+    temperature: float = 4.0  # softening temperature of the response (logit) distillation
+    epochs: int | None = None  # student training epochs; None: the teacher's
+    control: bool = True  # also train the student without distillation, the same budget (the control)
+
+
+@dataclass(frozen=True)
+class QuantizeOptions:
+    """Post-training static int8 quantization with onnxruntime."""
+
+    model: str = "student"  # which model becomes the int8 one: teacher | pruned | student
+    n_calib: int = 64  # validation samples that calibrate the activation ranges
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """Latency of every model (eager PyTorch, onnxruntime fp32 and int8) on this machine's CPU."""
+
+    threads: int = 2  # intra-op threads for PyTorch and onnxruntime
+    repeats: int = 20  # timed runs per batch size (the median and p90 are reported)
+    batch_sizes: tuple[int, ...] = (1, 32)
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """Where the HTML/Markdown/JSON report goes."""
+
+    out: str | None = None  # report folder; None: <out>/report
+
+
+# The demo's training budget (the default): about 2 minutes for gazenet on two CPU cores. The benchmark
+# figures of the README come from benchmarks/train_teachers.py at the full cpu recipes instead.
+DEMO_TRAIN: dict[str, Any] = {"n_train": 6000, "n_val": 1000, "epochs": 6, "milestones": [4]}
+
+# Section name -> its options class. The `train` section is special: its keys are the fields of the
+# training recipe (workbench.train.recipes.Recipe) and they override the teacher's cpu recipe.
+SECTIONS: dict[str, type] = {
+    "analyze": AnalyzeOptions, "prune": PruneOptions, "distill": DistillOptions, "quantize": QuantizeOptions,
+    "bench": BenchOptions, "report": ReportOptions,
+}
+TOP_LEVEL = ("teachers", "out", "seed", "preset", "threads", "train", *SECTIONS)
+
+
+@dataclass(frozen=True)
+class PipelineRecipe:
+    """A parsed, validated recipe. ``train`` holds training-recipe overrides; ``per_teacher`` holds the
+    ``[section.<teacher>]`` overrides, applied by :meth:`for_teacher`."""
+
+    teachers: tuple[str, ...] = ("gazenet",)  # the teachers to run, in order; "all" in TOML: every registered one
+    out: str = "runs/demo"  # the run folder: <out>/<teacher>/<stage>/
+    seed: int = 0  # seeds data, training and sampling in every stage
+    preset: str = "cpu"  # teacher preset: cpu (trains in minutes on two cores) or paper
+    threads: int | None = None  # PyTorch threads for every stage (None: one per core); bench.threads times latency
+    train: dict[str, Any] = field(default_factory=lambda: dict(DEMO_TRAIN))
+    analyze: AnalyzeOptions = AnalyzeOptions()
+    prune: PruneOptions = PruneOptions()
+    distill: DistillOptions = DistillOptions()
+    quantize: QuantizeOptions = QuantizeOptions()
+    bench: BenchOptions = BenchOptions()
+    report: ReportOptions = ReportOptions()
+    per_teacher: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    source: str | None = None  # the TOML file it came from (None: defaults)
+
+    def for_teacher(self, teacher: str) -> dict[str, Any]:
+        """The resolved per-stage options of one teacher, as plain JSON-native dicts."""
+        overrides = self.per_teacher.get(teacher, {})
+        out: dict[str, Any] = {"train": {**self.train, **overrides.get("train", {})}}
+        for name in SECTIONS:
+            base = asdict(getattr(self, name))
+            out[name] = _json_native({**base, **overrides.get(name, {})})
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return _json_native(asdict(self))
+
+
+def _json_native(d: Any) -> Any:
+    if isinstance(d, dict):
+        return {k: _json_native(v) for k, v in d.items()}
+    if isinstance(d, (list, tuple)):
+        return [_json_native(v) for v in d]
+    return d
+
+
+def _where(path: str | None, section: str | None = None) -> str:
+    prefix = f"{path}: " if path else "recipe: "
+    return prefix + (f"[{section}] " if section else "")
+
+
+def _check_type(value: Any, expected: Any, key: str, where: str) -> Any:
+    """Check a TOML value against a dataclass field's annotation (a small subset: int, float, bool,
+    str, optional, tuples of str/int); ints are accepted where floats are expected."""
+    text = str(expected)
+    optional = "None" in text
+    if value is None:
+        if optional:
+            return None
+        raise WorkbenchError(f"{where}{key} must not be empty")
+    base = text.replace(" | None", "").replace("typing.", "")
+    if base.startswith("tuple[str"):
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise WorkbenchError(f"{where}{key} expects a list of strings, got {value!r}")
+        return tuple(value)
+    if base.startswith("tuple[int"):
+        if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise WorkbenchError(f"{where}{key} expects a list of integers, got {value!r}")
+        return tuple(value)
+    if base == "bool":
+        if not isinstance(value, bool):
+            raise WorkbenchError(f"{where}{key} expects true or false, got {value!r}")
+        return value
+    if base == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise WorkbenchError(f"{where}{key} expects an integer, got {value!r}")
+        return value
+    if base == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise WorkbenchError(f"{where}{key} expects a number, got {value!r}")
+        return float(value)
+    if base == "str":
+        if not isinstance(value, str):
+            raise WorkbenchError(f"{where}{key} expects a string, got {value!r}")
+        return value
+    return value
+
+
+def _parse_options(cls: type, table: dict[str, Any], where: str) -> dict[str, Any]:
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(table) - set(known))
+    if unknown:
+        raise WorkbenchError(f"{where}unknown key(s) {unknown}; expected some of {sorted(known)}")
+    return {k: _check_type(v, known[k].type, k, where) for k, v in table.items()}
+
+
+def _parse_train(table: dict[str, Any], where: str) -> dict[str, Any]:
+    from workbench.train.recipes import Recipe
+
+    known = {f.name for f in fields(Recipe)}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise WorkbenchError(f"{where}unknown key(s) {unknown}; expected training-recipe fields, some of {sorted(known)}")
+    types = {f.name: f.type for f in fields(Recipe)}
+    out = {}
+    for k, v in table.items():
+        t = str(types[k])
+        if t in ("int", "float", "bool", "str"):
+            v = _check_type(v, t, k, where)
+        elif t.startswith("tuple[int"):
+            v = list(_check_type(v, t, k, where))
+        out[k] = v
+    return out
+
+
+def _split_teacher_tables(section: str, table: Any, teachers: list[str], path: str | None) -> tuple[dict, dict]:
+    """Separate ``[section.<teacher>]`` sub-tables from the section's own keys."""
+    if not isinstance(table, dict):
+        raise WorkbenchError(f"{_where(path)}{section} must be a table ([{section}]), got {table!r}")
+    own, per = {}, {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            if key not in teachers:
+                raise WorkbenchError(f"{_where(path, section)}unknown sub-table [{section}.{key}]; "
+                                     f"sub-tables must be named after a teacher ({', '.join(teachers)})")
+            per[key] = value
+        else:
+            own[key] = value
+    return own, per
+
+
+def parse_recipe(data: dict[str, Any], *, path: str | None = None) -> PipelineRecipe:
+    """Validate a recipe given as the dict TOML parses into."""
+    from teachers import list_teachers
+
+    names = list(list_teachers())
+    unknown = sorted(set(data) - set(TOP_LEVEL))
+    if unknown:
+        raise WorkbenchError(f"{_where(path)}unknown key(s) {unknown}; expected some of {list(TOP_LEVEL)}")
+    kwargs: dict[str, Any] = {"source": path}
+    teachers = data.get("teachers", ["gazenet"])
+    if teachers == ALL or teachers == [ALL]:
+        teachers = names
+    if isinstance(teachers, str):
+        teachers = [teachers]
+    if not isinstance(teachers, list) or not teachers or not all(isinstance(t, str) for t in teachers):
+        raise WorkbenchError(f"{_where(path)}teachers expects a non-empty list of names or \"all\", got {teachers!r}")
+    bad = [t for t in teachers if t not in names]
+    if bad:
+        raise WorkbenchError(f"{_where(path)}unknown teacher(s) {bad}; expected some of {names} or \"all\"")
+    if len(set(teachers)) != len(teachers):
+        raise WorkbenchError(f"{_where(path)}teachers lists a name twice: {teachers}")
+    kwargs["teachers"] = tuple(teachers)
+    for key, typ in (("out", "str"), ("seed", "int"), ("preset", "str"), ("threads", "int | None")):
+        if key in data:
+            kwargs[key] = _check_type(data[key], typ, key, _where(path))
+    if kwargs.get("threads") is not None and kwargs["threads"] < 1:
+        raise WorkbenchError(f"{_where(path)}threads must be >= 1, got {kwargs['threads']}")
+    if kwargs.get("preset", "cpu") not in ("cpu", "paper"):
+        raise WorkbenchError(f"{_where(path)}preset expects \"cpu\" or \"paper\", got {kwargs['preset']!r}")
+    per_teacher: dict[str, dict[str, dict[str, Any]]] = {}
+    # Without a [train] table the demo budget applies; with one, its keys alone override the preset recipe.
+    own, per = _split_teacher_tables("train", data.get("train", {}), names, path)
+    if "train" in data:
+        kwargs["train"] = _parse_train(own, _where(path, "train"))
+    for t, table in per.items():
+        per_teacher.setdefault(t, {})["train"] = _parse_train(table, _where(path, f"train.{t}"))
+    for section, cls in SECTIONS.items():
+        own, per = _split_teacher_tables(section, data.get(section, {}), names, path)
+        kwargs[section] = cls(**_parse_options(cls, own, _where(path, section)))
+        for t, table in per.items():
+            per_teacher.setdefault(t, {})[section] = _parse_options(cls, table, _where(path, f"{section}.{t}"))
+    kwargs["per_teacher"] = per_teacher
+    recipe = PipelineRecipe(**kwargs)
+    _check_values(recipe, path)
+    return recipe
+
+
+def _check_values(recipe: PipelineRecipe, path: str | None) -> None:
+    for t in recipe.teachers:
+        opts = recipe.for_teacher(t)
+        p, q, d, b, a = opts["prune"], opts["quantize"], opts["distill"], opts["bench"], opts["analyze"]
+        if not 0.0 < p["target_macs"] < 1.0:
+            raise WorkbenchError(f"{_where(path, 'prune')}target_macs is a fraction in (0, 1), got {p['target_macs']}")
+        if p["steps"] < 1 or p["finetune_epochs"] < 0 or (p["final_epochs"] is not None and p["final_epochs"] < 0):
+            raise WorkbenchError(f"{_where(path, 'prune')}steps must be >= 1, finetune_epochs and final_epochs >= 0")
+        if p["scope"] not in ("local", "global"):
+            raise WorkbenchError(f"{_where(path, 'prune')}scope expects \"local\" or \"global\", got {p['scope']!r}")
+        if q["model"] not in ("teacher", "pruned", "student"):
+            raise WorkbenchError(f"{_where(path, 'quantize')}model expects teacher, pruned or student, got {q['model']!r}")
+        if min(q["n_calib"], a["n"], a["check_n"], a["embeddings_n"], a["fc_n"], b["repeats"], b["threads"]) < 1:
+            raise WorkbenchError(f"{_where(path)}quantize.n_calib, analyze.n, analyze.check_n, bench.repeats and "
+                                 "bench.threads must be >= 1")
+        if not 0.0 <= d["alpha"] <= 1.0 or d["temperature"] <= 0:
+            raise WorkbenchError(f"{_where(path, 'distill')}alpha must be in [0, 1] and temperature > 0")
+        if d["epochs"] is not None and d["epochs"] < 1:
+            raise WorkbenchError(f"{_where(path, 'distill')}epochs must be >= 1")
+        importances, kd_kinds = _compress_choices()
+        if importances and p["importance"] not in (*importances, "fc"):
+            raise WorkbenchError(f"{_where(path, 'prune')}importance expects one of {[*importances, 'fc']}, "
+                                 f"got {p['importance']!r}")
+        bad = [k for k in d["kd"] if kd_kinds and k not in kd_kinds]
+        if bad or not d["kd"]:
+            raise WorkbenchError(f"{_where(path, 'distill')}kd expects a non-empty list of {list(kd_kinds)}, got {d['kd']}")
+
+
+def _compress_choices() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The importance criteria and KD kinds the compression library accepts (empty if it is absent)."""
+    try:
+        from workbench.compress.distill import KD_KINDS
+        from workbench.compress.importance import IMPORTANCES
+    except ImportError:  # pragma: no cover - the library ships with the package
+        return (), ()
+    return tuple(IMPORTANCES), tuple(KD_KINDS)
+
+
+def load_recipe(path: str | Path | None = None, *, teachers: list[str] | None = None, out: str | None = None) -> PipelineRecipe:
+    """Read and validate a recipe file (None: the defaults); ``teachers``/``out`` override the file."""
+    data: dict[str, Any] = {}
+    where = None
+    if path is not None:
+        where = str(path)
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except FileNotFoundError:
+            raise WorkbenchError(f"{path}: recipe file not found") from None
+        except IsADirectoryError:
+            raise WorkbenchError(f"{path}: is a folder, expected a TOML recipe file") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise WorkbenchError(f"{path}: not valid TOML ({exc})") from None
+    if teachers:
+        data["teachers"] = teachers if teachers != [ALL] else ALL
+    if out:
+        data["out"] = out
+    return parse_recipe(data, path=where)
+
+
+def describe_fields() -> str:
+    """A short field reference for `workbench run --help`."""
+    lines = ["top level: teachers (list or \"all\"), out, seed, preset (cpu|paper), threads",
+             ("[train]: training-recipe overrides (n_train, n_val, epochs, batch_size, lr, ...); "
+              "without it: n_train 6000, n_val 1000, epochs 6, milestones [4]")]
+    for name, cls in SECTIONS.items():
+        lines.append(f"[{name}]: " + ", ".join(f.name for f in fields(cls)))
+    lines.append("[<section>.<teacher>]: overrides of that section for one teacher")
+    return "\n".join(lines)

@@ -1,0 +1,431 @@
+"""`workbench report RUN... --out reports/NAME`: index.html, report.md and report.json.
+
+The page opens from disk (no server, no network): figures are files under ``figures/`` next to it,
+linked by relative paths. Sections whose data is missing say so ("not run", "failed: ...").
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from workbench.errors import WorkbenchError
+from workbench.report import figures as F
+from workbench.report.collect import collect_teacher, discover, read_json
+from workbench.report.render import Part, html_page, markdown_page
+
+PARTS = ("stages", "models", "pareto", "saliency", "faithfulness", "embeddings", "fc-importance", "training", "export")
+TITLE = "Gaze Workbench report"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "run"
+
+
+def _macs(v: Any) -> str:
+    if v is None:
+        return "not measured"
+    return f"{v / 1e9:.3f} G" if v >= 1e9 else f"{v / 1e6:.2f} M"
+
+
+def _ms(v: Any) -> Any:
+    return "–" if v is None else f"{v:.2f} ms"
+
+
+def _not_run(data: dict[str, Any], stage: str, what: str) -> str:
+    st = data["stages"].get(stage, {"status": "not run"})
+    if st["status"] == "failed":
+        return f"{what}: stage {stage} failed ({st.get('error', '')}); see {st.get('log')}"
+    if st["status"] == "done":
+        return f"{what}: stage {stage} is done but wrote no such data"
+    return f"{what}: not run (stage {stage} {st['status']})"
+
+
+# ---- parts of one teacher -----------------------------------------------------------------------------------
+def _stages_part(data: dict[str, Any]) -> Part:
+    p = Part("stages", "Stages")
+    rows = []
+    for name, st in data["stages"].items():
+        note = st.get("error", "") if st["status"] == "failed" else ""
+        rows.append([name, st["status"], *[st.get(k) if st.get(k) is not None else "–" for k in ("seconds", "cpu_seconds")],
+                     st["dir"], note])
+    p.blocks.append(("table", ["stage", "status", "seconds", "CPU seconds", "folder", "note"], rows))
+    if data["kind"] == "run":
+        p.blocks.append(("note", "a training run folder, not a pipeline run: only the teacher's card and curves apply"))
+    return p
+
+
+def _card(c: dict[str, Any]) -> dict[str, Any]:
+    rows: list[tuple[str, Any]] = [("params", c.get("params") if c.get("params") is not None else "not measured"),
+                                   ("MACs (padded input)", _macs(c.get("macs")))]
+    if c.get("input_shapes"):
+        rows.append(("input", ", ".join(f"{k} {'x'.join(str(d) for d in v)}" for k, v in c["input_shapes"].items())))
+    lat = c.get("latency") or {}
+    for key, label in (("eager", "eager"), ("ort_fp32", "onnxruntime fp32"), ("ort_int8", "onnxruntime int8")):
+        sizes = sorted(int(k[len(key) + 2:-3]) for k in lat if k.startswith(f"{key}_b"))
+        rows += [(f"{label}, batch {b}", _ms(lat[f"{key}_b{b}_ms"])) for b in sizes]
+    if not lat:
+        rows.append(("latency", "not measured"))
+    metric = c.get("primary_metric") or "metric"
+    rows.append((f"{metric} ({'higher' if c.get('higher_is_better') else 'lower'} is better)",
+                 c["value"] if c.get("value") is not None else "not measured"))
+    if c.get("fp32_value") is not None:
+        rows.append((f"{metric}, fp32 before quantization", c["fp32_value"]))
+    m = c.get("metrics") or {}
+    for k, v in (m.get("final") or {}).items() if c["name"] != "int8" else ():
+        if k != metric and isinstance(v, (int, float)):
+            rows.append((k, v))
+    const = (m.get("constant") or {}).get(metric) if c["name"] != "int8" else None
+    if const is not None:
+        rows.append((f"{metric}, constant predictor", const))
+    if c.get("size_bytes"):
+        rows.append(("ONNX size fp32 / int8", " / ".join(f"{v / 1e6:.2f} MB" for v in c["size_bytes"].values())))
+    return {"name": c["name"], "title": c["name"], "rows": rows, "notes": list(c.get("notes", []))}
+
+
+def _models_part(data: dict[str, Any]) -> Part:
+    p = Part("models", "Models")
+    if not data["models"]:
+        return p.missing(_not_run(data, "train", "no model"))
+    p.blocks.append(("cards", [_card(c) for c in data["models"]]))
+    names = [c["name"] for c in data["models"]]
+    absent = [m for m in ("teacher", "pruned", "student", "int8") if m not in names]
+    if absent and data["kind"] == "pipeline":
+        p.blocks.append(("note", f"no {', '.join(absent)} model: " + "; ".join(
+            _not_run(data, {"teacher": "train", "pruned": "prune", "student": "distill", "int8": "quantize"}[m], m)
+            for m in absent)))
+    return p
+
+
+def _pareto_part(data: dict[str, Any], figs: Path, slug: str) -> Part:
+    p = Part("pareto", "Error vs MACs (Pareto)")
+    path = F.pareto(data["models"], data["teacher"], figs / f"{slug}-pareto.png")
+    if path is None:
+        return p.missing(_not_run(data, "profile", "no model has both MACs and a metric"))
+    p.blocks.append(("imgs", [(f"figures/{path.name}", f"{data['teacher']}: metric vs MACs, Pareto front dashed")]))
+    return p
+
+
+def _copy_fig(src: str | Path, figs: Path, name: str) -> str:
+    dst = figs / name
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(src, dst)
+    return f"figures/{name}"
+
+
+def _saliency_part(data: dict[str, Any], figs: Path, slug: str) -> Part:
+    p = Part("saliency", "Saliency: teacher, pruned and student side by side")
+    sal = data["saliency"]
+    folders = {k: Path(v) for k, v in sal["folders"].items()}
+    if not folders:
+        return p.missing(_not_run(data, "analyze", "saliency"))
+    summ = sal["summaries"].get("teacher") or next(iter(sal["summaries"].values())) or {}
+    p.blocks.append(("p", f"method {summ.get('method', '?')}, {summ.get('n', '?')} samples: {summ.get('data', '')}"))
+    agr = sal["agreement"]
+    rows = []
+    for name, pair in (agr.get("pairs") or {}).items():
+        if pair["status"] != "ok":
+            rows.append([name, "–", "not computed", "–", pair.get("reason", "")])
+            continue
+        for key, m in pair["maps"].items():
+            rows.append([name, key.replace("__", " → "), m["mean"] if m["mean"] is not None else "nan",
+                         m.get("pooled_mean") if m.get("pooled_mean") is not None else "nan",
+                         f"{len(m['per_sample'])} samples"])
+    if rows:
+        p.blocks.append(("h", ("Agreement with the teacher (Spearman rank correlation of |attribution| maps, "
+                               "per sample, then the mean)")))
+        p.blocks.append(("table", ["model", "input → target", "ρ, pixels", "ρ, 14 x 14 blocks", "note"], rows))
+    elif agr.get("status") != "ok":
+        p.blocks.append(("missing", f"agreement: {agr.get('reason', 'not computed')}"))
+    if not {"pruned", "student"} & set(folders):
+        p.blocks.append(("missing", _not_run(data, "compare", "saliency of the pruned model and the student")))
+    path = F.saliency_side_by_side(folders, agr, data["teacher"], figs / f"{slug}-saliency.png")
+    if path is not None:
+        p.blocks.append(("imgs", [(f"figures/{path.name}", "the same samples' maps, per model (ρ: agreement with the teacher)")]))
+    overlays = []
+    for name, folder in folders.items():
+        for png in sorted(folder.glob("*.png")):
+            overlays.append((_copy_fig(png, figs, f"{slug}-saliency-{name}-{png.name}"), f"{name}: {png.stem} overlays"))
+    if overlays:
+        p.blocks.append(("h", "Overlays on the images (eye boxes drawn)"))
+        p.blocks.append(("imgs", overlays))
+    return p
+
+
+def _scalars(d: Any, prefix: str = "", depth: int = 3) -> dict[str, float]:
+    """Numeric leaves of a nested summary, keyed by their dotted path (lists skipped)."""
+    out: dict[str, float] = {}
+    if not isinstance(d, dict) or depth == 0:
+        return out
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, bool):
+            continue
+        if isinstance(v, (int, float)):
+            out[key] = v
+        elif isinstance(v, dict):
+            out.update(_scalars(v, key + ".", depth - 1))
+    return out
+
+
+def _mean(values: list[Any]) -> float | None:
+    vals = [v for v in values if isinstance(v, (int, float)) and not math.isnan(v)]
+    return sum(vals) / len(vals) if vals else None
+
+
+def _saliency_regions(summary: dict[str, Any] | None) -> dict[str, Any]:
+    """Eye-mass ratio and pointing game of a saliency summary, averaged over its targets and inputs."""
+    rows = [r for per in ((summary or {}).get("results") or {}).values() for r in per.values() if isinstance(r, dict)]
+    return {"ratio": _mean([r.get("ratio") for r in rows]), "pointing": _mean([r.get("pointing") for r in rows]),
+            "share": _mean([r.get("share") for r in rows]), "area_share": _mean([r.get("area_share") for r in rows])}
+
+
+_HEADLINE = (("eye_mass_ratio", "eye-mass ratio (target >= 3)"), ("pointing", "pointing game (target >= 0.8)"),
+             ("randomization_spearman", "randomization: Spearman with the trained map after re-initialization (target < 0.2)"),
+             ("deletion_area", "deletion area, most attributed pixels first"),
+             ("deletion_area_random", "deletion area, random order"),
+             ("deletion_worse_by", "deletion: worse than random by (relative)"))
+
+
+def _faithfulness_part(data: dict[str, Any], figs: Path, slug: str) -> Part:
+    p = Part("faithfulness", "Faithfulness")
+    sal = data["saliency"]["summaries"]
+    checks = {k: v for k, v in data["faithfulness"].items() if v}
+    models = [m for m in ("teacher", "pruned", "student") if m in sal or m in checks]
+    if not models:
+        return p.missing(_not_run(data, "analyze", "faithfulness figures"))
+    rows: list[list[Any]] = []
+    regions = {m: _saliency_regions(sal.get(m)) for m in models}
+    n = {m: (sal.get(m) or {}).get("n", "?") for m in models}
+    rows.append(["saliency: eye-mass ratio (attribution share in the eye boxes / their area share)",
+                 *[regions[m]["ratio"] if regions[m]["ratio"] is not None else "–" for m in models]])
+    rows.append(["saliency: pointing game (maximum inside an eye box)",
+                 *[regions[m]["pointing"] if regions[m]["pointing"] is not None else "–" for m in models]])
+    rows.append(["saliency: samples", *[n[m] for m in models]])
+    for key, label in _HEADLINE:
+        vals = [(checks.get(m) or {}).get("headline", {}).get(key) for m in models]
+        rows.append([f"checks: {label}", *[v if v is not None else ("not run" if m not in checks else "–")
+                                         for v, m in zip(vals, models)]])
+    crit = {m: (checks.get(m) or {}).get("criteria") or {} for m in models}
+    for name in dict.fromkeys(k for c in crit.values() for k in c):
+        rows.append([f"criterion: {name}", *[("pass" if crit[m].get(name) else "fail") if crit[m].get(name) is not None
+                                              else "–" for m in models]])
+    p.blocks.append(("table", ["figure", *models], rows))
+    if checks:
+        t = next(iter(checks.values()))
+        deletion = t.get("headline", {}).get("deletion_metric", "?")
+        p.blocks.append(("note", f"checks on {t.get('n', '?')} samples, method {t.get('method', '?')}; "
+                                 + f"deletion metric {deletion}"))
+    missing = [m for m in models if m not in checks]
+    if missing:
+        p.blocks.append(("note", f"no faithfulness checks for {', '.join(missing)}"
+                                 + (" (analyze.compare_checks is off)" if "teacher" not in missing else "")))
+    for name in checks:
+        folder = Path(data["folder"]) / ("analyze" if name == "teacher" else f"compare/{name}") / "check"
+        imgs = [(_copy_fig(folder / f, figs, f"{slug}-check-{name}-{f}"), f"{name}: {Path(f).stem.replace('_', ' ')}")
+                for f in ("deletion.png", "randomization.png", "randomization_maps.png") if (folder / f).is_file()]
+        if imgs:
+            p.blocks.append(("imgs", imgs))
+    return p
+
+
+def _scalar_table(per_model: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    cols = list(per_model)
+    flat = {m: {k: v for k, v in _scalars(s).items() if k not in ("seconds", "n") and not k.startswith("settings.")}
+            for m, s in per_model.items()}
+    keys: list[str] = []
+    for f in flat.values():
+        keys += [k for k in f if k not in keys]
+    return ["figure", *cols], [[k, *[flat[m].get(k, "–") for m in cols]] for k in keys]
+
+
+def _embeddings_part(data: dict[str, Any], figs: Path, slug: str) -> Part:
+    p = Part("embeddings", "Embeddings: PCA and effective rank")
+    got = data.get("embeddings") or {}
+    summ = got.get("summary")
+    if not summ:
+        return p.missing(_not_run(data, "analyze", "embeddings"))
+    p.blocks.append(("p", f"layer {summ.get('layer', '?')} ({summ.get('dim', '?')}-d), {summ.get('n', '?')} samples: "
+                          + str(summ.get("data", ""))))
+    rows = [["effective rank (exp of the entropy of the PCA spectrum)", summ.get("effective_rank")],
+            ["participation ratio", summ.get("participation_ratio")],
+            ["principal components for 90% of the variance", summ.get("pcs_for_90")],
+            ["variance of PC1, PC2, PC3", ", ".join(f"{v:.3f}" for v in (summ.get("explained_variance") or [])[:3])]]
+    probe = summ.get("probe") or {}
+    rows += [[f"linear probe R² of {k} ({probe.get('split', '')})", v] for k, v in (probe.get("r2") or {}).items()]
+    p.blocks.append(("table", ["figure", "teacher"], [[k, "–" if v is None else v] for k, v in rows]))
+    imgs = [(_copy_fig(f, figs, f"{slug}-embeddings-{Path(f).name}"), f"PCA of the embeddings ({Path(f).stem})")
+            for f in got.get("figures", [])]
+    if imgs:
+        p.blocks.append(("imgs", imgs))
+    return p
+
+
+def _fc_part(data: dict[str, Any], figs: Path, slug: str) -> Part:
+    p = Part("fc-importance", "FC-layer importance")
+    got = data.get("fc_importance") or {}
+    summ = got.get("summary")
+    na = ((data["stages"].get("analyze") or {}).get("summary") or {}).get("fc_importance") or {}
+    if not summ and na.get("not_applicable"):
+        p.status = "n/a"
+        p.blocks.append(("note", f"not applicable: {na['not_applicable']}"))
+        return p
+    if not summ:
+        return p.missing(_not_run(data, "analyze", "FC-layer importance"))
+    crit = list(summ.get("criteria") or [])
+    p.blocks.append(("p", f"{summ.get('n', '?')} samples; metric {summ.get('metric', '?')} "
+                          + f"{summ.get('metric_base', '')}; pruning criterion {summ.get('default', '?')}. "
+                          + "Share of units that hold 90% of the importance, per criterion (lower: more concentrated):"))
+    rows = []
+    for name, lay in (summ.get("layers") or {}).items():
+        share = lay.get("share_for_90") or {}
+        rows.append([name, f"{lay.get('in_features', '?')} → {lay.get('out_features', '?')}"
+                     + (" (head)" if lay.get("is_head") else ""), *[share.get(c, "–") for c in crit]])
+    p.blocks.append(("table", ["layer", "units", *crit], rows))
+    imgs = [(_copy_fig(f, figs, f"{slug}-fc-{Path(f).name}"),
+             "cumulative importance curves per criterion, and their rank agreement") for f in got.get("figures", [])]
+    if imgs:
+        p.blocks.append(("imgs", imgs))
+    else:
+        p.blocks.append(("missing", "FC importance curves: no figure in " + str(got.get("folder"))))
+    return p
+
+
+def _training_part(data: dict[str, Any], figs: Path, slug: str) -> Part:
+    p = Part("training", "Training curves")
+    if not data["curves"]:
+        return p.missing(_not_run(data, "train", "training curves (no log.jsonl with epochs)"))
+    path = F.training_curves(data["curves"], data["teacher"], figs / f"{slug}-training.png")
+    p.blocks.append(("imgs", [(f"figures/{path.name}", "training loss and validation metric per epoch")]))
+    rows = []
+    for name, c in data["curves"].items():
+        vals = c["val"].get(c.get("primary_metric") or "", [])
+        rows.append([name, len(c["epoch"]), c["train_loss"][-1], vals[-1] if vals else "–", c.get("primary_metric") or ""])
+    p.blocks.append(("table", ["model", "epochs", "last training loss", "last validation value", "metric"], rows))
+    return p
+
+
+def _export_part(data: dict[str, Any]) -> Part:
+    p = Part("export", "ONNX export")
+    exp = data.get("export")
+    if not exp:
+        return p.missing(_not_run(data, "export", "ONNX export"))
+    rows = [[name, r.get("path", ""), r.get("max_abs_diff")] for name, r in exp.items() if isinstance(r, dict)]
+    p.blocks.append(("table", ["model", "file", "max |onnxruntime - PyTorch|"], rows))
+    return p
+
+
+def teacher_parts(data: dict[str, Any], figs: Path, slug: str) -> list[Part]:
+    return [
+        _stages_part(data), _models_part(data), _pareto_part(data, figs, slug), _saliency_part(data, figs, slug),
+        _faithfulness_part(data, figs, slug),
+        _embeddings_part(data, figs, slug), _fc_part(data, figs, slug),
+        _training_part(data, figs, slug), _export_part(data),
+    ]
+
+
+# ---- report-wide: commands and versions ----------------------------------------------------------------------
+def _provenance_part(runs: list[Path], teachers: list[dict[str, Any]], command: str | None) -> Part:
+    from workbench.pipeline.provenance import git_commit, versions
+
+    p = Part("provenance", "Commands and versions")
+    inv_rows, seen_versions = [], []
+    seen: set[Path] = set()
+    for run in runs:
+        # A teacher's folder (<out>/<teacher>) finds its pipeline.json one level up.
+        pfile = next((f for f in (run / "pipeline.json", run.parent / "pipeline.json") if f.is_file()), None)
+        if pfile is None or pfile.resolve() in seen:
+            continue
+        seen.add(pfile.resolve())
+        run = pfile.parent
+        pipe = read_json(pfile) or {}
+        invocations = pipe.get("invocations", [])
+        for inv in invocations:
+            inv_rows.append([str(run), inv.get("command", ""), inv.get("started", ""), inv.get("status", ""),
+                             inv.get("seconds", "–"), (inv.get("git") or {}).get("commit") or "unknown"])
+        if invocations and invocations[-1].get("versions"):
+            seen_versions.append((f"{run}, {invocations[-1].get('started', '')}", invocations[-1]["versions"]))
+        last = next((inv for inv in reversed(invocations) if inv.get("recipe_text")), None)
+        if last is not None:
+            p.blocks.append(("h", f"Recipe {last.get('recipe_file')} (the last command on {run})"))
+            p.blocks.append(("pre", last["recipe_text"]))
+    if inv_rows:
+        p.blocks.insert(0, ("table", ["run folder", "command", "started", "status", "seconds", "git commit"], inv_rows))
+        p.blocks.insert(0, ("h", "Pipeline commands"))
+    calls = [f"# {t['teacher']} · {name}\n" + "\n".join(st["calls"])
+             for t in teachers for name, st in t["stages"].items() if st.get("calls")]
+    if calls:
+        p.blocks.append(("h", "Library calls of each stage (exact arguments)"))
+        p.blocks.append(("pre", "\n\n".join(calls)))
+    now = versions()
+    git = git_commit()
+    p.blocks.append(("h", "This report"))
+    dirty = " (uncommitted changes)" if git.get("dirty") else ""
+    this = command or "workbench.report.build_report(...)"
+    p.blocks.append(("pre", f"{this}\n# git commit {git.get('commit') or git.get('note')}{dirty}"))
+    cols = ["package", "report", *[label for label, _ in seen_versions[-3:]]]
+    rows = [[k, now.get(k, "–"), *[v.get(k, "–") for _, v in seen_versions[-3:]]] for k in now]
+    p.blocks.append(("h", "Versions (when the report was written, and at the last pipeline command on each run)"))
+    p.blocks.append(("table", cols, rows))
+    if not inv_rows:
+        p.blocks.append(("note", "no pipeline.json in the run folders: the runs were not made by `workbench run`"))
+    return p
+
+
+# ---- entry point --------------------------------------------------------------------------------------------
+def build_report(runs: Iterable[str | Path], out: str | Path, *, force: bool = False, command: str | None = None,
+                 progress: bool = True) -> dict[str, Any]:
+    """Write ``out/index.html``, ``out/report.md``, ``out/report.json`` (+ ``out/figures/``) from run folders.
+
+    ``runs``: pipeline run folders, teacher folders (``<out>/<teacher>``) or training run folders. A
+    non-empty ``out`` needs ``force``; the folder is written to a temporary place and renamed, so a
+    failure leaves no half-written report. Returns the paths and each section's status.
+    """
+    from workbench.cli._common import progress_bar
+    from workbench.utils.io import atomic_path, ensure_new_dir
+
+    runs = [Path(r) for r in runs]
+    if not runs:
+        raise WorkbenchError("give at least one run folder")
+    entries = [e for r in runs for e in discover(r)]
+    counts: dict[str, int] = {}
+    for e in entries:
+        counts[e["teacher"]] = counts.get(e["teacher"], 0) + 1
+    out = ensure_new_dir(out, force=force)
+    sections: dict[str, dict[str, str]] = {}
+    with atomic_path(out) as tmp:
+        figs = tmp / "figures"
+        figs.mkdir(parents=True)
+        collected, pages = [], []
+        with progress_bar("report", len(entries), enabled=progress) as advance:
+            for e in entries:
+                label = e["teacher"] if counts[e["teacher"]] == 1 else f"{e['teacher']} ({e['path'].parent.name})"
+                slug = _slug(label)
+                data = collect_teacher(e)
+                data["label"] = label
+                parts = teacher_parts(data, figs, slug)
+                sections[label] = {p.key: p.status for p in parts}
+                data["sections"] = sections[label]
+                collected.append(data)
+                pages.append((label, slug, parts))
+                advance(1, label)
+        tail = [_provenance_part(runs, collected, command)]
+        sources = ", ".join(str(r) for r in runs)
+        intro = [("p", f"{len(entries)} teacher{'' if len(entries) == 1 else 's'} from {sources}; "
+                       + f"written {time.strftime('%Y-%m-%d %H:%M:%S')}."),
+                 ("note", "All figures are files in figures/ next to this page; it needs no server and no network. "
+                          + "Measured on SynthGaze held-out subjects; latency on this machine's CPU.")]
+        (tmp / "index.html").write_text(html_page(TITLE, intro, pages, tail), encoding="utf-8")
+        (tmp / "report.md").write_text(markdown_page(TITLE, intro, pages, tail), encoding="utf-8")
+        doc = {"title": TITLE, "runs": [str(r) for r in runs], "command": command, "teachers": collected,
+               "provenance": [b[2] if b[0] == "table" else b[1] for b in tail[0].blocks if b[0] in ("table", "pre")],
+               "figures": sorted(p.name for p in figs.glob("*.png"))}
+        (tmp / "report.json").write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
+    return {"index": str(out / "index.html"), "markdown": str(out / "report.md"), "json": str(out / "report.json"),
+            "teachers": [d["label"] for d in collected], "sections": sections}
