@@ -249,7 +249,7 @@ def test_fit_accepts_a_given_config_initial_weights_and_a_loss_hook(tmp_path):
     def loss_fn(loss, parts, outputs, batch, inputs):
         assert set(outputs) == set(model.output_names) and len(inputs) == len(model.input_names)
         kd = extra(outputs["gaze"]).pow(2).mean()
-        return loss + kd, {**parts, "kd": float(kd)}
+        return loss + kd, {**parts, "kd": float(kd.detach())}
 
     before = extra.weight.detach().clone()
     cfg = {**config, "recipe": {**config["recipe"], "epochs": 1, "lr": 0.0}, "teacher": "relabelled"}
