@@ -151,7 +151,7 @@ def require(data: dict[str, np.ndarray], keys: Sequence[str], task: str) -> None
 def finite_labels(name: str, arr: np.ndarray) -> torch.Tensor:
     """Labels as float32 tensors; NaN/inf is a DataError naming the first bad row."""
     arr = np.asarray(arr, dtype=np.float32)
-    bad = ~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1)
+    bad = ~np.isfinite(arr.reshape(len(arr), int(np.prod(arr.shape[1:])))).all(axis=1)
     if bad.any():
         raise DataError(f"label {name!r} is not finite at row {int(np.argmax(bad))} ({int(bad.sum())} bad rows)")
     return torch.from_numpy(np.ascontiguousarray(arr))
