@@ -43,15 +43,16 @@ def print_error(message: str) -> None:
 
 
 @contextlib.contextmanager
-def progress_bar(description: str, total: int, *, enabled: bool = True) -> Iterator[Callable[..., None]]:
+def progress_bar(description: str, total: int, *, enabled: bool = True,
+                 transient: bool = False) -> Iterator[Callable[..., None]]:
     """A rich progress bar on stderr; yields ``advance(k, status="")`` (status: text shown after the bar,
-    e.g. the running loss). Disabled (silent) for --json output."""
+    e.g. the running loss). Disabled (silent) for --json output; ``transient`` clears it when done."""
     if not enabled:
         yield lambda k, status="": None
         return
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TimeRemainingColumn(), TextColumn("{task.fields[status]}"), console=err_console, transient=False,
+        TimeRemainingColumn(), TextColumn("{task.fields[status]}"), console=err_console, transient=transient,
     ) as progress:
         task = progress.add_task(description, total=total, status="")
 
@@ -74,6 +75,21 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, np.ndarray):
         return o.tolist()
     return str(o)
+
+
+def parse_sets(items: list[str] | None, what: str) -> dict[str, Any]:
+    """`key=value` pairs (`--set`, `--model`); values parsed as JSON when they are valid JSON (numbers,
+    lists, true/false), else kept as strings; dashes in keys become underscores."""
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            fail(f"{what} expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        try:
+            out[key.strip().replace("-", "_")] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip().replace("-", "_")] = value
+    return out
 
 
 def fail(message: str) -> None:

@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
-from workbench.cli._common import console, fail, print_json, user_errors
+from workbench.cli._common import console, fail, parse_sets, print_json, user_errors
 
 
-def _sets(items: list[str], what: str) -> dict:
-    """`key=value` pairs; values parsed as JSON when they are valid JSON (numbers, lists, true/false)."""
-    out = {}
-    for item in items or []:
-        if "=" not in item:
-            fail(f"{what} expects key=value, got {item!r}")
-        key, value = item.split("=", 1)
-        try:
-            out[key.strip().replace("-", "_")] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip().replace("-", "_")] = value
-    return out
 
 
 def _g(macs: int | None) -> str:
@@ -94,8 +81,8 @@ def distill_cmd(
     """Distill a trained run into a student (response and/or FitNets feature KD), optionally with a no-KD control."""
     from workbench.compress.distill import distill
 
-    recipe = {**_sets(sets, "--set"), **{k: v for k, v in {"lr": lr, "n_train": n_train}.items() if v is not None}}
-    summary = distill(run, out, student=student, preset=preset, student_overrides=_sets(model_sets, "--model"),
+    recipe = {**parse_sets(sets, "--set"), **{k: v for k, v in {"lr": lr, "n_train": n_train}.items() if v is not None}}
+    summary = distill(run, out, student=student, preset=preset, student_overrides=parse_sets(model_sets, "--model"),
                       kd=[k.strip() for k in kd.split(",") if k.strip()], alpha=alpha, temperature=temperature,
                       hints=hints, hint_weight=hint_weight, response_loss=response_loss, control=control,
                       epochs=epochs, recipe_overrides=recipe, seed=seed, force=force, progress=not as_json)

@@ -2,51 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.table import Table
 
-from workbench.cli._common import console, err_console, fail, print_json, user_errors
+from workbench.cli._common import console, fail, parse_sets, print_json, progress_bar, user_errors
 
 _TARGET_HELP = "A teacher name (with --preset), a run folder, or package.module:factory (with --input)."
 
 
-@contextlib.contextmanager
-def _progress(description: str, total: int, *, enabled: bool = True) -> Iterator[Callable[..., None]]:
-    """A transient progress bar on stderr: it clears itself when done, so an error stays one line."""
-    if not enabled:
-        yield lambda k, status="": None
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TextColumn("{task.fields[status]}"), console=err_console, transient=True) as progress:
-        task = progress.add_task(description, total=total, status="")
-        yield lambda k, status="": progress.update(task, advance=k, **({"status": status} if status else {}))
 
 
-def _model_sets(items: list[str]) -> dict[str, Any]:
-    out = {}
-    for item in items or []:
-        if "=" not in item:
-            fail(f"--model expects key=value, got {item!r}")
-        key, value = item.split("=", 1)
-        try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value
-    return out
 
 
 def _n(x: float) -> str:
@@ -76,8 +44,8 @@ def profile_cmd(
     size = parse_size(image) if image else None
     if resize is not None and size is None:
         fail("--resize needs --image WxH")
-    with _progress("profiling", 2, enabled=not as_json) as advance:
-        t = resolve_target(target, preset=preset, input_specs=inputs, batch=batch, overrides=_model_sets(model_sets))
+    with progress_bar("profiling", 2, enabled=not as_json, transient=True) as advance:
+        t = resolve_target(target, preset=preset, input_specs=inputs, batch=batch, overrides=parse_sets(model_sets, "--model"))
         advance(1, "counting")
         report = profile_target(t, image=size, resize=resize, stride=stride, depth=depth, top=top)
         advance(1)
@@ -143,7 +111,7 @@ def export_cmd(
         fail(f"{onnx_path}: is a folder, expected a file path")
     if onnx_path.exists() and not force:
         fail(f"{onnx_path}: file exists (use --force to replace it)")
-    with _progress("exporting", 1, enabled=not as_json) as advance:
+    with progress_bar("exporting", 1, enabled=not as_json, transient=True) as advance:
         out = export_run(run, onnx_path, n=samples, opset=opset)
         advance(1)
     if as_json:
@@ -191,10 +159,10 @@ def bench_cmd(
             fail("an .onnx file runs in onnxruntime only")
         subject, feed, label = target, random_inputs(parse_input_specs(inputs), 1), target
     else:
-        t = resolve_target(target, preset=preset, input_specs=inputs, batch=min(batch, 8), overrides=_model_sets(model_sets))
+        t = resolve_target(target, preset=preset, input_specs=inputs, batch=min(batch, 8), overrides=parse_sets(model_sets, "--model"))
         subject, feed, label = t.model, t.inputs, t.label
     cells = len(sizes) * (1 if target.endswith(".onnx") else len(backends))
-    with _progress("benchmarking", cells, enabled=not as_json) as advance:
+    with progress_bar("benchmarking", cells, enabled=not as_json, transient=True) as advance:
         out = benchmark(subject, feed, batch_sizes=sizes, threads=threads, warmup=warmup, repeats=repeats,
                         backends=backends, progress=advance)
     out["target"] = label

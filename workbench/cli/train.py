@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 from rich.table import Table
 
-from workbench.cli._common import console, fail, print_json, user_errors
+from workbench.cli._common import console, fail, parse_sets, print_json, user_errors
 
 
-def _parse_sets(items: List[str], what: str) -> dict:
-    """`key=value` pairs; values parsed as JSON when they are valid JSON (numbers, lists, true/false)."""
-    out = {}
-    for item in items or []:
-        if "=" not in item:
-            fail(f"{what} expects key=value, got {item!r}")
-        key, value = item.split("=", 1)
-        try:
-            out[key.strip().replace("-", "_")] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip().replace("-", "_")] = value
-    return out
 
 
 def teachers_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
@@ -89,7 +76,7 @@ def train_cmd(
         fail("--resume needs --out RUN_FOLDER")
     if resume and force:
         fail("--resume and --force contradict each other")
-    model_overrides = _parse_sets(model_sets, "--model")
+    model_overrides = parse_sets(model_sets, "--model")
     for key, val in (("prior_head", prior_head), ("prior_landmark", prior_landmark), ("gaussian_drop", gaussian_drop)):
         if val is not None:
             if teacher != "gazepose":
@@ -97,7 +84,7 @@ def train_cmd(
             model_overrides[key] = val
     named = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "n_train": n_train, "n_val": n_val}
     # Named options win over --set only when given.
-    recipe_overrides = {**_parse_sets(sets, "--set"), **{k: v for k, v in named.items() if v is not None}}
+    recipe_overrides = {**parse_sets(sets, "--set"), **{k: v for k, v in named.items() if v is not None}}
     _check_teacher(teacher, preset)
     req = TrainRequest(teacher=teacher, preset=preset, model_overrides=model_overrides,
                        recipe_overrides=recipe_overrides, data=data, fmt=fmt,
