@@ -128,11 +128,21 @@ Commands behind these figures (any teacher, run folder or `package.module:factor
     workbench bench runs/bench-teachers/mc4 --batch 32 --threads 2            # eager vs onnxruntime
 
 Machine: {meta['cpu']}, {meta['cores']} cores; PyTorch {meta['torch']}, onnxruntime {meta['ort']}.
-**This machine was shared with other jobs while the table was measured** (load average
-{meta['load_start']} at the start, {meta['load_end']} at the end, over {meta['cores']} cores): the latencies are
-indicative only and can be several times the figures of a quiet machine. Parameters and MACs do not
-depend on the machine. Rerun the command above on a quiet machine for latencies to quote.
+Load average (1 / 5 / 15 min) {meta['load_start']} at the start and {meta['load_end']} at the end, over
+{meta['cores']} cores; the run itself adds up to {meta['threads']}. {_load_verdict(meta)} Parameters and MACs
+do not depend on the machine.
 """
+
+
+def _load_verdict(meta: dict) -> str:
+    """Whether other jobs shared the CPU when the timing began (1-minute load average at the start)."""
+    if meta["load_start"] == "n/a":
+        return "The load could not be read: check the machine was quiet before quoting the latencies."
+    first = float(str(meta["load_start"]).split("/")[0])
+    if first < 0.5 * meta["cores"]:
+        return "The machine was otherwise quiet: the latencies can be quoted."
+    return ("**Other jobs shared the CPU while the table was measured**: the latencies are indicative only and "
+            "can be several times a quiet machine's. Rerun the command above on a quiet machine before quoting them.")
 
 
 def main() -> int:
