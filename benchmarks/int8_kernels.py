@@ -16,12 +16,14 @@ gate.
     python benchmarks/int8_kernels.py                      # both parts
     python benchmarks/int8_kernels.py --part layers --json
     python benchmarks/int8_kernels.py --part teachers --teachers gazenet,gazelstm --presets paper
+    python benchmarks/int8_kernels.py --pair runs/q/mc4     # a `workbench quantize` output, time per layer kind
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -125,9 +127,76 @@ def teachers(names: list[str], presets: list[str], repeats: int, threads: int) -
     return rows
 
 
+def _kind_of_names(fp32: Path) -> dict[str, str]:
+    """Node and tensor names of the fp32 graph -> layer kind, for matching onnxruntime's profiled node names
+    (fused conv + activation nodes carry the activation's output name; quantized ones the conv's name)."""
+    import onnx
+
+    from workbench.compress.quantize import conv_kind
+
+    model = onnx.load(str(fp32))
+    weights = {i.name: list(i.dims) for i in model.graph.initializer}
+    kind: dict[str, str] = {}
+    for node in model.graph.node:
+        attrs = {a.name: a for a in node.attribute}
+        w = weights.get(node.input[1]) if len(node.input) > 1 else None
+        k = None
+        if node.op_type == "Conv" and w:
+            group = attrs["group"].i if "group" in attrs else 1
+            k = conv_kind(w[1] * group, w[0], group)
+        elif node.op_type == "ConvTranspose":
+            k = "conv-transpose"
+        elif node.op_type in ("Gemm", "MatMul") and w:
+            k = "fully connected"
+        elif node.op_type in ("LSTM", "GRU", "RNN"):
+            k = "recurrent"
+        elif node.op_type in ("Relu", "Clip", "Add", "Sigmoid", "LeakyRelu"):
+            k = next((kind[i] for i in node.input if i in kind), None)  # fused into the conv before it
+        if k:
+            kind[node.name] = k
+            kind.update({o: k for o in node.output})
+    return kind
+
+
+def profile_pair(folder: Path, runs: int) -> dict[str, dict[str, float]]:
+    """Time per layer kind (us per batch-1 call, one thread) of ``folder``'s model.onnx and model.int8.onnx."""
+    import os
+
+    import onnxruntime as ort
+
+    kind = _kind_of_names(folder / "model.onnx")
+    out: dict[str, dict[str, float]] = {}
+    for label, name in (("fp32", "model.onnx"), ("int8", "model.int8.onnx")):
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.enable_profiling = True
+        opts.profile_file_prefix = str(Path(tempfile.gettempdir()) / "int8_kernels")
+        session = ort.InferenceSession(str(folder / name), opts, providers=["CPUExecutionProvider"])
+        rng = np.random.default_rng(0)
+        feed = {i.name: rng.standard_normal([d if isinstance(d, int) else 1 for d in i.shape]).astype(np.float32)
+                for i in session.get_inputs()}
+        for _ in range(runs):
+            session.run(None, feed)
+        trace = Path(session.end_profiling())
+        events = json.loads(trace.read_text())
+        os.remove(trace)
+        per: dict[str, float] = {}
+        for e in events:
+            if e.get("cat") != "Node" or not e["name"].endswith("_kernel_time"):
+                continue
+            node = e["name"][: -len("_kernel_time")]
+            base = re.sub(r"(_token_\d+)?$", "", node).removesuffix("_nchwc").removesuffix("_quant")
+            k = kind.get(base) or kind.get(node) or f"other ({e['args']['op_name']})"
+            per[k] = per.get(k, 0.0) + e["dur"] / runs
+        out[label] = per
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--part", choices=["layers", "teachers", "all"], default="all")
+    ap.add_argument("--pair", type=Path, default=None,
+                    help="Instead: time per layer kind of a `workbench quantize` output folder's two models.")
     ap.add_argument("--teachers", default=",".join(TEACHERS))
     ap.add_argument("--presets", default="cpu,paper")
     ap.add_argument("--repeats", type=int, default=50)
@@ -140,6 +209,25 @@ def main(argv: list[str] | None = None) -> int:
     if unknown or not set(presets) <= {"cpu", "paper"} or args.repeats < 1 or args.threads < 1:
         print(f"error: unknown teachers {unknown} or presets {presets}, or repeats/threads < 1", file=sys.stderr)
         return 2
+    if args.pair is not None:
+        if not (args.pair / "model.onnx").is_file() or not (args.pair / "model.int8.onnx").is_file():
+            print(f"error: {args.pair} holds no model.onnx and model.int8.onnx (a `workbench quantize` output)",
+                  file=sys.stderr)
+            return 2
+        per = profile_pair(args.pair, args.repeats)
+        if args.json:
+            print(json.dumps(per, indent=2))
+            return 0
+        print(f"\nTime per layer kind, us per batch-1 call, 1 thread, mean of {args.repeats} ({args.pair}):\n")
+        print("| layer kind | fp32 us | int8 us | int8 speed-up |")
+        print("|---|---:|---:|---:|")
+        kinds = sorted(set(per["fp32"]) | set(per["int8"]), key=lambda k: -per["fp32"].get(k, 0.0))
+        for k in kinds:
+            a, b = per["fp32"].get(k, 0.0), per["int8"].get(k, 0.0)
+            print(f"| {k} | {a:.0f} | {b:.0f} | {a / b:.2f}x |" if a and b else f"| {k} | {a:.0f} | {b:.0f} | |")
+        a, b = sum(per["fp32"].values()), sum(per["int8"].values())
+        print(f"| **all** | {a:.0f} | {b:.0f} | {a / b:.2f}x |")
+        return 0
     out: dict[str, Any] = {"threads": args.threads, "batch": 1, "runtime": "onnxruntime CPUExecutionProvider"}
     if args.part in ("layers", "all"):
         out["layers"] = layers(args.repeats, args.threads)

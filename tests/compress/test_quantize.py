@@ -131,3 +131,39 @@ def test_not_a_run_folder_and_existing_output_exit_2(run, tmp_path):
     (tmp_path / "q" / "x").write_text("keep")
     res = runner.invoke(app, ["quantize", str(run), "--out", str(tmp_path / "q")])
     assert res.exit_code == 2 and "not empty" in res.stderr and (tmp_path / "q" / "x").read_text() == "keep"
+
+
+class _Kinds(torch.nn.Module):
+    """One layer of each kind the census tells apart, with MACs known in closed form."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.narrow = torch.nn.Conv2d(3, 64, 3, padding=1)          # 8x8 out: 64*64*27
+        self.wide = torch.nn.Conv2d(64, 64, 1)                      # 64*64*64
+        self.dw = torch.nn.Conv2d(64, 64, 3, padding=1, groups=64)  # 64*64*9
+        self.grouped = torch.nn.Conv2d(64, 64, 3, padding=1, groups=16)  # 64*64*4*9
+        self.up = torch.nn.ConvTranspose2d(64, 8, 2, stride=2)      # 64 in pixels * 64 * 8*2*2
+        self.fc = torch.nn.Linear(8 * 16 * 16, 10)                   # 2048*10
+        self.rnn = torch.nn.LSTM(10, 6, batch_first=True)            # per step 4*(10*6+6*6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.up(self.grouped(self.dw(self.wide(self.narrow(x)))))
+        z = self.fc(y.flatten(1))
+        out, _ = self.rnn(torch.stack([z] * 5, 1))
+        return out[:, -1]
+
+
+def test_layer_census_splits_the_macs_by_kind(tmp_path):
+    from workbench.compress.quantize import layer_census
+    from workbench.profile.export import export_onnx
+
+    path = tmp_path / "kinds.onnx"
+    export_onnx(_Kinds().eval(), {"x": torch.rand(2, 3, 8, 8)}, path)
+    census = layer_census(path)
+    want = {"dense conv, < 64 channels in or out": 64 * 64 * 27, "dense conv, >= 64 channels in and out": 64 * 64 * 64,
+            "depthwise conv": 64 * 64 * 9, "grouped conv": 64 * 64 * 36, "conv-transpose": 64 * 64 * 32,
+            "fully connected": 2048 * 10, "recurrent": 5 * 4 * (10 * 6 + 6 * 6)}
+    total = sum(want.values())
+    assert census["macs"] == total
+    assert census["share"] == pytest.approx({k: v / total for k, v in want.items()})
+    assert set(census["int8_on_this_kind"]) == set(want)

@@ -145,6 +145,10 @@ def quantize_cmd(
     console.print(f"speedup at batch 1, {summary['latency']['threads']} thread(s): {summary['speedup_b1']:.2f}x wall-clock"
                   + ("" if cpu_speedup is None else f", {cpu_speedup:.2f}x CPU time")
                   + f"; {pm} change {100 * summary['metric_change']:+.2f}% (positive = worse)")
+    shares = ", ".join(f"{k} {100 * v:.0f}%" for k, v in sorted(summary["layers"]["share"].items(), key=lambda kv: -kv[1]))
+    console.print(f"MACs by layer kind: {shares}")
+    if "warning" in summary:
+        console.print(f"[bold yellow]warning:[/bold yellow] {summary['warning']}")
     console.print(f"written: [bold]{out}[/bold] (model.onnx, model.int8.onnx, summary.json)")
 
 

@@ -33,7 +33,7 @@ from workbench.errors import WorkbenchError
 from workbench.tasks import Task, TaskData
 from workbench.train.recipes import Recipe
 
-__all__ = ["FORMATS", "latency", "onnx_metrics", "quantize", "quantize_onnx"]
+__all__ = ["FORMATS", "LAYER_KINDS", "conv_kind", "latency", "layer_census", "onnx_metrics", "quantize", "quantize_onnx"]
 
 FORMATS = ("auto", "qdq", "qoperator")
 
@@ -91,6 +91,70 @@ def stem_convs(path: Path) -> list[str]:
         if group == 1 and weights[node.input[1]][1] <= 4:
             out.append(node.name)
     return out
+
+
+# What onnxruntime's int8 kernels do with each kind of layer at batch 1 on one thread (measured on the
+# 2-core AMD EPYC with AVX512-VNNI by benchmarks/int8_kernels.py; rerun it on another CPU).
+LAYER_KINDS = {
+    "dense conv, >= 64 channels in and out": "2.5-3.7x faster in int8",
+    "dense conv, < 64 channels in or out": "1.0-1.5x",
+    "depthwise conv": "0.7x (slower in int8)",
+    "grouped conv": "0.3x (much slower in int8)",
+    "conv-transpose": "stays fp32 (not quantized)",
+    "fully connected": "about 1.9x",
+    "recurrent": "stays fp32 (not quantized)",
+}
+
+
+def conv_kind(c_in: int, c_out: int, group: int) -> str:
+    """The :data:`LAYER_KINDS` key of a Conv with these channels and groups."""
+    if group > 1:
+        return "depthwise conv" if group == c_in else "grouped conv"
+    return "dense conv, >= 64 channels in and out" if min(c_in, c_out) >= 64 else "dense conv, < 64 channels in or out"
+
+
+def layer_census(path: Path) -> dict[str, Any]:
+    """Share of an ONNX model's MACs (one sample) in each of :data:`LAYER_KINDS`, from inferred shapes.
+
+    The speed-up int8 can bring is bounded by this mix: a model whose MACs sit in narrow, depthwise or
+    grouped convs gains little or loses, one made of wide dense convs gains most.
+    """
+    import onnx
+    from onnx import shape_inference
+
+    model = onnx.load(str(path))
+    for inp in model.graph.input:  # batch 1, so reshapes of (batch * frames, ...) resolve
+        dims = inp.type.tensor_type.shape.dim
+        if len(dims) and not dims[0].HasField("dim_value"):
+            dims[0].dim_value = 1
+    model = shape_inference.infer_shapes(model, data_prop=True)
+    shapes: dict[str, list[int]] = {i.name: list(i.dims) for i in model.graph.initializer}
+    for vi in [*model.graph.value_info, *model.graph.input, *model.graph.output]:
+        shapes[vi.name] = [d.dim_value if d.HasField("dim_value") else 1 for d in vi.type.tensor_type.shape.dim]
+
+    def numel(name: str) -> int:
+        return int(np.prod(shapes.get(name, [0])))
+
+    macs: Counter[str] = Counter()
+    for node in model.graph.node:
+        attrs = {a.name: a for a in node.attribute}
+        w = shapes.get(node.input[1]) if len(node.input) > 1 else None
+        if node.op_type == "Conv" and w and len(w) >= 3:
+            group = attrs["group"].i if "group" in attrs else 1
+            macs[conv_kind(w[1] * group, w[0], group)] += numel(node.output[0]) * int(np.prod(w[1:]))
+        elif node.op_type == "ConvTranspose" and w and len(w) >= 3:
+            macs["conv-transpose"] += numel(node.input[0]) * int(np.prod(w[1:]))
+        elif node.op_type in ("Gemm", "MatMul") and w and len(w) == 2:
+            macs["fully connected"] += numel(node.output[0]) * (w[1] if node.op_type == "Gemm" and
+                                                                 "transB" in attrs and attrs["transB"].i else w[0])
+        elif node.op_type in ("LSTM", "GRU", "RNN") and w and len(w) == 3:
+            r = shapes.get(node.input[2], [0, 0, 0])
+            steps = shapes.get(node.input[0], [0])[0]
+            macs["recurrent"] += steps * (int(np.prod(w)) + int(np.prod(r)))
+    total = sum(macs.values())
+    return {"macs": int(total),
+            "share": {k: (macs[k] / total if total else 0.0) for k in LAYER_KINDS if macs[k]},
+            "int8_on_this_kind": {k: v for k, v in LAYER_KINDS.items() if macs[k]}}
 
 
 def quantize_onnx(fp32: Path, int8: Path, calibration: list[dict[str, np.ndarray]], *, fmt: str,
@@ -305,6 +369,7 @@ def quantize(
             "speedup_b1": lat["fp32"]["median_ms"] / lat[chosen]["median_ms"],
             "speedup_b1_cpu_time": (lat["fp32"]["cpu_median_ms"] / lat[chosen]["cpu_median_ms"]) if threads == 1 else None,
             "metric_change": _relative_change(task, m32[pm], m8[pm]),
+            "layers": layer_census(fp32),
             "export_max_abs_diff": export["max_abs_diff"],
             "calibration": {"samples": len(calib), "method": "MinMax", "per_channel": per_channel,
                             "data": "SynthGaze training subjects, seed + 3" if config["data"]["source"] == "synth"
@@ -314,6 +379,10 @@ def quantize(
                         "runtime": "onnxruntime CPUExecutionProvider, all graph optimizations"},
             "seconds": round(time.time() - t0, 1),
         }
+        if summary["speedup_b1"] < 1:
+            summary["warning"] = (f"int8 is slower than fp32 at batch 1 ({summary['speedup_b1']:.2f}x); keep the fp32 "
+                                  "model. See 'layers' in summary.json for where the MACs sit, and "
+                                  "benchmarks/int8_kernels.py (--pair OUT) for what int8 does with each kind of layer on this CPU.")
         from workbench.train.run import write_json
 
         write_json(tmp / "summary.json", summary)
