@@ -11,13 +11,14 @@ turns back into the same architecture, so checkpoints never need pickled modules
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import torch
 from torch import nn
+
+from workbench.registry import ShapeFn, check_presets, preset_shapes, random_inputs, resolve_preset
 
 __all__ = [
     "StudentSpec",
@@ -29,7 +30,6 @@ __all__ = [
     "student_spec",
 ]
 
-ShapeFn = Callable[[Mapping[str, Any]], Mapping[str, tuple[int, ...]]]
 T = TypeVar("T", bound=type)
 
 # Config keys the registry owns; a student's hyper-parameters may not use them.
@@ -69,13 +69,6 @@ class _Entry:
 _REGISTRY: dict[str, _Entry] = {}
 
 
-def _json_native(cfg: Mapping[str, Any], what: str) -> dict[str, Any]:
-    try:
-        return json.loads(json.dumps(dict(cfg)))
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{what} must be JSON-serializable: {exc}") from None
-
-
 def _task(name: str):
     from workbench.tasks import get_task
 
@@ -108,19 +101,10 @@ def register_student(
     def decorator(cls: T) -> T:
         if name in _REGISTRY:
             raise ValueError(f"student {name!r} is already registered (by {_REGISTRY[name].builder.__qualname__})")
-        if not presets:
-            raise ValueError(f"student {name!r}: at least one preset is required")
-        keys = {p: set(cfg) for p, cfg in presets.items()}
-        first = next(iter(keys.values()))
-        if any(k != first for k in keys.values()):
-            detail = {p: sorted(k) for p, k in keys.items()}
-            raise ValueError(f"student {name!r}: presets must set the same keys, got {detail}")
-        clash = sorted(first.intersection(_RESERVED))
-        if clash:
-            raise ValueError(f"student {name!r}: preset keys {clash} are reserved")
+        checked = check_presets("student", name, presets, _RESERVED)
         _REGISTRY[name] = _Entry(
             name=name, description=description, task=task,
-            presets={p: _json_native(cfg, f"preset {p!r} of {name!r}") for p, cfg in presets.items()},
+            presets=checked,
             builder=cls, shapes=example_shapes, ranges=dict(input_ranges or {}), hint_layer=hint_layer,
         )
         return cls
@@ -135,15 +119,7 @@ def _entry(name: str) -> _Entry:
 
 
 def _resolve(entry: _Entry, preset: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
-    if preset not in entry.presets:
-        raise ValueError(f"unknown preset {preset!r} for student {entry.name!r}; "
-                         f"valid presets: {', '.join(sorted(entry.presets))}")
-    base = entry.presets[preset]
-    unknown = sorted(set(overrides) - set(base))
-    if unknown:
-        raise ValueError(f"unknown override(s) {unknown} for student {entry.name!r}; "
-                         f"valid keys: {', '.join(sorted(base))}")
-    return _json_native({**copy.deepcopy(base), **overrides}, f"overrides of {entry.name!r}")
+    return resolve_preset("student", entry.name, entry.presets, preset, overrides)
 
 
 def list_students(task: str | None = None) -> list[str]:
@@ -199,10 +175,9 @@ def student_spec(name: str) -> StudentSpec:
     """The registered description of ``name``, with per-preset example input shapes (no batch dim)."""
     entry = _entry(name)
     task = _task(entry.task)
-    shapes = {p: {k: tuple(int(d) for d in s) for k, s in entry.shapes(cfg).items()}
-              for p, cfg in entry.presets.items()}
     return StudentSpec(entry.name, entry.description, entry.task, tuple(task.input_names),
-                       tuple(task.output_names), tuple(entry.presets), shapes, entry.hint_layer)
+                       tuple(task.output_names), tuple(entry.presets), preset_shapes(entry.shapes, entry.presets),
+                       entry.hint_layer)
 
 
 def example_inputs(
@@ -215,17 +190,6 @@ def example_inputs(
 ) -> dict[str, torch.Tensor]:
     """Random inputs {name: (batch, *shape)} for student ``name`` at ``preset`` (float32), as the
     teachers' ``example_inputs``: images N(0, 1), inputs with a registered range uniform in it."""
-    if batch < 1:
-        raise ValueError(f"expected batch >= 1, got {batch}")
     entry = _entry(name)
     cfg = _resolve(entry, preset or default_preset(name), overrides)
-    shapes = entry.shapes(cfg)
-    out: dict[str, torch.Tensor] = {}
-    for key in _task(entry.task).input_names:
-        shape = (batch, *shapes[key])
-        if key in entry.ranges:
-            lo, hi = entry.ranges[key]
-            out[key] = lo + (hi - lo) * torch.rand(shape, generator=generator)
-        else:
-            out[key] = torch.randn(shape, generator=generator)
-    return out
+    return random_inputs(_task(entry.task).input_names, entry.shapes(cfg), entry.ranges, batch, generator)

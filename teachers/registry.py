@@ -9,12 +9,13 @@ rebuild the identical architecture from a checkpoint's JSON without unpickling a
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional, TypeVar
 
 import torch
 from torch import nn
+
+from workbench.registry import ShapeFn, check_presets, preset_shapes, random_inputs, resolve_preset
 
 __all__ = [
     "TeacherSpec",
@@ -26,7 +27,6 @@ __all__ = [
     "teacher_spec",
 ]
 
-ShapeFn = Callable[[Mapping[str, Any]], Mapping[str, tuple[int, ...]]]
 T = TypeVar("T", bound=type)
 
 # Config keys the registry owns; a teacher's hyper-parameters may not use them.
@@ -63,15 +63,6 @@ class _Entry:
 _REGISTRY: dict[str, _Entry] = {}
 
 
-def _json_native(cfg: Mapping[str, Any], what: str) -> dict[str, Any]:
-    """A deep copy of ``cfg`` as JSON gives it back (tuples become lists), so a config read from a
-    checkpoint compares equal to the one the model was built with."""
-    try:
-        return json.loads(json.dumps(dict(cfg)))
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{what} must be JSON-serializable: {exc}") from None
-
-
 def register_teacher(
     name: str,
     *,
@@ -98,19 +89,10 @@ def register_teacher(
     def decorator(cls: T) -> T:
         if name in _REGISTRY:
             raise ValueError(f"teacher {name!r} is already registered (by {_REGISTRY[name].builder.__qualname__})")
-        if not presets:
-            raise ValueError(f"teacher {name!r}: at least one preset is required")
-        keys = {p: set(cfg) for p, cfg in presets.items()}
-        first = next(iter(keys.values()))
-        if any(k != first for k in keys.values()):
-            detail = {p: sorted(k) for p, k in keys.items()}
-            raise ValueError(f"teacher {name!r}: presets must set the same keys, got {detail}")
-        clash = sorted(first.intersection(_RESERVED))
-        if clash:
-            raise ValueError(f"teacher {name!r}: preset keys {clash} are reserved")
+        checked = check_presets("teacher", name, presets, _RESERVED)
         _REGISTRY[name] = _Entry(
             name=name, source=source, task=task, inputs=tuple(inputs),
-            presets={p: _json_native(cfg, f"preset {p!r} of {name!r}") for p, cfg in presets.items()},
+            presets=checked,
             builder=cls, shapes=example_shapes, ranges=dict(input_ranges or {}),
         )
         return cls
@@ -125,15 +107,7 @@ def _entry(name: str) -> _Entry:
 
 
 def _resolve(entry: _Entry, preset: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
-    if preset not in entry.presets:
-        raise ValueError(f"unknown preset {preset!r} for teacher {entry.name!r}; "
-                         f"valid presets: {', '.join(sorted(entry.presets))}")
-    base = entry.presets[preset]
-    unknown = sorted(set(overrides) - set(base))
-    if unknown:
-        raise ValueError(f"unknown override(s) {unknown} for teacher {entry.name!r}; "
-                         f"valid keys: {', '.join(sorted(base))}")
-    return _json_native({**copy.deepcopy(base), **overrides}, f"overrides of {entry.name!r}")
+    return resolve_preset("teacher", entry.name, entry.presets, preset, overrides)
 
 
 def list_teachers() -> list[str]:
@@ -172,9 +146,8 @@ def build_from_config(config: Mapping[str, Any]) -> nn.Module:
 def teacher_spec(name: str) -> TeacherSpec:
     """The registered description of ``name``, with per-preset example input shapes (no batch dim)."""
     entry = _entry(name)
-    shapes = {p: {k: tuple(int(d) for d in s) for k, s in entry.shapes(cfg).items()}
-              for p, cfg in entry.presets.items()}
-    return TeacherSpec(entry.name, entry.source, entry.task, entry.inputs, tuple(entry.presets), shapes)
+    return TeacherSpec(entry.name, entry.source, entry.task, entry.inputs, tuple(entry.presets),
+                       preset_shapes(entry.shapes, entry.presets))
 
 
 def example_inputs(
@@ -191,17 +164,6 @@ def example_inputs(
     degrees, landmarks in [0, 1]) are uniform in it. ``overrides`` change the shapes where the config
     sets them (e.g. ``input_size``).
     """
-    if batch < 1:
-        raise ValueError(f"expected batch >= 1, got {batch}")
     entry = _entry(name)
     cfg = _resolve(entry, preset, overrides)
-    shapes = entry.shapes(cfg)
-    out: dict[str, torch.Tensor] = {}
-    for key in entry.inputs:
-        shape = (batch, *shapes[key])
-        if key in entry.ranges:
-            lo, hi = entry.ranges[key]
-            out[key] = lo + (hi - lo) * torch.rand(shape, generator=generator)
-        else:
-            out[key] = torch.randn(shape, generator=generator)
-    return out
+    return random_inputs(entry.inputs, entry.shapes(cfg), entry.ranges, batch, generator)
