@@ -77,6 +77,8 @@ def test_report_numbers_come_from_the_run(tiny_run):
     assert cards["int8"]["latency"]["ort_int8_b1_ms"] > 0 and cards["teacher"]["latency"]["eager_b1_ms"] > 0
     q = json.loads((run / "gazenet" / "quantize" / "summary.json").read_text())
     assert cards["int8"]["value"] == q["int8"][q["primary_metric"]]
+    assert any(n.startswith("MACs by layer kind: ") for n in cards["int8"]["notes"])
+    assert ("warning" in q) == any(n == q.get("warning") for n in cards["int8"]["notes"])
     # Training curves: one point per logged epoch.
     assert t["curves"]["teacher"]["epoch"] == [1, 2]
     # The agreement is recomputed from the saved maps.

@@ -143,6 +143,7 @@ def collect_models(tdir: Path, kind: str) -> list[dict[str, Any]]:
         if name == "int8":
             q = read_json(folder / "summary.json") or {}
             card.update(_int8_metrics(q, tdir))
+            card["notes"] += _int8_notes(q)
         else:
             m = _metrics_of(folder)
             card["metrics"] = m
@@ -175,6 +176,19 @@ def _int8_metrics(q: dict[str, Any], tdir: Path) -> dict[str, Any]:
     if teacher_run.is_dir():
         out["higher_is_better"] = _higher_is_better(teacher_run)
     return out
+
+
+def _int8_notes(q: dict[str, Any]) -> list[str]:
+    """What the quantize summary says about the speed-up: its warning, and where the MACs sit by layer kind
+    (narrow, depthwise and grouped convs gain little or lose in int8)."""
+    notes = []
+    if q.get("warning"):
+        notes.append(str(q["warning"]))
+    share = (q.get("layers") or {}).get("share") or {}
+    if share:
+        notes.append("MACs by layer kind: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in
+                                                       sorted(share.items(), key=lambda kv: -kv[1])))
+    return notes
 
 
 # ---- training curves --------------------------------------------------------------------------------
