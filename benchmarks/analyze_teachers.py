@@ -6,7 +6,7 @@ For gazenet, the diagnosis of its eye-mass figure: the check with a blurred IG b
 eye-mass of every attribution method.
 
     .venv/bin/python benchmarks/analyze_teachers.py                 # all runs, ~1 h on one core
-    .venv/bin/python benchmarks/analyze_teachers.py --runs runs/bench-gazenet2/gazenet --skip-extra
+    .venv/bin/python benchmarks/analyze_teachers.py --runs runs/bench-teachers/gazenet --skip-extra
 
 Outputs go to runs/analysis/<run>/... and a summary to runs/analysis/benchmark.json; a Markdown
 table is printed at the end. One thread, so the machine keeps a core for others.
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-RUNS = ["runs/bench-gazenet2/gazenet", "runs/bench-teachers/mc4", "runs/bench-teachers/itracker",
+RUNS = ["runs/bench-teachers/gazenet", "runs/bench-teachers/mc4", "runs/bench-teachers/itracker",
         "runs/bench-teachers/gazelstm", "runs/bench-teachers/gazepose", "runs/bench-teachers/evg"]
 ROOT = Path("runs/analysis")
 

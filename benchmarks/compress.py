@@ -35,7 +35,7 @@ import torch
 from workbench.errors import WorkbenchError
 
 TEACHERS = ["gazenet", "evg", "gazelstm", "gazepose", "itracker", "mc4"]
-RUNS = {"gazenet": "runs/bench-gazenet2/gazenet", **{t: f"runs/bench-teachers/{t}" for t in TEACHERS if t != "gazenet"}}
+RUNS = {t: f"runs/bench-teachers/{t}" for t in TEACHERS}  # what benchmarks/train_teachers.py writes
 STUDENT_OF_TASK = {"face_angles": "tinyface", "plane_pog": "tinyevg", "eyes_pog": "tinytracker",
                    "look_at_me": "tinylstm", "face_eye_lola": "tinylola"}
 # gazenet's cpu recipe is SGD at lr 0.02 for its MobileNetV2; the tiny student trains better with Adam

@@ -5,7 +5,7 @@ or a ``package.module:factory`` string and returns a summary dict (writing files
 ``out``)::
 
     from workbench.analyze import saliency, check, embeddings, fc_importance
-    saliency("runs/bench-gazenet2/gazenet", method="ig", n=16, out="runs/analysis/gazenet-saliency")
+    saliency("runs/bench-teachers/gazenet", method="ig", n=16, out="runs/analysis/gazenet-saliency")
 """
 
 from workbench.analyze.attribution import METHODS, attribute
