@@ -5,8 +5,8 @@ quantizer settings as ``workbench quantize``: per-channel int8 weights, uint8 ac
 QOperator, the faster kept) at batch 1 on one thread: dense 1x1 and 3x3 convs of several widths, a
 depthwise conv, a ResNeXt-style grouped conv (4 channels per group), a stride-2 ConvTranspose (the EVG
 decoder) and an FC layer. Part 2 exports every teacher at ``cpu`` and ``paper`` with random weights (latency
-does not depend on the weight values), quantizes it the same way (image stems kept in fp32, as
-``workbench quantize`` may choose) and times both.
+does not depend on the weight values), quantizes it the same way (image stems and grouped convs kept
+in fp32 or not, as ``workbench quantize`` chooses) and times both.
 
 It explains the int8 figures of ``workbench quantize``: the speed-up of a model is the MAC-weighted mix of
 its layers' speed-ups plus a fixed cost per node, so narrow, depthwise and grouped convs (the cpu presets,
@@ -64,7 +64,7 @@ def _macs(module: nn.Module, shape: tuple[int, ...]) -> int:
 def _fp32_vs_int8(model: nn.Module, inputs: dict[str, torch.Tensor], work: Path, *, repeats: int,
                   threads: int) -> dict[str, Any]:
     """Export ``model``, quantize it (QDQ and QOperator, stems in fp32 or not; the fastest kept), time both."""
-    from workbench.compress.quantize import latency, quantize_onnx, stem_convs
+    from workbench.compress.quantize import grouped_convs, latency, quantize_onnx, stem_convs
     from workbench.profile.export import export_onnx
 
     fp32 = work / "fp32.onnx"
@@ -73,12 +73,13 @@ def _fp32_vs_int8(model: nn.Module, inputs: dict[str, torch.Tensor], work: Path,
     built: dict[str, Path] = {}
     for fmt in ("qdq", "qoperator"):
         for stem in (False, True) if stem_convs(fp32) else (False,):
-            path = work / f"{fmt}{'-stem' if stem else ''}.onnx"
-            try:
-                quantize_onnx(fp32, path, calib, fmt=fmt, stem_fp32=stem)
-                built[path.stem] = path
-            except WorkbenchError:
-                continue
+            for grouped in (False, True) if grouped_convs(fp32) else (False,):
+                path = work / f"{fmt}{'-stem' if stem else ''}{'-grouped' if grouped else ''}.onnx"
+                try:
+                    quantize_onnx(fp32, path, calib, fmt=fmt, stem_fp32=stem, grouped_fp32=grouped)
+                    built[path.stem] = path
+                except WorkbenchError:
+                    continue
     if not built:
         raise WorkbenchError("onnxruntime could not quantize it")
     one = {k: inputs[k][:1].numpy() for k in names}

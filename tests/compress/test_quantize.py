@@ -167,3 +167,24 @@ def test_layer_census_splits_the_macs_by_kind(tmp_path):
     assert census["macs"] == total
     assert census["share"] == pytest.approx({k: v / total for k, v in want.items()})
     assert set(census["int8_on_this_kind"]) == set(want)
+
+
+def test_grouped_convs_can_stay_fp32_while_the_rest_is_int8(tmp_path):
+    from workbench.compress.quantize import grouped_convs, quantize_onnx, stem_convs
+    from workbench.profile.export import export_onnx
+
+    torch.manual_seed(0)
+    x = torch.rand(4, 3, 8, 8)
+    path = tmp_path / "kinds.onnx"
+    export_onnx(_Kinds().eval(), {"x": x}, path)
+    weights = {w.name: list(w.dims) for w in onnx.load(str(path)).graph.initializer}
+    convs = {n.name: weights[n.input[1]] for n in onnx.load(str(path)).graph.node if n.op_type == "Conv"}
+    # ResNeXt-style groups (64 channels in 16 groups: weight (64, 4, 3, 3)), not the depthwise (64, 1, 3, 3)
+    assert [convs[n] for n in grouped_convs(path)] == [[64, 4, 3, 3]]
+    assert [convs[n] for n in stem_convs(path)] == [[64, 3, 3, 3]]
+    calib = [{"x": x.numpy()}]
+    done = quantize_onnx(path, tmp_path / "g.onnx", calib, fmt="qoperator", grouped_fp32=True)
+    assert len(done["grouped_fp32"]) == 1 and done["stem_fp32"] == []
+    assert done["ops"]["Conv"] == 1 and done["ops"]["QLinearConv"] == 3  # narrow, wide, depthwise in int8
+    plain = quantize_onnx(path, tmp_path / "p.onnx", calib, fmt="qoperator")
+    assert "Conv" not in plain["ops"] and plain["ops"]["QLinearConv"] == 4

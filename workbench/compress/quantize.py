@@ -12,8 +12,12 @@ Candidates: both onnxruntime layouts, QDQ (QuantizeLinear/DequantizeLinear pairs
 into integer kernels) and QOperator (QLinearConv, ...), each with every conv quantized and with the image
 stems (convs over <= 4 input channels, e.g. RGB or grey) left in fp32: an int8 conv over 3 channels runs
 as an im2col GEMM with K = 27 and is slower than onnxruntime's fp32 direct kernel (measured: 94 vs 33 us
-for gazenet's stem). The candidate fastest at batch 1 becomes ``model.int8.onnx``; every candidate's
-latency is reported (``fmt`` restricts the layout).
+for gazenet's stem). Models with grouped convs that are not depthwise (ResNeXt) also get candidates with
+those left in fp32: onnxruntime runs them 0.4x as fast in int8 as in fp32, which costs more than the
+dequantize/quantize pair around each (mc4-cpu with random weights: 1.10x with them in int8, 1.30x
+without). Depthwise convs stay quantized: leaving them in fp32 puts a pair around every MobileNetV2 block
+and halves the speed (0.42x). The candidate fastest at batch 1 becomes ``model.int8.onnx``; every
+candidate's latency is reported (``fmt`` restricts the layout).
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ from workbench.errors import WorkbenchError
 from workbench.tasks import Task, TaskData
 from workbench.train.recipes import Recipe
 
-__all__ = ["FORMATS", "LAYER_KINDS", "conv_kind", "latency", "layer_census", "onnx_metrics", "quantize", "quantize_onnx"]
+__all__ = ["FORMATS", "LAYER_KINDS", "conv_kind", "grouped_convs", "latency", "layer_census", "onnx_metrics", "quantize",
+           "quantize_onnx", "stem_convs"]
 
 FORMATS = ("auto", "qdq", "qoperator")
 
@@ -93,15 +98,32 @@ def stem_convs(path: Path) -> list[str]:
     return out
 
 
-# What onnxruntime's int8 kernels do with each kind of layer at batch 1 on one thread (measured on the
-# 2-core AMD EPYC with AVX512-VNNI by benchmarks/int8_kernels.py; rerun it on another CPU).
+def grouped_convs(path: Path) -> list[str]:
+    """Names of the Conv nodes with groups that are not depthwise (1 < group < input channels), e.g. ResNeXt's."""
+    import onnx
+
+    model = onnx.load(str(path))
+    weights = {w.name: list(w.dims) for w in model.graph.initializer}
+    out = []
+    for node in model.graph.node:
+        if node.op_type != "Conv" or len(node.input) < 2 or node.input[1] not in weights:
+            continue
+        group = next((a.i for a in node.attribute if a.name == "group"), 1)
+        if 1 < group < weights[node.input[1]][1] * group:
+            out.append(node.name)
+    return out
+
+
+# What onnxruntime's int8 kernels do with each kind of layer at batch 1 on one thread, measured by
+# benchmarks/int8_kernels.py on two 2-core machines with AVX512-VNNI (an AMD EPYC, and an Intel Xeon that
+# also has AMX); the ranges span both. Rerun it on another CPU.
 LAYER_KINDS = {
-    "dense conv, >= 64 channels in and out": "2.5-3.7x faster in int8",
+    "dense conv, >= 64 channels in and out": "2.2-3.7x faster in int8",
     "dense conv, < 64 channels in or out": "1.0-1.5x",
-    "depthwise conv": "0.7x (slower in int8)",
-    "grouped conv": "0.3x (much slower in int8)",
+    "depthwise conv": "0.7-0.9x (slower in int8)",
+    "grouped conv": "0.3-0.4x (much slower in int8; kept in fp32 where that is faster)",
     "conv-transpose": "stays fp32 (not quantized)",
-    "fully connected": "about 1.9x",
+    "fully connected": "1.9-2.4x",
     "recurrent": "stays fp32 (not quantized)",
 }
 
@@ -158,21 +180,23 @@ def layer_census(path: Path) -> dict[str, Any]:
 
 
 def quantize_onnx(fp32: Path, int8: Path, calibration: list[dict[str, np.ndarray]], *, fmt: str,
-                  per_channel: bool = True, stem_fp32: bool = False) -> dict[str, Any]:
+                  per_channel: bool = True, stem_fp32: bool = False, grouped_fp32: bool = False) -> dict[str, Any]:
     """Static int8 quantization of ``fp32`` into ``int8`` (``fmt`` "qdq" or "qoperator"; ``stem_fp32``: leave
-    the image stems in fp32); returns what was done."""
+    the image stems in fp32; ``grouped_fp32``: leave the grouped, not depthwise, convs in fp32); returns what
+    was done."""
     # The quantizer logs a warning on the root logger for every integer tensor it skips (shapes, indices).
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)
     try:
-        return _quantize_onnx(fp32, int8, calibration, fmt=fmt, per_channel=per_channel, stem_fp32=stem_fp32)
+        return _quantize_onnx(fp32, int8, calibration, fmt=fmt, per_channel=per_channel, stem_fp32=stem_fp32,
+                              grouped_fp32=grouped_fp32)
     finally:
         root.setLevel(level)
 
 
 def _quantize_onnx(fp32: Path, int8: Path, calibration: list[dict[str, np.ndarray]], *, fmt: str, per_channel: bool,
-                   stem_fp32: bool) -> dict[str, Any]:
+                   stem_fp32: bool, grouped_fp32: bool) -> dict[str, Any]:
     from onnxruntime.quantization import (
         CalibrationDataReader,
         QuantFormat,
@@ -192,17 +216,19 @@ def _quantize_onnx(fp32: Path, int8: Path, calibration: list[dict[str, np.ndarra
             source = pre
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises many kinds; the plain export still quantizes
             source, note = fp32, f"quant_pre_process failed ({str(exc).splitlines()[0][:120]}); quantized the export as is"
-        excluded = stem_convs(source) if stem_fp32 else []
+        stems = stem_convs(source) if stem_fp32 else []
+        grouped = grouped_convs(source) if grouped_fp32 else []
         try:
             quantize_static(
                 str(source), str(int8), Reader(calibration),
                 quant_format=QuantFormat.QDQ if fmt == "qdq" else QuantFormat.QOperator,
                 per_channel=per_channel, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                nodes_to_exclude=excluded, extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+                nodes_to_exclude=stems + grouped, extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
             )
         except Exception as exc:  # noqa: BLE001 - a graph onnxruntime cannot quantize is the user's one-line error
             raise WorkbenchError(f"int8 quantization ({fmt}) failed: {str(exc).splitlines()[0][:200]}") from None
-    return {"format": fmt, "stem_fp32": excluded, "preprocessed": note is None, "note": note, "ops": _op_counts(int8)}
+    return {"format": fmt, "stem_fp32": stems, "grouped_fp32": grouped, "preprocessed": note is None, "note": note,
+            "ops": _op_counts(int8)}
 
 
 def _op_counts(path: Path) -> dict[str, int]:
@@ -288,8 +314,8 @@ def quantize(
     Args:
         n_calib: calibration samples (SynthGaze, the run's training subjects, a seed no split uses).
         n_eval: validation samples evaluated (default: the run's whole validation split).
-        fmt: "qdq", "qoperator", or "auto" (both). Each with and without fp32 image stems; the candidate
-            fastest at batch 1 is kept.
+        fmt: "qdq", "qoperator", or "auto" (both). Each with and without fp32 image stems (and grouped
+            convs, where the model has them); the candidate fastest at batch 1 is kept.
         threads: onnxruntime intra-op threads for the latency and evaluation sessions.
         warmup, repeats: latency calls per model (untimed, timed).
     """
@@ -323,17 +349,17 @@ def quantize(
                              metadata={"config": config.get("model", {}), "task": task.name})
         names, outputs = export["inputs"], {k: export["outputs"][k] for k in task.output_names}
         calib_feeds = [f for f, _ in onnx_feeds(task, calib, names, 32)]
-        has_stem = bool(stem_convs(fp32))
-        candidates = [(f, stem) for f in (("qdq", "qoperator") if fmt == "auto" else (fmt,))
-                      for stem in ((False, True) if has_stem else (False,))]
+        candidates = [(f, stem, grouped) for f in (("qdq", "qoperator") if fmt == "auto" else (fmt,))
+                      for stem in ((False, True) if stem_convs(fp32) else (False,))
+                      for grouped in ((False, True) if grouped_convs(fp32) else (False,))]
         built: dict[str, dict[str, Any]] = {}
         failed: dict[str, str] = {}
         with progress_bar("calibrating and quantizing", len(candidates), enabled=progress) as advance:
-            for f, stem in candidates:
-                label = f + ("+fp32-stem" if stem else "")
+            for f, stem, grouped in candidates:
+                label = f + ("+fp32-stem" if stem else "") + ("+fp32-grouped" if grouped else "")
                 try:
                     built[label] = quantize_onnx(fp32, tmp / f"{label}.onnx", calib_feeds, fmt=f,
-                                                 per_channel=per_channel, stem_fp32=stem)
+                                                 per_channel=per_channel, stem_fp32=stem, grouped_fp32=grouped)
                 except WorkbenchError as exc:  # another layout may still work (onnxruntime's quantizer has gaps)
                     failed[label] = str(exc)
                 advance(1, label)
@@ -359,12 +385,14 @@ def quantize(
             "fp32": {"path": str(Path(out) / "model.onnx"), "metrics": m32, pm: m32[pm], "latency_b1": lat["fp32"],
                      "bytes": fp32.stat().st_size},
             "int8": {"path": str(Path(out) / "model.int8.onnx"), "candidate": chosen, "format": built[chosen]["format"],
-                     "stem_fp32": built[chosen]["stem_fp32"], "metrics": m8, pm: m8[pm],
+                     "stem_fp32": built[chosen]["stem_fp32"], "grouped_fp32": built[chosen]["grouped_fp32"],
+                     "metrics": m8, pm: m8[pm],
                      "latency_b1": lat[chosen], "bytes": (tmp / "model.int8.onnx").stat().st_size,
                      "ops": built[chosen]["ops"], "preprocessed": built[chosen]["preprocessed"],
                      "note": built[chosen]["note"]},
-            "candidates": {k: {"format": b["format"], "stem_fp32": bool(b["stem_fp32"]), "latency_b1": lat[k],
-                               "ops": b["ops"]} for k, b in built.items()},
+            "candidates": {k: {"format": b["format"], "stem_fp32": bool(b["stem_fp32"]),
+                               "grouped_fp32": bool(b["grouped_fp32"]), "latency_b1": lat[k], "ops": b["ops"]}
+                           for k, b in built.items()},
             "failed_candidates": failed,
             "speedup_b1": lat["fp32"]["median_ms"] / lat[chosen]["median_ms"],
             "speedup_b1_cpu_time": (lat["fp32"]["cpu_median_ms"] / lat[chosen]["cpu_median_ms"]) if threads == 1 else None,
