@@ -132,3 +132,19 @@ def test_deleting_the_attributed_region_first_hurts_more_than_random_and_a_rever
     flipped = Attributions("ig", ["out0"], reversed_maps)
     curves = deletion(subject, samples, flipped, fractions=11, fill="mean", random_orders=3)["out0"]
     assert curves["worse_by"] < 0 and not curves["clearly_worse"]
+
+
+def test_region_ablation_tells_a_model_reading_only_the_boxes_from_one_reading_everything():
+    from workbench.analyze.faithfulness import region_ablation
+
+    subject, samples = _setup(RegionModel(_mask()), n=8)
+    r = region_ablation(subject, samples, fill="mean")
+    assert r["metric"] == "mean |target change|" and r["inputs"] == ["x"]
+    assert r["nothing_removed"] == 0.0
+    assert r["rest_removed"] == pytest.approx(0.0, abs=1e-6)  # it never reads outside the box
+    assert r["eyes_removed"] > 0.05 and r["all_removed"] == pytest.approx(r["eyes_removed"], rel=1e-5)
+    subject, samples = _setup(RegionModel(torch.ones(1, SIZE, SIZE)), n=8)
+    r = region_ablation(subject, samples, fill="mean")
+    assert r["rest_removed"] > r["eyes_removed"] > 0.0  # 15/16 of its weights lie outside the box
+    samples.boxes = {}
+    assert region_ablation(subject, samples) is None

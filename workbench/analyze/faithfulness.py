@@ -16,6 +16,10 @@ Four checks on SynthGaze, whose eye boxes are known in every view:
   on these inputs, which the trained-vs-random figure cannot go below. ``input_spearman``
   says how much of a map is the input itself (Spearman of |attribution| with |input - baseline|), the
   part no randomization removes from IG-type maps.
+* **region ablation**: no attribution involved: the metric with the eye boxes removed, with everything
+  but the eye boxes removed, and with both, beside the intact metric. It says how much the model itself
+  needs what lies outside the eyes (head pose, for a gaze model), which bounds the eye-mass a faithful
+  map can have.
 * **deletion curve**: pixels are removed most-attributed first (all channels of a pixel; replaced by
   a blurred copy of the input, or the per-image channel mean), and the task's primary metric is
   measured at each fraction, against random orders. Deleting what the map says matters should hurt
@@ -349,6 +353,39 @@ def deletion(subject: Subject, samples: Samples, attrs: Attributions, *, fractio
     return result
 
 
+# ---- region ablation -----------------------------------------------------------------------------------
+def region_ablation(subject: Subject, samples: Samples, *, fill: str = "blur",
+                    batch_size: int = 32) -> dict[str, Any] | None:
+    """The model's own dependence on the eye boxes, with no attribution method in between: the task's
+    primary metric with nothing removed, with the eye boxes removed, with everything but the eye boxes
+    removed, and with every boxed image removed (removed = replaced by the deletion fill). A model that
+    reads only the eyes loses nothing when the rest goes; one that also reads head pose from the face
+    loses accuracy either way, and a faithful map must then put part of its mass outside the boxes.
+    None when no attributed input has eye boxes."""
+    names = list(subject.input_names)
+    boxed = [i for i, k in enumerate(names) if k in samples.boxes]
+    if not boxed:
+        return None
+    inputs = [x.detach() for x in samples.inputs(slice(0, len(samples)))]
+    filled = {i: _fill(inputs[i], fill) for i in boxed}
+    masks = {i: torch.from_numpy(box_masks(samples.boxes[names[i]], *inputs[i].shape[-2:])).unsqueeze(-3)
+             for i in boxed}
+    base, reference = _metric(subject, samples, inputs, None, batch_size)
+
+    def removed(where: str) -> float:
+        mod = list(inputs)
+        for i in boxed:
+            keep = {"eyes": ~masks[i], "rest": masks[i], "all": torch.zeros_like(masks[i])}[where]
+            mod[i] = torch.where(keep, inputs[i], filled[i])
+        return _metric(subject, samples, mod, reference, batch_size)[0]
+
+    task = subject.task
+    return {"metric": task.primary_metric if task is not None else "mean |target change|",
+            "higher_is_better": bool(task.higher_is_better) if task is not None else False, "fill": fill,
+            "inputs": [names[i] for i in boxed], "nothing_removed": base, "eyes_removed": removed("eyes"),
+            "rest_removed": removed("rest"), "all_removed": removed("all")}
+
+
 # ---- the command ---------------------------------------------------------------------------------------
 def check(run: Any, *, method: str = "ig", n: int = 32, out: str | Path | None = None, target: int | str | None = None,
           batch_size: int = 8, steps: int = 32, cascade_steps: int = 6, randomization_n: int = 16,
@@ -385,6 +422,7 @@ def check(run: Any, *, method: str = "ig", n: int = 32, out: str | Path | None =
                   "randomized": input_similarity(rnd.final, rand_samples, subject, baseline)}
     curves = deletion(subject, samples, attrs, fractions=fractions, fill=fill, random_orders=random_orders,
                       batch_size=max(batch_size, 16), progress=progress)
+    ablation = region_ablation(subject, samples, fill=fill, batch_size=max(batch_size, 16))
 
     def mean(values):
         values = [v for v in values if v is not None and np.isfinite(v)]
@@ -424,6 +462,7 @@ def check(run: Any, *, method: str = "ig", n: int = 32, out: str | Path | None =
         "eye_mass": regions, "eye_mass_per_input": per_input, "randomization": rand_rows,
         "randomization_floor": rnd.floor, "input_spearman": similarity,
         "deletion": {t: {k: v for k, v in c.items()} for t, c in curves.items()},
+        "region_ablation": ablation,
         **({"gradcam_layers": attrs.layers} if attrs.layers else {}),
         "seconds": round(time.time() - t0, 1),
     })

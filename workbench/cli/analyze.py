@@ -135,6 +135,11 @@ def check_cmd(
     table.add_row("  signed maps (floor)", f"{_f(h['randomization_spearman_signed'])} ({_f(h['randomization_floor_signed'])})", "")
     table.add_row(f"deletion area ({h['deletion_metric']})", f"{_f(h['deletion_area'])} vs random {_f(h['deletion_area_random'])}",
                   f"clearly worse: {mark[c['deletion clearly worse than random']]}")
+    ab = s.get("region_ablation")
+    if ab:
+        table.add_row(f"{ab['metric']}: intact / eyes removed", f"{_f(ab['nothing_removed'])} / {_f(ab['eyes_removed'])}", "")
+        table.add_row("  all but the eyes removed / all removed", f"{_f(ab['rest_removed'])} / {_f(ab['all_removed'])}",
+                      "")
     console.print(table)
     steps_table = Table(title="cascading randomization (Spearman of |maps|, signed in brackets)")
     steps_table.add_column("layers re-initialized")
