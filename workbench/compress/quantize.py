@@ -82,36 +82,26 @@ class _Reader:
         self._it = iter(self.feeds)
 
 
-def stem_convs(path: Path) -> list[str]:
-    """Names of the ungrouped Conv nodes over <= 4 input channels (image stems) in the ONNX model."""
+def _convs(path: Path) -> list[tuple[str, int, int]]:
+    """(node name, input channels per group, groups) of every Conv node with a weight initializer."""
     import onnx
 
     model = onnx.load(str(path))
     weights = {w.name: list(w.dims) for w in model.graph.initializer}
-    out = []
-    for node in model.graph.node:
-        if node.op_type != "Conv" or len(node.input) < 2 or node.input[1] not in weights:
-            continue
-        group = next((a.i for a in node.attribute if a.name == "group"), 1)
-        if group == 1 and weights[node.input[1]][1] <= 4:
-            out.append(node.name)
-    return out
+    return [(node.name, weights[node.input[1]][1], next((a.i for a in node.attribute if a.name == "group"), 1))
+            for node in model.graph.node
+            if node.op_type == "Conv" and len(node.input) >= 2 and node.input[1] in weights]
+
+
+def stem_convs(path: Path) -> list[str]:
+    """Names of the ungrouped Conv nodes over <= 4 input channels (image stems) in the ONNX model."""
+    return [name for name, per_group, group in _convs(path) if group == 1 and per_group <= 4]
 
 
 def grouped_convs(path: Path) -> list[str]:
-    """Names of the Conv nodes with groups that are not depthwise (1 < group < input channels), e.g. ResNeXt's."""
-    import onnx
-
-    model = onnx.load(str(path))
-    weights = {w.name: list(w.dims) for w in model.graph.initializer}
-    out = []
-    for node in model.graph.node:
-        if node.op_type != "Conv" or len(node.input) < 2 or node.input[1] not in weights:
-            continue
-        group = next((a.i for a in node.attribute if a.name == "group"), 1)
-        if 1 < group < weights[node.input[1]][1] * group:
-            out.append(node.name)
-    return out
+    """Names of the Conv nodes with groups that are not depthwise (more than one input channel per group
+    and more than one group), e.g. ResNeXt's."""
+    return [name for name, per_group, group in _convs(path) if group > 1 and per_group > 1]
 
 
 # What onnxruntime's int8 kernels do with each kind of layer at batch 1 on one thread, measured by
