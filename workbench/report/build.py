@@ -188,6 +188,8 @@ def _saliency_regions(summary: dict[str, Any] | None) -> dict[str, Any]:
 
 _HEADLINE = (("eye_mass_ratio", "eye-mass ratio (target >= 3)"), ("pointing", "pointing game (target >= 0.8)"),
              ("randomization_spearman", "randomization: Spearman with the trained map after re-initialization (target < 0.2)"),
+             ("randomization_floor", "randomization: the same Spearman between two random models (its floor)"),
+             ("randomization_spearman_signed", "randomization: Spearman of the signed maps"),
              ("deletion_area", "deletion area, most attributed pixels first"),
              ("deletion_area_random", "deletion area, random order"),
              ("deletion_worse_by", "deletion: worse than random by (relative)"))
@@ -212,6 +214,12 @@ def _faithfulness_part(data: dict[str, Any], figs: Path, slug: str) -> Part:
         vals = [(checks.get(m) or {}).get("headline", {}).get(key) for m in models]
         rows.append([f"checks: {label}", *[v if v is not None else ("not run" if m not in checks else "–")
                                          for v, m in zip(vals, models)]])
+    ablation = {m: (checks.get(m) or {}).get("region_ablation") for m in models}
+    for key, label in (("nothing_removed", "intact"), ("eyes_removed", "eye boxes removed"),
+                       ("rest_removed", "all but the eye boxes removed")):
+        if any(ablation.values()):
+            metric = next(a for a in ablation.values() if a)["metric"]
+            rows.append([f"region ablation: {metric}, {label}", *[(a or {}).get(key, "–") for a in ablation.values()]])
     crit = {m: (checks.get(m) or {}).get("criteria") or {} for m in models}
     for name in dict.fromkeys(k for c in crit.values() for k in c):
         rows.append([f"criterion: {name}", *[("pass" if crit[m].get(name) else "fail") if crit[m].get(name) is not None
