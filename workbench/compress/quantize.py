@@ -15,7 +15,7 @@ as an im2col GEMM with K = 27 and is slower than onnxruntime's fp32 direct kerne
 for gazenet's stem). Models with grouped convs that are not depthwise (ResNeXt) also get candidates with
 those left in fp32: onnxruntime runs them 0.4x as fast in int8 as in fp32, which costs more than the
 dequantize/quantize pair around each (mc4-cpu with random weights: 1.10x with them in int8, 1.30x
-without). Depthwise convs stay quantized: leaving them in fp32 puts a pair around every MobileNetV2 block
+without; the trained mc4-cpu run: 1.06x and 1.12x). Depthwise convs stay quantized: leaving them in fp32 puts a pair around every MobileNetV2 block
 and halves the speed (0.42x). The candidate fastest at batch 1 becomes ``model.int8.onnx``; every
 candidate's latency is reported (``fmt`` restricts the layout).
 """
