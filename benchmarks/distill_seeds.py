@@ -5,9 +5,9 @@ same student without KD on the same budget (seed K fixes both the SynthGaze trai
 initial weights, so each seed is a paired replicate). The table gives, per seed, the teacher's, the KD
 student's and the control's primary metric on the run's validation split (held-out subjects), then the
 mean and standard deviation of both and of the paired difference (KD - control), how many seeds KD
-wins, the one-sided sign-test p-value of that count and the one-sided paired t-test p-value. It also checks the issue's target for the
-student: at most 10% of the teacher's MACs and an error at most 1.15x the teacher's. The script reports;
-it does not gate.
+wins, the one-sided sign-test p-value of that count and the one-sided paired t-test p-value. It also
+checks the issue's target for the student: at most 10% of the teacher's MACs and an error at most 1.15x
+the teacher's. The script reports; it does not gate.
 
     python benchmarks/distill_seeds.py runs/bench-teachers/gazenet --student tinyface --seeds 0 1 2 3 4
     python benchmarks/distill_seeds.py RUN --student tinyface --set optimizer=adam --set lr=0.002 --json
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -42,9 +43,7 @@ def sign_test_p(wins: int, n: int) -> float:
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
-    m = sum(values) / len(values)
-    s = math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
-    return m, s
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def run_seed(run: Path, out: Path, seed: int, args: argparse.Namespace, sets: dict[str, Any]) -> dict[str, Any]:
@@ -103,17 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.run / "config.json").is_file():
         print(f"error: {args.run} is not a run folder (no config.json)", file=sys.stderr)
         return 2
+    from workbench.cli._common import parse_sets
+
     teacher = json.loads((args.run / "config.json").read_text()).get("teacher")
-    sets: dict[str, Any] = {}
-    for item in args.set if args.set is not None else DEFAULT_SETS.get(teacher, []):
-        key, sep, value = item.partition("=")
-        if not sep:
-            print(f"error: --set expects KEY=VALUE, got {item!r}", file=sys.stderr)
-            return 2
-        try:
-            sets[key] = json.loads(value)
-        except json.JSONDecodeError:
-            sets[key] = value
+    try:
+        sets = parse_sets(args.set if args.set is not None else DEFAULT_SETS.get(teacher, []), "--set")
+    except WorkbenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     out = args.out or ROOT / "runs" / "distill-seeds" / args.run.name
     rows, meta = [], {}
     for seed in args.seeds:

@@ -15,9 +15,9 @@ as an im2col GEMM with K = 27 and is slower than onnxruntime's fp32 direct kerne
 for gazenet's stem). Models with grouped convs that are not depthwise (ResNeXt) also get candidates with
 those left in fp32: onnxruntime runs them 0.4x as fast in int8 as in fp32, which costs more than the
 dequantize/quantize pair around each (mc4-cpu with random weights: 1.10x with them in int8, 1.30x
-without; the trained mc4-cpu run: 1.06x and 1.12x). Depthwise convs stay quantized: leaving them in fp32 puts a pair around every MobileNetV2 block
-and halves the speed (0.42x). The candidate fastest at batch 1 becomes ``model.int8.onnx``; every
-candidate's latency is reported (``fmt`` restricts the layout).
+without; the trained mc4-cpu run: 1.06x and 1.12x). Depthwise convs stay quantized: leaving them in
+fp32 puts a pair around every MobileNetV2 block and halves the speed (0.42x). The candidate fastest at
+batch 1 becomes ``model.int8.onnx``; every candidate's latency is reported (``fmt`` restricts the layout).
 """
 
 from __future__ import annotations
@@ -82,26 +82,29 @@ class _Reader:
         self._it = iter(self.feeds)
 
 
-def _convs(path: Path) -> list[tuple[str, int, int]]:
-    """(node name, input channels per group, groups) of every Conv node with a weight initializer."""
+def _convs(path: Path) -> list[tuple[str, int, int, int]]:
+    """(node name, input channels, output channels, groups) of every Conv node with a weight initializer."""
     import onnx
 
     model = onnx.load(str(path))
     weights = {w.name: list(w.dims) for w in model.graph.initializer}
-    return [(node.name, weights[node.input[1]][1], next((a.i for a in node.attribute if a.name == "group"), 1))
-            for node in model.graph.node
-            if node.op_type == "Conv" and len(node.input) >= 2 and node.input[1] in weights]
+    out = []
+    for node in model.graph.node:
+        if node.op_type == "Conv" and len(node.input) >= 2 and node.input[1] in weights:
+            c_out, per_group = weights[node.input[1]][:2]
+            group = next((a.i for a in node.attribute if a.name == "group"), 1)
+            out.append((node.name, per_group * group, c_out, group))
+    return out
 
 
 def stem_convs(path: Path) -> list[str]:
     """Names of the ungrouped Conv nodes over <= 4 input channels (image stems) in the ONNX model."""
-    return [name for name, per_group, group in _convs(path) if group == 1 and per_group <= 4]
+    return [name for name, c_in, _, group in _convs(path) if group == 1 and c_in <= 4]
 
 
 def grouped_convs(path: Path) -> list[str]:
-    """Names of the Conv nodes with groups that are not depthwise (more than one input channel per group
-    and more than one group), e.g. ResNeXt's."""
-    return [name for name, per_group, group in _convs(path) if group > 1 and per_group > 1]
+    """Names of the Conv nodes :func:`conv_kind` calls "grouped conv" (grouped, not depthwise), e.g. ResNeXt's."""
+    return [name for name, c_in, c_out, group in _convs(path) if conv_kind(c_in, c_out, group) == "grouped conv"]
 
 
 # What onnxruntime's int8 kernels do with each kind of layer at batch 1 on one thread, measured by
