@@ -16,6 +16,7 @@ from PIL import Image
 from workbench.data import formats
 from workbench.data.formats import VIEW_KEYS, VIEW_OF_FORMAT, detect_format, read, write
 from workbench.data.formats import _images
+from workbench.data.formats._common import eye_boxes_from_corners
 from workbench.data.formats.itracker import default_splits
 from workbench.data.formats.npz import read_npz
 from workbench.errors import DataError, WorkbenchError
@@ -142,8 +143,8 @@ def assert_roundtrip(fmt: str, data: dict[str, np.ndarray], out: dict[str, np.nd
     np.testing.assert_array_equal(out["subject"], data["subject"])
     for key in keys:
         want, got = np.asarray(data[key]), out[key]
-        if fmt in ("mpiifacegaze", "mpiifacegaze-pre") and key == "eye_boxes":
-            assert np.isnan(got).all() and got.shape == want.shape
+        if fmt in ("mpiifacegaze", "mpiifacegaze-pre") and key in ("landmarks", "eye_boxes"):
+            assert_mpii_landmarks(data, out)
         elif want.dtype == np.uint8 and fmt == "lam":
             assert got.shape == want.shape
             assert np.abs(got.astype(float) - want).mean() < 3.0
@@ -153,6 +154,17 @@ def assert_roundtrip(fmt: str, data: dict[str, np.ndarray], out: dict[str, np.nd
             np.testing.assert_allclose(got, want, rtol=0, atol=5e-4 + 1e-5, err_msg=key)  # %0.3f
         else:
             np.testing.assert_array_equal(got, want.astype(got.dtype), err_msg=key)
+
+
+def assert_mpii_landmarks(data: dict[str, np.ndarray], out: dict[str, np.ndarray]) -> None:
+    """MPIIFaceGaze stores six points: SynthGaze's mouth corners exactly, its eye centres as the midpoints of
+    the rebuilt eye corners, and eye boxes built from those corners (both data and out grouped by subject)."""
+    lm, six = np.asarray(data["landmarks"]), out["landmarks"]
+    assert six.shape == (len(lm), 6, 2) and out["eye_boxes"].shape == (len(lm), 2, 4)
+    np.testing.assert_array_equal(six[:, 4:6], lm[:, 3:5])
+    np.testing.assert_allclose((six[:, 0] + six[:, 1]) / 2, lm[:, 0], atol=1e-4)
+    np.testing.assert_allclose((six[:, 2] + six[:, 3]) / 2, lm[:, 1], atol=1e-4)
+    np.testing.assert_allclose(out["eye_boxes"], eye_boxes_from_corners(six[:, :4].reshape(-1, 2, 2, 2)), atol=1e-5)
 
 
 def _raise_disk_full(*a, **k):

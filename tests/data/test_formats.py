@@ -79,28 +79,32 @@ def test_mpiifacegaze_mat_layout_and_subject_selection(tmp_path: Path) -> None:
     data = fake_view("face")
     path = written(tmp_path, "mpiifacegaze", data)
     assert sorted(p.name for p in path.iterdir()) == ["p00.mat", "p03.mat", "p12.mat"]
+    assert (path / "p03.mat").read_bytes()[:19] == b"MATLAB 7.3 MAT-file"
     with h5py.File(path / "p03.mat", "r") as f:
         label = f["Data/label"][()]
-        assert f["Data/data"].dtype == np.uint8 and label.shape[1] == 16 and label.dtype == np.float32
-    first = np.flatnonzero(data["subject"] == 3)[0]
-    np.testing.assert_array_equal(label[0, 4:14], data["landmarks"][first].ravel())
-    assert (label[:, 14:] == 0).all()
+        assert f["Data/data"].dtype == np.uint8 and label.shape[1] == 16 and label.dtype == np.float64
+        first = np.flatnonzero(data["subject"] == 3)[0]
+        np.testing.assert_array_equal(f["Data/data"][0], data["image"][first][::-1])  # BGR on disk
+    np.testing.assert_array_equal(label[0, :2], data["gaze_pitchyaw"][first])
+    np.testing.assert_array_equal(label[0, 12:16], data["landmarks"][first, 3:5].ravel())  # mouth corners last
     out = read("mpiifacegaze", path, subjects=[3])
     assert (out["subject"] == 3).all() and len(out["subject"]) == (data["subject"] == 3).sum()
     with pytest.raises(DataError, match=r"p07\.mat: missing \(subject 7 was selected\)"):
         read("mpiifacegaze", path, subjects=[7])
     pre = written(tmp_path, "mpiifacegaze-pre", data, name="pre")
     assert len(read("mpiifacegaze-pre", pre, subjects=[0, 12])["subject"]) == np.isin(data["subject"], [0, 12]).sum()
+    with pytest.raises(DataError, match=r"pre/07: missing \(subject 7 was selected\)"):
+        read("mpiifacegaze-pre", pre, subjects=[7])
 
 
-def test_mpiifacegaze_pre_labels_dict_is_plain_pickle(tmp_path: Path) -> None:
+def test_mpiifacegaze_pre_labels_dict_is_the_scripts_pickle(tmp_path: Path) -> None:
     path = written(tmp_path, "mpiifacegaze-pre")
-    with open(path / "p00" / "labels.dict", "rb") as f:
+    assert sorted(p.name for p in path.iterdir()) == ["00", "03", "12"]
+    with open(path / "00" / "labels.dict", "rb") as f:
         labels = pickle.load(f)
-    assert isinstance(labels, dict) and sorted(labels)[0] == "00000.png"
-    entry = labels["00000.png"]
-    assert set(entry) == {"gaze", "head", "landmarks"}
-    assert entry["gaze"].dtype == np.float32 and entry["landmarks"].shape == (5, 2)
+    assert set(labels) == {"subject_id", "images", "labels"} and labels["subject_id"] == "00"
+    assert labels["images"][0] == str(path / "00" / "0000.png")
+    assert labels["labels"][0].shape == (16,) and labels["labels"][0].dtype == np.float64
 
 
 def test_evg_splits_share_one_folder(tmp_path: Path) -> None:

@@ -120,8 +120,8 @@ def test_label_count_not_matching_image_count_mat(tmp_path: Path) -> None:
 
 def test_label_count_not_matching_image_count_folders(tmp_path: Path) -> None:
     pre = written(tmp_path, "mpiifacegaze-pre", name="pre")
-    (pre / "p00" / "00000.png").unlink()
-    with pytest.raises(DataError, match=r"p00/labels\.dict: has \d+ entries but p00/ has \d+ PNG images"):
+    (pre / "00" / "0000.png").unlink()
+    with pytest.raises(DataError, match=r"00/labels\.dict: lists '.*0000\.png', but .*00/0000\.png is missing"):
         read("mpiifacegaze-pre", pre)
 
     mc4 = written(tmp_path, "mc4", name="mc4")
@@ -184,10 +184,10 @@ def test_nan_labels_name_the_file_and_row(tmp_path: Path) -> None:
     _one_line(e)
 
     pre = written(tmp_path, "mpiifacegaze-pre", name="pre")
-    labels = pickle.loads((pre / "p03" / "labels.dict").read_bytes())
-    labels["00001.png"]["gaze"][0] = np.nan
-    (pre / "p03" / "labels.dict").write_bytes(pickle.dumps(labels))
-    with pytest.raises(DataError, match=r"p03/labels\.dict: gaze of entry '00001\.png' is not finite"):
+    labels = pickle.loads((pre / "03" / "labels.dict").read_bytes())
+    labels["labels"][1][0] = np.nan
+    (pre / "03" / "labels.dict").write_bytes(pickle.dumps(labels))
+    with pytest.raises(DataError, match=r"03/labels\.dict: label of image '0001\.png' is not finite"):
         read("mpiifacegaze-pre", pre)
 
     mc4 = written(tmp_path, "mc4", name="mc4")
@@ -238,8 +238,8 @@ def test_hostile_labels_dict_does_not_run(tmp_path: Path) -> None:
         def __reduce__(self):
             return (os.system, (f"touch {marker}",))
 
-    (pre / "p00" / "labels.dict").write_bytes(pickle.dumps({"00000.png": Payload()}))
-    with pytest.raises(DataError, match=r"p00/labels\.dict: refused to unpickle \w+\.system: only plain") as e:
+    (pre / "00" / "labels.dict").write_bytes(pickle.dumps({"subject_id": "00", "images": [Payload()], "labels": []}))
+    with pytest.raises(DataError, match=r"00/labels\.dict: refused to unpickle \w+\.system: only plain") as e:
         read("mpiifacegaze-pre", pre)
     _one_line(e)
     assert not marker.exists()

@@ -11,8 +11,8 @@ identically::
 =====================  ==========  ===================================================================
 format                 view        layout
 =====================  ==========  ===================================================================
-``mpiifacegaze``       face        ``pNN.mat`` (HDF5: ``Data/data``, ``Data/label``)
-``mpiifacegaze-pre``   face        ``pNN/NNNNN.png`` + pickled ``pNN/labels.dict``
+``mpiifacegaze``       face        ``pNN.mat`` (MATLAB v7.3: ``Data/data`` BGR, ``Data/label`` (N,16))
+``mpiifacegaze-pre``   face        ``<sid>/NNNN.png`` + pickled ``<sid>/labels.dict`` (write-up 000's script)
 ``mc4``                mc4         ``head/ l_eye/ r_eye/`` PNGs + ``{head,eye,gaze}_label.txt``
 ``evg``                frame       ``images/`` + ``annotations_<split>.json``
 ``itracker``           itracker    ``{train,val,test}/<subject>/`` eye PNGs + ``labels.csv``
@@ -102,7 +102,7 @@ FORMATS: dict[str, Format] = {
     f.name: f
     for f in [
         Format("mpiifacegaze", "face", read_mpiifacegaze, write_mpiifacegaze, "pNN.mat files"),
-        Format("mpiifacegaze-pre", "face", read_mpiifacegaze_pre, write_mpiifacegaze_pre, "pNN/labels.dict"),
+        Format("mpiifacegaze-pre", "face", read_mpiifacegaze_pre, write_mpiifacegaze_pre, "<sid>/labels.dict"),
         Format("mc4", "mc4", read_mc4, write_mc4, "head/ and head_label.txt"),
         Format("evg", "frame", read_evg, write_evg, "images/ and annotations_<split>.json"),
         Format("itracker", "itracker", read_itracker, write_itracker, "{train,val,test}/<subject>/labels.csv"),
@@ -182,7 +182,7 @@ def detect_format(path: str | os.PathLike) -> str:
         names = {p.name for p in path.iterdir()}
         if any(n.startswith("p") and n[1:-4].isdigit() and n.endswith(".mat") for n in names):
             return "mpiifacegaze"
-        if any(n.startswith("p") and n[1:].isdigit() and (path / n / "labels.dict").is_file() for n in names):
+        if any(n.isascii() and n.isdigit() and (path / n / "labels.dict").is_file() for n in names):
             return "mpiifacegaze-pre"
         if "head" in names and "head_label.txt" in names:
             return "mc4"

@@ -17,7 +17,7 @@ VIEW_KEYS: dict[str, dict[str, tuple[type, tuple[int | None, ...]]]] = {
         "image": (np.uint8, (3, None, None)),
         "gaze_pitchyaw": (np.float32, (2,)),
         "head_pitchyaw": (np.float32, (2,)),
-        "landmarks": (np.float32, (5, 2)),
+        "landmarks": (np.float32, (None, 2)),  # a named set of FACE_LANDMARKS, told apart by its count
         "eye_boxes": (np.float32, (2, 4)),
         "subject": (np.int64, ()),
     },
@@ -53,6 +53,51 @@ VIEW_KEYS: dict[str, dict[str, tuple[type, tuple[int | None, ...]]]] = {
         "subject": (np.int64, ()),
     },
 }
+
+
+#: The ``face`` view's landmark sets, named by their count. Sides are the subject's: with an unmirrored
+#: camera the subject's right eye is the image-left one. 5: SynthGaze (eye centres, nose tip, mouth
+#: corners). 6: MPIIFaceGaze (the 6-point face model of its annotation: four eye corners, two mouth
+#: corners, in this order; see workbench/data/formats/mpiifacegaze.py for the sources).
+FACE_LANDMARKS: dict[int, tuple[str, ...]] = {
+    5: ("right_eye", "left_eye", "nose_tip", "mouth_right", "mouth_left"),
+    6: ("right_eye_outer", "right_eye_inner", "left_eye_inner", "left_eye_outer", "mouth_right", "mouth_left"),
+}
+
+#: Eye boxes from two eye corners at distance w: ``EYE_BOX_MARGIN * w`` beyond each corner along x and
+#: ``EYE_BOX_HALF_HEIGHT * w`` above and below the corners along y. That is about the box SynthGaze draws
+#: around an open eye (0.2 w beyond the corners, lids ~0.19 w above and ~0.14 w below plus 0.25 w margin).
+EYE_BOX_MARGIN = 0.2
+EYE_BOX_HALF_HEIGHT = 0.4
+
+
+def face_landmark_names(count: int) -> tuple[str, ...]:
+    """The names of a ``face`` view's ``count`` landmarks (:data:`FACE_LANDMARKS`); ValueError for other counts."""
+    try:
+        return FACE_LANDMARKS[int(count)]
+    except KeyError:
+        raise ValueError(f"no named face landmark set has {count} points (known: {sorted(FACE_LANDMARKS)})") from None
+
+
+def eye_boxes_from_corners(corners: np.ndarray) -> np.ndarray:
+    """Eye boxes from eye corners: (N, 2, 2, 2) [eye, corner, (x, y)] px -> (N, 2, 4) (x0, y0, x1, y1) px.
+
+    Each eye's box spans its two corners plus :data:`EYE_BOX_MARGIN` times the corner distance left and
+    right and :data:`EYE_BOX_HALF_HEIGHT` times it above and below (the box height is 0.8 times the
+    corner distance for level corners). The boxes come back image-left eye first (SynthGaze's order),
+    whatever the order of the eyes in ``corners``; an eye with a non-finite corner gets a NaN box.
+    """
+    c = np.asarray(corners, dtype=np.float64)
+    if c.ndim != 4 or c.shape[1:] != (2, 2, 2):
+        raise ValueError(f"expected eye corners of shape (N,2,2,2), got {c.shape}")
+    w = np.linalg.norm(c[:, :, 1] - c[:, :, 0], axis=-1)  # (N, 2)
+    lo, hi = c.min(axis=2), c.max(axis=2)  # (N, 2, 2); NaN propagates
+    boxes = np.stack([lo[..., 0] - EYE_BOX_MARGIN * w, lo[..., 1] - EYE_BOX_HALF_HEIGHT * w,
+                      hi[..., 0] + EYE_BOX_MARGIN * w, hi[..., 1] + EYE_BOX_HALF_HEIGHT * w], -1)
+    cx = (boxes[..., 0] + boxes[..., 2]) / 2
+    swap = cx[:, 1] < cx[:, 0]  # False when either is NaN: the order is then kept
+    boxes[swap] = boxes[swap][:, ::-1]
+    return boxes.astype(np.float32)
 
 
 def _shape_str(shape: Iterable[int | None]) -> str:
