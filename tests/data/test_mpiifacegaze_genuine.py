@@ -88,7 +88,8 @@ def genuine_release(root: Path, counts: dict[int, int]) -> Path:
     """``root/pNN.mat`` for subjects -> sample counts; sample k of every subject is colour_image(k)/label_row(k)."""
     root.mkdir(parents=True, exist_ok=True)
     for s, n in counts.items():
-        matlab_v73_mat(root / f"p{s:02d}.mat", [colour_image(k) for k in range(n)], np.stack([label_row(k) for k in range(n)]))
+        images, labels = [colour_image(k) for k in range(n)], np.stack([label_row(k) for k in range(n)])
+        matlab_v73_mat(root / f"p{s:02d}.mat", images, labels)
     return root
 
 
@@ -99,7 +100,7 @@ FOREIGN = {
 }
 
 
-def genuine_pre(root: Path, counts: dict[int, int], style: str = "posix") -> Path:
+def genuine_pre(root: Path, counts: dict[int, int], style: str = "posix", protocol: int | None = None) -> Path:
     """write-up 000's script: for each .mat, <dest>/<sid>/NNNN.png via cv2.imwrite(img.transpose(1,2,0)) of the
     BGR Data/data array, and <dest>/<sid>/labels.dict = pickle of its dict, paths as on the converting machine."""
     for s, n in counts.items():
@@ -114,7 +115,7 @@ def genuine_pre(root: Path, counts: dict[int, int], style: str = "posix") -> Pat
             gt["images"].append(FOREIGN[style].format(sid=sid, name=name))
             gt["labels"].append(row)
         with open(root / sid / "labels.dict", "wb") as f:
-            pickle.dump(gt, f)
+            pickle.dump(gt, f, protocol=protocol)
     return root
 
 
@@ -158,6 +159,8 @@ def test_eye_box_rule() -> None:
     corners[0, 1, 0, 0] = np.nan
     boxes = eye_boxes_from_corners(corners)
     assert np.isnan(boxes[0, 1]).all() and np.isfinite(boxes[0, 0]).all()
+    corners[0, 1] = 0.0  # both corners at (0, 0): no width, no box
+    assert np.isnan(eye_boxes_from_corners(corners)[0, 1]).all()
 
 
 def test_writer_writes_what_matlab_wrote(tmp_path: Path) -> None:
@@ -215,6 +218,11 @@ def test_genuine_pre_reads_true_colours_and_resolves_foreign_paths(tmp_path: Pat
     check_samples(formats.read("auto", root), {0: 3, 2: 2})
 
 
+@pytest.mark.parametrize("protocol", [0, 2, 5])  # a Python 2 era conversion, and the newest protocol
+def test_pre_labels_dict_of_any_pickle_protocol(tmp_path: Path, protocol: int) -> None:
+    check_samples(formats.read("mpiifacegaze-pre", genuine_pre(tmp_path / "raw", {1: 2}, protocol=protocol)), {1: 2})
+
+
 def test_pre_writer_writes_the_scripts_layout(tmp_path: Path) -> None:
     from workbench.data.synth import render
 
@@ -244,7 +252,8 @@ def test_missing_selected_mat(tmp_path: Path) -> None:
     _raises(r"m/p05\.mat: missing \(subject 5 was selected\)", formats.read, "mpiifacegaze", root, subjects=[0, 5])
 
 
-@pytest.mark.parametrize("keep,why", [(0.6, r"cannot read MATLAB v7\.3 \(HDF5\) file"), (100, r"is 100 bytes long, too short for a MAT-file")])
+@pytest.mark.parametrize("keep,why", [(0.6, r"cannot read MATLAB v7\.3 \(HDF5\) file"),
+                                      (100, r"is 100 bytes long, too short for a MAT-file")])
 def test_truncated_mat(tmp_path: Path, keep: float, why: str) -> None:
     root = genuine_release(tmp_path / "m", {0: 3})
     raw = (root / "p00.mat").read_bytes()

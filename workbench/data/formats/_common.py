@@ -85,7 +85,8 @@ def eye_boxes_from_corners(corners: np.ndarray) -> np.ndarray:
     Each eye's box spans its two corners plus :data:`EYE_BOX_MARGIN` times the corner distance left and
     right and :data:`EYE_BOX_HALF_HEIGHT` times it above and below (the box height is 0.8 times the
     corner distance for level corners). The boxes come back image-left eye first (SynthGaze's order),
-    whatever the order of the eyes in ``corners``; an eye with a non-finite corner gets a NaN box.
+    whatever the order of the eyes in ``corners``; an eye with a non-finite corner, or with both corners
+    on one point (no eye width to size a box by), gets a NaN box.
     """
     c = np.asarray(corners, dtype=np.float64)
     if c.ndim != 4 or c.shape[1:] != (2, 2, 2):
@@ -94,6 +95,7 @@ def eye_boxes_from_corners(corners: np.ndarray) -> np.ndarray:
     lo, hi = c.min(axis=2), c.max(axis=2)  # (N, 2, 2); NaN propagates
     boxes = np.stack([lo[..., 0] - EYE_BOX_MARGIN * w, lo[..., 1] - EYE_BOX_HALF_HEIGHT * w,
                       hi[..., 0] + EYE_BOX_MARGIN * w, hi[..., 1] + EYE_BOX_HALF_HEIGHT * w], -1)
+    boxes[~(w > 0)] = np.nan
     cx = (boxes[..., 0] + boxes[..., 2]) / 2
     swap = cx[:, 1] < cx[:, 0]  # False when either is NaN: the order is then kept
     boxes[swap] = boxes[swap][:, ::-1]

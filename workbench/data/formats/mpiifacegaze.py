@@ -113,7 +113,8 @@ def mpii_landmarks(landmarks: np.ndarray, eye_boxes: np.ndarray | None = None) -
     u = np.where(norm > 1e-9, d / np.maximum(norm, 1e-9), np.array([1.0, 0.0]))
     # Box k belongs to the eye whose centre is nearer to it (SynthGaze: image-left eye first, as lm 0).
     centres = np.stack([(boxes[..., 0] + boxes[..., 2]) / 2, (boxes[..., 1] + boxes[..., 3]) / 2], -1)
-    same = np.linalg.norm(centres - lm[:, :2], axis=-1).sum(1) <= np.linalg.norm(centres[:, ::-1] - lm[:, :2], axis=-1).sum(1)
+    dist = lambda c: np.linalg.norm(c - lm[:, :2], axis=-1).sum(1)  # noqa: E731
+    same = dist(centres) <= dist(centres[:, ::-1])
     boxes = np.where(same[:, None, None], boxes, boxes[:, ::-1])
     half = (boxes[..., 2] - boxes[..., 0]) / (np.abs(u[:, None, 0]) + 2 * EYE_BOX_MARGIN) / 2  # (N, 2)
     out = np.empty((len(lm), 6, 2))
@@ -143,7 +144,7 @@ def _label_matrix(d: dict[str, np.ndarray], idx: np.ndarray, path: Path, fmt: st
 def _checked(data: Mapping[str, Any], path: Path, fmt: str) -> dict[str, np.ndarray]:
     d = check_view(data, "face", _KEYS, path, fmt)
     if "eye_boxes" in data:
-        d["eye_boxes"] = check_view(data, "face", ["image", "eye_boxes"], path, fmt)["eye_boxes"]
+        d["eye_boxes"] = check_view(data, "face", ["subject", "eye_boxes"], path, fmt)["eye_boxes"]
     for key in ("gaze_pitchyaw", "head_pitchyaw", "landmarks"):
         check_finite(d[key], path, f"cannot write {fmt}: {key!r}")
     if (d["subject"] < 0).any():
@@ -267,7 +268,7 @@ def _read_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
         with h5py.File(path, "r") as f:
             for key in ("Data/data", "Data/label"):
                 if key not in f:
-                    raise DataError(f"{path}: has no {key} (the MPIIFaceGaze .mat holds a struct Data with data and label)")
+                    raise DataError(f"{path}: has no {key} (an MPIIFaceGaze .mat holds a struct Data: data, label)")
             data, label = f["Data/data"], f["Data/label"]
             if data.ndim != 4 or data.shape[1] != 3 or data.dtype.kind not in "uif":
                 raise DataError(f"{path}: Data/data is {data.shape} {data.dtype}, expected (N,3,H,W) BGR images")
@@ -381,7 +382,8 @@ def _read_subject(folder: Path, size: tuple[int, int] | None) -> tuple[np.ndarra
     if str(sid) != folder.name:
         raise DataError(f"{labels_path}: subject_id is {sid!r} but the folder is {folder.name!r}")
     if not isinstance(paths, (list, tuple)) or not isinstance(rows, (list, tuple, np.ndarray)):
-        raise DataError(f"{labels_path}: 'images' and 'labels' must be lists, got {type(paths).__name__} and {type(rows).__name__}")
+        got = f"{type(paths).__name__} and {type(rows).__name__}"
+        raise DataError(f"{labels_path}: 'images' and 'labels' must be lists, got {got}")
     if len(paths) != len(rows):
         raise DataError(f"{labels_path}: lists {len(paths)} images but {len(rows)} label rows")
     if not len(rows):
