@@ -28,6 +28,7 @@ from typer.testing import CliRunner
 from workbench.cli import app
 from workbench.data import formats
 from workbench.data.formats._common import FACE_LANDMARKS, eye_boxes_from_corners
+from workbench.data.formats.mpiifacegaze import mpii_landmarks
 from workbench.data.safe_pickle import safe_load
 from workbench.errors import DataError
 
@@ -198,6 +199,20 @@ def test_writer_writes_what_matlab_wrote(tmp_path: Path) -> None:
     area = lambda z: np.prod(z[..., 2:] - z[..., :2], -1)  # noqa: E731
     iou = inter / (area(a) + area(b) - inter)
     assert iou.min() > 0.7 and iou.mean() > 0.85, (iou.min(), iou.mean())
+
+
+def test_synthgaze_eye_corners_are_the_renderers() -> None:
+    """The writer's six points for SynthGaze are the renderer's own projected eye and mouth corners."""
+    from workbench.data import _head, synth
+
+    rng, cfg, n = np.random.default_rng(5), synth.SynthConfig(), 64
+    heads, _, _ = synth._screen_heads(rng, n, np.arange(15), cfg, cfg.target_margin)
+    cam = synth._look_at_camera(heads, heads.face_center(), cfg.face_span, 448)
+    out = _head.render(heads, cam, 448, 448, _head.Lighting.sample(rng, n), _head.background(rng, n, 448, 448))
+    uv, _ = cam.project(heads.to_camera(_head._feature_points(heads)))
+    names = ("cornerL0", "cornerL1", "cornerR0", "cornerR1", "mouth0", "mouth1")
+    true = np.stack([uv[:, _head._P[k]] for k in names], 1)
+    np.testing.assert_allclose(mpii_landmarks(out.landmarks, out.eye_boxes), true, rtol=0, atol=1e-3)
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -95,10 +95,10 @@ def mpii_landmarks(landmarks: np.ndarray, eye_boxes: np.ndarray | None = None) -
 
     Six points pass through. From SynthGaze's five (eye centres, nose tip, mouth corners) the mouth
     corners are copied and each eye's corners are rebuilt from its centre and its eye box (N,2,4):
-    the corners lie on the line through both eye centres (the head's x axis), and SynthGaze draws an eye
-    box ``|dx| + 2 * 0.2 * w`` wide for corners ``w`` apart (``workbench/data/_head.py``), so
-    ``w = box width / (|u_x| + 0.4)`` with ``u`` the unit eye-to-eye direction. Exact for an affine
-    projection; under SynthGaze's perspective the corners land within a fraction of a pixel.
+    SynthGaze's head model puts all four corners on one 3-D line (``workbench/data/_head.py``), so in the
+    image they lie on the line through both eye centres (the landmarks are the corner midpoints), and
+    it draws an eye box ``|dx| + 2 * 0.2 * w`` wide for corners ``w`` apart, so ``w = box width /
+    (|u_x| + 0.4)`` with ``u`` the unit eye-to-eye direction: the renderer's corners, to float precision.
     """
     lm = np.asarray(landmarks, dtype=np.float64)
     if lm.ndim == 3 and lm.shape[1:] == (6, 2):
