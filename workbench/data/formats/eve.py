@@ -28,7 +28,8 @@ The test split's gaze labels are withheld (README, "Where are the test set label
 reading it is refused with that reason. The EVG write-up's own converter (owen1994-tw/CenterNet_gaze,
 ``data_processing/EVE/data2voc_EVE/data2voc_EVE_face_ld.py``) reads ``webcam_c`` of train/val, takes
 ``face_PoG_tobii``, builds the face box from the 68 landmarks (extent grown 1.2x about its centre) and
-drops frames whose PoG, landmarks or face_o validity is 0; this reader does the same.
+drops frames whose PoG, landmarks, face_o or face_R validity is 0; this reader does the same for the
+first three (it does not use face_R).
 
 Geometry (how EVE maps to the frame view, whose task computes ``pog_cam = pog_px * screen_mm /
 screen_px + offset_mm`` in the camera plane z = 0, x towards the image's right, y down): with
