@@ -15,6 +15,7 @@ format                 view        layout
 ``mpiifacegaze-pre``   face        ``<sid>/NNNN.png`` + pickled ``<sid>/labels.dict`` (write-up 000's script)
 ``mc4``                mc4         ``head/ l_eye/ r_eye/`` PNGs + ``{head,eye,gaze}_label.txt``
 ``evg``                frame       ``images/`` + ``annotations_<split>.json``
+``eve``                frame       ``trainNN|valNN|testNN/stepNNN_<type>_<name>/webcam_c.{mp4,h5,timestamps.txt}``
 ``itracker``           itracker    ``{train,val,test}/<subject>/`` eye PNGs + ``labels.csv``
 ``lam``                track       ``face_imgs/<uid>/<track>/face_<frame>.jpg`` + ``labels.csv`` [+ ``priors.csv``]
 ``npz``                (any)       one ``.npz`` file with a ``view`` entry
@@ -36,6 +37,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from workbench.data.formats._common import VIEW_KEYS
+from workbench.data.formats.eve import looks_like_eve, read_eve, write_eve
 from workbench.data.formats.evg import read_evg, write_evg
 from workbench.data.formats.itracker import read_itracker, write_itracker
 from workbench.data.formats.lam import read_lam, write_lam
@@ -70,6 +72,8 @@ __all__ = [
     "write_mc4_predictions",
     "read_evg",
     "write_evg",
+    "read_eve",
+    "write_eve",
     "read_itracker",
     "write_itracker",
     "read_lam",
@@ -105,6 +109,7 @@ FORMATS: dict[str, Format] = {
         Format("mpiifacegaze-pre", "face", read_mpiifacegaze_pre, write_mpiifacegaze_pre, "<sid>/labels.dict"),
         Format("mc4", "mc4", read_mc4, write_mc4, "head/ and head_label.txt"),
         Format("evg", "frame", read_evg, write_evg, "images/ and annotations_<split>.json"),
+        Format("eve", "frame", read_eve, write_eve, "trainNN|valNN|testNN/stepNNN_*/ with .h5 labels"),
         Format("itracker", "itracker", read_itracker, write_itracker, "{train,val,test}/<subject>/labels.csv"),
         Format("lam", "track", read_lam, write_lam, "face_imgs/ and labels.csv"),
         Format("npz", None, _read_npz_data, write_npz, "a .npz file"),
@@ -188,6 +193,8 @@ def detect_format(path: str | os.PathLike) -> str:
             return "mc4"
         if "images" in names and any(n.startswith("annotations_") and n.endswith(".json") for n in names):
             return "evg"
+        if looks_like_eve(path):
+            return "eve"
         if "face_imgs" in names and "labels.csv" in names:
             return "lam"
         for split in ("train", "val", "test"):
