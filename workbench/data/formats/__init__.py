@@ -13,10 +13,10 @@ format                 view        layout
 =====================  ==========  ===================================================================
 ``mpiifacegaze``       face        ``pNN.mat`` (HDF5: ``Data/data``, ``Data/label``)
 ``mpiifacegaze-pre``   face        ``pNN/NNNNN.png`` + pickled ``pNN/labels.dict``
-``mc4``                mc4         ``head/ l_eye/ r_eye/`` PNGs + ``{head,eye,gaze}_label.txt``
+``mc4``                mc4         ``head/ l_eye/ r_eye/`` PNGs + ``{head,eye,gaze}_label.txt`` (test: PNGs only)
 ``evg``                frame       ``images/`` + ``annotations_<split>.json``
 ``itracker``           itracker    ``{train,val,test}/<subject>/`` eye PNGs + ``labels.csv``
-``lam``                track       ``face_imgs/<uid>/<track>/face_<frame>.jpg`` + ``labels.csv`` [+ ``priors.csv``]
+``lam``                track       ``face_imgs/<clip>/<track>/face_%05d.jpg`` + Ego4D ``json/av_*.json``
 ``npz``                (any)       one ``.npz`` file with a ``view`` entry
 =====================  ==========  ===================================================================
 
@@ -103,10 +103,10 @@ FORMATS: dict[str, Format] = {
     for f in [
         Format("mpiifacegaze", "face", read_mpiifacegaze, write_mpiifacegaze, "pNN.mat files"),
         Format("mpiifacegaze-pre", "face", read_mpiifacegaze_pre, write_mpiifacegaze_pre, "pNN/labels.dict"),
-        Format("mc4", "mc4", read_mc4, write_mc4, "head/ and head_label.txt"),
+        Format("mc4", "mc4", read_mc4, write_mc4, "head/ with head_label.txt or l_eye/ r_eye/"),
         Format("evg", "frame", read_evg, write_evg, "images/ and annotations_<split>.json"),
         Format("itracker", "itracker", read_itracker, write_itracker, "{train,val,test}/<subject>/labels.csv"),
-        Format("lam", "track", read_lam, write_lam, "face_imgs/ and labels.csv"),
+        Format("lam", "track", read_lam, write_lam, "face_imgs/ (or videos_challenge/)"),
         Format("npz", None, _read_npz_data, write_npz, "a .npz file"),
     ]
 }
@@ -184,11 +184,11 @@ def detect_format(path: str | os.PathLike) -> str:
             return "mpiifacegaze"
         if any(n.startswith("p") and n[1:].isdigit() and (path / n / "labels.dict").is_file() for n in names):
             return "mpiifacegaze-pre"
-        if "head" in names and "head_label.txt" in names:
+        if "head" in names and ("head_label.txt" in names or {"l_eye", "r_eye"} <= names):
             return "mc4"
         if "images" in names and any(n.startswith("annotations_") and n.endswith(".json") for n in names):
             return "evg"
-        if "face_imgs" in names and "labels.csv" in names:
+        if "face_imgs" in names or "videos_challenge" in names:
             return "lam"
         for split in ("train", "val", "test"):
             sdir = path / split
