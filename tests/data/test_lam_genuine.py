@@ -9,6 +9,7 @@ quadrant, so channel order, orientation and the frames of every window are check
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 from pathlib import Path
@@ -173,6 +174,10 @@ def test_baseline_preprocessed_json_reads_the_same(tmp_path: Path) -> None:
     out = read("lam", root)
     _check(out)
     assert len(np.unique(out["subject"])) == 2  # per clip here (no video uids in these files)
+    # get_lam_result.py writes no file for a clip without looking segments: all its frames are 0
+    (root / "result_LAM" / f"{CLIP_B}.json").unlink()
+    out = read("lam", root)
+    assert out["label"][:12].sum() == 4 and (out["frame_labels"][12:] == 0).all()
 
 
 def test_challenge_test_split_is_read_only_unlabelled(tmp_path: Path) -> None:
@@ -251,3 +256,15 @@ def test_inspect_and_tiny_training(lam_root: Path, tmp_path: Path) -> None:
         metrics = json.loads((run / "metrics.json").read_text())
         assert metrics["data"]["format"] == "lam" and metrics["data"]["split"] == "held-out subjects [1]"
         assert 0.0 <= metrics["final"]["ap"] <= 1.0  # the held-out video has both classes
+    # The challenge's unlabelled test crops: refused for training, predicted with their genuine ids.
+    test = tmp_path / "test"
+    _write_crops(test, "videos_challenge", test_names=True)
+    res = runner.invoke(app, ["train", "gazelstm", "--data", str(test), "--epochs", "1", "--out", str(tmp_path / "bad")])
+    assert res.exit_code == 2 and len(res.stderr.strip().splitlines()) == 1 and "no looking-at-me annotation" in res.stderr
+    pred = tmp_path / "pred.csv"
+    res = runner.invoke(app, ["predict", str(tmp_path / "gazelstm"), "--data", str(test), "--out", str(pred)])
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader(pred.open()))
+    assert len(rows) == 16
+    assert rows[0] == {**rows[0], "uid": CLIP_A, "track": TRACK_9, "frame": "100", "unique_id": "u100x"}
+    assert all(0.0 <= float(r["score"]) <= 1.0 and r["label"] in ("0", "1") for r in rows)

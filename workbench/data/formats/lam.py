@@ -3,10 +3,11 @@
 ::
 
     root/face_imgs/<clip_uid>/<track_id>/face_%05d.jpg   face crops, one per frame the person is visible
-    root/json/av_<split>.json                            Ego4D AV annotation (labels; ``av_*.json`` in root too)
+    root/json/av_<split>.json                            Ego4D AV annotation (or ``root/av_*.json``)
   or, instead of ``json/``, what the baseline's ``scripts/preprocessing.py`` derives from it:
-    root/json_original/<clip_uid>/<track_id>.json        [{"frameNumber", "Person ID", "x", "y", "width", "height", ...}]
+    root/json_original/<clip_uid>/<track_id>.json        [{"frameNumber", "Person ID", "x", "y", "width", ...}]
     root/result_LAM/<clip_uid>.json                      [{"label": <person id>, "start_frame", "end_frame"}]
+                                                         (no file: the clip has no looking segments)
   the challenge's unlabelled test crops (read with ``unlabelled=True``, for ``workbench predict``):
     root/videos_challenge/<clip_uid>/<track_id>/<frame %05d>_<unique_id>.jpg
 
@@ -115,8 +116,7 @@ def _read_av(paths: list[Path]) -> dict[str, _Clip]:
                     person = _field(seg, "person", path, swhere)
                     if person is None:  # get_lam_result.py drops these
                         continue
-                    start, end = (_int(_field(seg, k, path, swhere), path, f"{swhere}.{k}") for k in ("start_frame", "end_frame"))
-                    c.segments.append((str(person), start, end, swhere))
+                    c.segments.append((str(person), *_span(seg, path, swhere), swhere))
     return clips
 
 
@@ -135,17 +135,22 @@ def _read_derived(root: Path) -> dict[str, _Clip]:
             c.person_of[tfile.stem] = people.pop()
     for uid, c in clips.items():
         seg_file = root / "result_LAM" / f"{uid}.json"
+        c.source = seg_file
         if not seg_file.is_file():
-            raise DataError(f"{seg_file}: missing (the looking-at-me segments of clip {uid})")
+            continue  # get_lam_result.py writes no file for a clip without looking segments
         segs = _load_json(seg_file)
         if not isinstance(segs, list):
             raise DataError(f"{seg_file}: expected a list of segments, got {type(segs).__name__}")
         for si, seg in enumerate(segs):
             where = f"segment {si}"
-            start, end = (_int(_field(seg, k, seg_file, where), seg_file, f"{where}.{k}") for k in ("start_frame", "end_frame"))
-            c.segments.append((str(_field(seg, "label", seg_file, where)), start, end, where))
-        c.source = seg_file
+            c.segments.append((str(_field(seg, "label", seg_file, where)), *_span(seg, seg_file, where), where))
     return clips
+
+
+def _span(seg: Any, path: Path, where: str) -> tuple[int, int]:
+    """(start_frame, end_frame) of a looking segment, both included."""
+    start, end = (_int(_field(seg, k, path, where), path, f"{where}.{k}") for k in ("start_frame", "end_frame"))
+    return start, end
 
 
 def _int(v: Any, path: Path, where: str) -> int:
@@ -222,8 +227,9 @@ def read_lam(root: str | os.PathLike, *, stride: int = 1, unlabelled: bool = Fal
     clips = _annotation(root)
     if clips is None and not unlabelled:
         raise DataError(
-            f"{root}: no looking-at-me annotation (looked for json/av_*.json, av_*.json, json_original/ + result_LAM/); "
-            "an unlabelled test split can be read by `workbench predict`, not used for training"
+            f"{root}: no looking-at-me annotation (looked for json/av_*.json, av_*.json, "
+            "json_original/ + result_LAM/); an unlabelled test split can be read by `workbench predict`, "
+            "not used for training"
         )
 
     tracks: list[tuple[str, str, list[int], list[Path], list[str]]] = []
@@ -241,8 +247,9 @@ def read_lam(root: str | os.PathLike, *, stride: int = 1, unlabelled: bool = Fal
             c = clips[uid]
             for person, _, _, where in c.segments:
                 if person not in c.person_of.values():
-                    raise DataError(f"{c.source}: {where} labels person {person!r} of clip {uid}, who has no track there "
-                                    f"(tracks of persons {sorted(set(c.person_of.values()))})")
+                    people = sorted(set(c.person_of.values()))
+                    raise DataError(f"{c.source}: {where} labels person {person!r} of clip {uid}, who has no track "
+                                    f"there (tracks of persons {people})")
         for uid, tid, frames, _, _ in tracks:
             c = clips[uid]
             if tid not in c.person_of:
@@ -306,7 +313,8 @@ def _segments(person: str, frames: list[int], labels: np.ndarray) -> list[dict[s
 
 
 def write_lam(data: Mapping[str, Any], path: str | os.PathLike, *, quality: int = 95, overwrite: bool = False) -> Path:
-    """Write a ``track`` view in the genuine layout: ``face_imgs/<clip>/<track>/face_%05d.jpg`` + ``json/av_train.json``.
+    """Write a ``track`` view in the genuine layout: ``face_imgs/<clip>/<track>/face_%05d.jpg`` JPEGs and
+    the Ego4D annotation ``json/av_train.json``.
 
     ``frames`` (N,7,3,S,S) uint8 and ``frame_labels`` (N,7) 0/1, ``subject`` (N,) >= 0. Sample i becomes
     track ``{i:06d}`` (person ``str(i + 1)``) of clip ``sNNN_clip`` of video ``sNNN`` (NNN its subject),
@@ -341,6 +349,7 @@ def write_lam(data: Mapping[str, Any], path: str | os.PathLike, *, quality: int 
                                     "tracking_paths": [{"track_id": tid, "track": track, "suspect": False}]})
             clip["social_segments_looking"] += _segments(person, frames, d["frame_labels"][i])
         (tmp / "json").mkdir()
-        doc = {"version": "1.0", "description": "SynthGaze tracks in the Ego4D AV layout", "videos": list(videos.values())}
+        doc = {"version": "1.0", "description": "SynthGaze tracks in the Ego4D AV layout",
+               "videos": list(videos.values())}
         (tmp / "json" / "av_train.json").write_text(json.dumps(doc), encoding="utf-8")
     return path
