@@ -30,7 +30,8 @@ def test_synth_then_inspect_every_layout(tmp_path, fmt, view, size):
     summary = json.loads(res.stdout)
     assert summary["format"] == fmt and summary["view"] == view
     # Layouts with splits (held-out subjects) show their train split.
-    assert summary["samples"] == 12 or (fmt in ("itracker", "evg") and 0 < summary["samples"] < 12)
+    # lam: each written 7-frame sample is a 7-frame track, and every frame of a track is a sample.
+    assert summary["samples"] == (12 * 7 if fmt == "lam" else 12) or (fmt in ("itracker", "evg") and 0 < summary["samples"] < 12)
     assert 1 <= summary["subjects"]["count"] <= 3
     img = np.asarray(Image.open(grid))
     assert img.ndim == 3 and img.std() > 10  # a real picture, not a blank canvas

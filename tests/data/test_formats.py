@@ -20,7 +20,7 @@ from workbench.data.formats.itracker import default_splits
 from workbench.data.formats.npz import read_npz
 from workbench.errors import DataError, WorkbenchError
 
-from _support.formats_fakes import LAYOUTS, N, assert_contract, assert_roundtrip, by_subject, fake_view, read_all, view_of, written  # noqa: F401
+from _support.formats_fakes import EXTRA_KEYS, LAYOUTS, N, assert_contract, assert_roundtrip, by_subject, fake_view, read_all, view_of, written  # noqa: F401
 from _support.formats_fakes import _fail_after, _raise_disk_full  # noqa: F401
 
 # ----------------------------------------------------------------------------------------------------
@@ -33,7 +33,7 @@ def test_roundtrip_every_layout(tmp_path: Path, fmt: str) -> None:
     data = fake_view(view_of(fmt))
     path = written(tmp_path, fmt, data)
     out = read_all(fmt, path)
-    extra = ("pog_mm",) if fmt == "evg" else ()
+    extra = ("pog_mm",) if fmt == "evg" else EXTRA_KEYS.get(fmt, ())
     if fmt == "npz":
         extra = ("index",)  # npz keeps every array it was given
     assert_contract(out, view_of(fmt), extra)
@@ -161,28 +161,27 @@ def test_itracker_default_and_custom_splits(tmp_path: Path) -> None:
         read("itracker", path, split="valid")
 
 
-def test_lam_without_priors_reads_nan(tmp_path: Path) -> None:
+def test_lam_writer_writes_the_ego4d_layout(tmp_path: Path) -> None:
     data = fake_view("track")
-    data["head_pose"][:] = np.nan
-    data["landmarks"][:] = np.nan
     path = written(tmp_path, "lam", data)
-    assert not (path / "priors.csv").exists()
-    out = read("lam", path)
-    assert np.isnan(out["head_pose"]).all() and np.isnan(out["landmarks"]).all()
-    np.testing.assert_array_equal(out["label"], data["frame_labels"][:, 3])
-    uid_dirs = sorted(p.name for p in (path / "face_imgs").iterdir())
-    assert uid_dirs == ["s000", "s003", "s012"]
-
-
-def test_lam_labels_csv_columns(tmp_path: Path) -> None:
-    path = written(tmp_path, "lam")
-    lines = (path / "labels.csv").read_text().splitlines()
-    assert lines[0] == "uid,track,frame,label" and len(lines) == 1 + 7 * N
-    assert lines[1].startswith("s012,000000,0,")
-    header = (path / "priors.csv").read_text().splitlines()[0].split(",")
-    assert header[:6] == ["uid", "track", "frame", "yaw", "pitch", "roll"] and header[-1] == "lm4y"
-    assert (path / "face_imgs" / "s012" / "000000" / "face_6.jpg").is_file()
-    assert (path / "face_imgs" / "s000" / "000001" / "face_7.jpg").is_file()
+    assert sorted(p.name for p in path.iterdir()) == ["face_imgs", "json"]
+    assert sorted(p.name for p in (path / "face_imgs").iterdir()) == ["s000_clip", "s003_clip", "s012_clip"]
+    # sample 0 (subject 12) is track 000000 with frames 1..7, zero-padded like the LAM code's face_{:05d}.jpg
+    assert sorted(p.name for p in (path / "face_imgs" / "s012_clip" / "000000").iterdir()) == [
+        f"face_{f:05d}.jpg" for f in range(1, 8)]
+    doc = json.loads((path / "json" / "av_train.json").read_text())
+    video = next(v for v in doc["videos"] if v["video_uid"] == "s012")
+    clip = video["clips"][0]
+    assert clip["persons"][0]["camera_wearer"] is True  # get_json.py skips persons[0]
+    person = clip["persons"][1]
+    assert person["tracking_paths"][0]["track_id"] == "000000"
+    assert [t["frame"] for t in person["tracking_paths"][0]["track"]] == list(range(1, 8))
+    # looking segments: the runs of frame label 1, both ends included
+    looking = np.zeros(7, dtype=int)
+    for seg in clip["social_segments_looking"]:
+        if seg["person"] == person["person_id"]:
+            looking[seg["start_frame"] - 1: seg["end_frame"]] = 1
+    np.testing.assert_array_equal(looking, data["frame_labels"][0])
 
 
 def test_npz_keeps_the_view_name(tmp_path: Path) -> None:
@@ -211,7 +210,7 @@ def test_synthgaze_roundtrip(tmp_path: Path, fmt: str) -> None:
     path = written(tmp_path, fmt, data)
     out = read_all(fmt, path)
     if fmt != "npz":
-        assert_contract(out, view, ("pog_mm",) if fmt == "evg" else ())
+        assert_contract(out, view, ("pog_mm",) if fmt == "evg" else EXTRA_KEYS.get(fmt, ()))
     assert_roundtrip(fmt, data, out)
     if fmt == "evg":
         np.testing.assert_allclose(out["pog_mm"], data["pog_mm"], rtol=1e-5, atol=1e-3)

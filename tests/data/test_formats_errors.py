@@ -56,7 +56,7 @@ def test_unknown_layout_and_unknown_format_name(tmp_path: Path) -> None:
         read("hdf5", tmp_path / "junk")
     with pytest.raises(DataError, match=r"no pNN\.mat files"):
         read("mpiifacegaze", tmp_path / "junk")
-    with pytest.raises(TypeError, match=r"format 'lam' has no option 'split' \(its options: none\)"):
+    with pytest.raises(TypeError, match=r"format 'lam' has no option 'split' \(its options: stride, unlabelled\)"):
         read("lam", tmp_path / "junk", split="val")
     with pytest.raises(WorkbenchError, match=r"format 'mc4' has no option 'split' \(its options: overwrite\)"):
         write("mc4", fake_view("mc4"), tmp_path / "x", split="val")
@@ -145,30 +145,14 @@ def test_label_count_not_matching_image_count_folders(tmp_path: Path) -> None:
         read("itracker", itr, split="train")
 
     lam = written(tmp_path, "lam", name="lam")
-    (lam / "face_imgs" / "s003" / "000002" / "face_16.jpg").unlink()
-    with pytest.raises(DataError, match=r"000002: has 6 face_\*\.jpg images but labels\.csv has 7 rows"):
+    (lam / "face_imgs" / "s003_clip" / "000002" / "face_00017.jpg").unlink()
+    with pytest.raises(DataError, match=r"000002/face_00017\.jpg: missing \(the track has frames 15\.\.21 with a gap at 17\)"):
         read("lam", lam)
 
     evg = written(tmp_path, "evg", name="evg")
     (evg / "images" / "train_000004.png").unlink()
     with pytest.raises(DataError, match=r"train_000004\.png: image file is missing"):
         read("evg", evg)
-
-
-def test_lam_track_with_wrong_frame_count(tmp_path: Path) -> None:
-    path = written(tmp_path, "lam")
-    lines = (path / "labels.csv").read_text().splitlines()
-    dropped = [ln for ln in lines if not ln.startswith("s000,000001,13,")]
-    (path / "labels.csv").write_text("\n".join(dropped) + "\n")
-    with pytest.raises(DataError, match=r"labels\.csv: track s000/000001 has 6 frames, expected 7") as e:
-        read("lam", path)
-    _one_line(e)
-    (path / "labels.csv").write_text("\n".join(lines).replace("s000,000001,13,", "s000,000001,12,") + "\n")
-    with pytest.raises(DataError, match=r"labels\.csv: line 15: frame 12 of track s000/000001 appears twice"):
-        read("lam", path)
-    (path / "labels.csv").write_text("\n".join(lines[:2] + ["s012,000000,1,2"] + lines[3:]) + "\n")
-    with pytest.raises(DataError, match=r"labels\.csv: line 3: label '2' is not 0 or 1"):
-        read("lam", path)
 
 
 def test_nan_labels_name_the_file_and_row(tmp_path: Path) -> None:
@@ -219,15 +203,6 @@ def test_nan_labels_name_the_file_and_row(tmp_path: Path) -> None:
     labels_csv.write_text("\n".join(rows) + "\n")
     with pytest.raises(DataError, match=r"00000/labels\.csv: pog of sample '00000' is not finite"):
         read("itracker", itr)
-
-    lam = written(tmp_path, "lam", name="lam")
-    rows = (lam / "priors.csv").read_text().splitlines()
-    cells = rows[9].split(",")
-    cells[4] = "nan"
-    rows[9] = ",".join(cells)
-    (lam / "priors.csv").write_text("\n".join(rows) + "\n")
-    with pytest.raises(DataError, match=r"priors\.csv: line 10: priors of s000/000001 frame 8 are not finite"):
-        read("lam", lam)
 
 
 def test_hostile_labels_dict_does_not_run(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -11,13 +12,33 @@ import torch
 
 from workbench.errors import WorkbenchError
 from workbench.tasks import Task, TaskData
-from workbench.train.data import load_data, read_for_task, synth_subjects
+from workbench.train.data import check_layout, load_data, read_for_task, synth_subjects
 from workbench.train.engine import _batches, evaluate, load_run_model
 from workbench.train.recipes import Recipe
 from workbench.utils.io import atomic_path
 
 
-def _data_for(task: Task, config: dict[str, Any], data: str, fmt: str | None, n: int | None = None) -> tuple[TaskData, str]:
+# Label keys that an unlabelled split (a challenge's test images) leaves unknown (NaN / -1), per view.
+_UNKNOWN_LABELS = {"mc4": ("head_lola", "eye_lola", "gaze_lola"), "track": ("label", "frame_labels")}
+
+
+def _read_unlabelled(task: Task, path: Path, fmt: str | None, size: Any) -> dict[str, np.ndarray]:
+    """Read a data set for predictions only: a layout that has an unlabelled form (MC4's and LAM's test
+    splits) is asked for it, and its unknown labels get placeholders the task accepts (never looked at)."""
+    from workbench.data import formats
+
+    fmt = check_layout(task, path, fmt)
+    takes = "unlabelled" in inspect.signature(formats.FORMATS[fmt].reader).parameters
+    raw, _, _ = read_for_task(task, path, fmt, size, **({"unlabelled": True} if takes else {}))
+    for key in _UNKNOWN_LABELS.get(task.view, ()):
+        if key in raw:
+            arr = np.asarray(raw[key])
+            raw[key] = np.nan_to_num(arr, nan=0.0) if arr.dtype.kind == "f" else np.maximum(arr, 0)
+    return raw
+
+
+def _data_for(task: Task, config: dict[str, Any], data: str, fmt: str | None, n: int | None = None,
+              unlabelled: bool = False) -> tuple[TaskData, str]:
     recipe = Recipe.from_dict(config["recipe"])
     seed = int(config["seed"])
     if data == "val":
@@ -31,7 +52,10 @@ def _data_for(task: Task, config: dict[str, Any], data: str, fmt: str | None, n:
         # Fresh samples (another seed) of the held-out subjects.
         return task.prepare(render(task.view, count, seed=seed + 2, subjects=val_ids, size=recipe.size)), "SynthGaze (held-out subjects)"
     path = Path(data)
-    raw, _, _ = read_for_task(task, path, fmt, recipe.size)
+    if unlabelled:
+        raw = _read_unlabelled(task, path, fmt, recipe.size)
+    else:
+        raw, _, _ = read_for_task(task, path, fmt, recipe.size)
     prepared = task.prepare(raw)
     if "name" in raw:
         prepared.meta["name"] = list(raw["name"])
@@ -69,7 +93,7 @@ def predict_run(run: str | Path, *, data: str, fmt: str | None, out: Path, which
     from workbench.data.geometry import denormalize_angle01
 
     model, config, task = load_run_model(run, which)
-    ds, _ = _data_for(task, config, data, fmt, n=n)
+    ds, _ = _data_for(task, config, data, fmt, n=n, unlabelled=True)
     if len(ds) == 0:
         raise WorkbenchError("no samples to predict")
     outputs = _predict(model, task, ds)
@@ -85,9 +109,15 @@ def predict_run(run: str | Path, *, data: str, fmt: str | None, out: Path, which
             subj = np.asarray(ds.meta.get("subject", np.full(len(ds), -1)))
             with open(tmp, "w", newline="") as f:
                 w = csv.writer(f)
-                w.writerow(["uid", "track", "score", "label"])
-                for i, (s, p) in enumerate(zip(subj, score)):
-                    w.writerow([f"s{int(s):03d}", i, f"{p:.6f}", int(p > 0.5)])
+                if "name" in ds.meta:  # a Looking-At-Me folder: <clip_uid>/<track_id>/<frame>[/<unique_id>]
+                    w.writerow(["uid", "track", "frame", "unique_id", "score", "label"])
+                    for name, p in zip(names, score):
+                        uid, track, frame, *uniq = name.split("/")
+                        w.writerow([uid, track, frame, uniq[0] if uniq else "", f"{p:.6f}", int(p > 0.5)])
+                else:
+                    w.writerow(["uid", "track", "score", "label"])
+                    for i, (s, p) in enumerate(zip(subj, score)):
+                        w.writerow([f"s{int(s):03d}", i, f"{p:.6f}", int(p > 0.5)])
         else:
             if task.name == "plane_pog":
                 cols = {"pog_x_mm": None, "pog_y_mm": None}

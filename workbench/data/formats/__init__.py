@@ -13,11 +13,11 @@ format                 view        layout
 =====================  ==========  ===================================================================
 ``mpiifacegaze``       face        ``pNN.mat`` (MATLAB v7.3: ``Data/data`` BGR, ``Data/label`` (N,16))
 ``mpiifacegaze-pre``   face        ``<sid>/NNNN.png`` + pickled ``<sid>/labels.dict`` (write-up 000's script)
-``mc4``                mc4         ``head/ l_eye/ r_eye/`` PNGs + ``{head,eye,gaze}_label.txt``
+``mc4``                mc4         ``head/ l_eye/ r_eye/`` PNGs + ``{head,eye,gaze}_label.txt`` (test: PNGs only)
 ``evg``                frame       ``images/`` + ``annotations_<split>.json``
 ``eve``                frame       ``trainNN|valNN|testNN/stepNNN_<type>_<name>/webcam_c.{mp4,h5,timestamps.txt}``
 ``itracker``           itracker    ``{train,val,test}/<subject>/`` eye PNGs + ``labels.csv``
-``lam``                track       ``face_imgs/<uid>/<track>/face_<frame>.jpg`` + ``labels.csv`` [+ ``priors.csv``]
+``lam``                track       ``face_imgs/<clip>/<track>/face_%05d.jpg`` + Ego4D ``json/av_*.json``
 ``npz``                (any)       one ``.npz`` file with a ``view`` entry
 =====================  ==========  ===================================================================
 
@@ -107,11 +107,11 @@ FORMATS: dict[str, Format] = {
     for f in [
         Format("mpiifacegaze", "face", read_mpiifacegaze, write_mpiifacegaze, "pNN.mat files"),
         Format("mpiifacegaze-pre", "face", read_mpiifacegaze_pre, write_mpiifacegaze_pre, "<sid>/labels.dict"),
-        Format("mc4", "mc4", read_mc4, write_mc4, "head/ and head_label.txt"),
+        Format("mc4", "mc4", read_mc4, write_mc4, "head/ with head_label.txt or l_eye/ r_eye/"),
         Format("evg", "frame", read_evg, write_evg, "images/ and annotations_<split>.json"),
         Format("eve", "frame", read_eve, write_eve, "trainNN|valNN|testNN/stepNNN_*/ with .h5 labels"),
         Format("itracker", "itracker", read_itracker, write_itracker, "{train,val,test}/<subject>/labels.csv"),
-        Format("lam", "track", read_lam, write_lam, "face_imgs/ and labels.csv"),
+        Format("lam", "track", read_lam, write_lam, "face_imgs/ (or videos_challenge/)"),
         Format("npz", None, _read_npz_data, write_npz, "a .npz file"),
     ]
 }
@@ -189,13 +189,13 @@ def detect_format(path: str | os.PathLike) -> str:
             return "mpiifacegaze"
         if any(n.isascii() and n.isdigit() and (path / n / "labels.dict").is_file() for n in names):
             return "mpiifacegaze-pre"
-        if "head" in names and "head_label.txt" in names:
+        if "head" in names and ("head_label.txt" in names or {"l_eye", "r_eye"} <= names):
             return "mc4"
         if "images" in names and any(n.startswith("annotations_") and n.endswith(".json") for n in names):
             return "evg"
         if looks_like_eve(path):
             return "eve"
-        if "face_imgs" in names and "labels.csv" in names:
+        if "face_imgs" in names or "videos_challenge" in names:
             return "lam"
         for split in ("train", "val", "test"):
             sdir = path / split
