@@ -62,7 +62,7 @@ def _load_path(task: Task, path: Path, fmt: str | None, seed: int) -> tuple[Task
 
     fmt = check_layout(task, path, fmt)
     desc: dict[str, Any] = {"source": str(path), "format": fmt, "view": task.view, "seed": seed}
-    if fmt in ("evg", "itracker"):
+    if fmt in ("evg", "itracker", "gazecapture"):  # layouts with their own train/val splits
         train = task.prepare(formats.read(fmt, path, split="train"))
         val = task.prepare(formats.read(fmt, path, split="val"))
         desc["split"] = "layout splits train/val"

@@ -16,6 +16,7 @@ format                 view        layout
 ``mc4``                mc4         ``head/ l_eye/ r_eye/`` PNGs + ``{head,eye,gaze}_label.txt``
 ``evg``                frame       ``images/`` + ``annotations_<split>.json``
 ``itracker``           itracker    ``{train,val,test}/<subject>/`` eye PNGs + ``labels.csv``
+``gazecapture``        itracker    GazeCapture download: ``NNNNN/frames/*.jpg`` + ``apple*.json``, ``dotInfo.json``, ... (one camera)
 ``lam``                track       ``face_imgs/<uid>/<track>/face_<frame>.jpg`` + ``labels.csv`` [+ ``priors.csv``]
 ``npz``                (any)       one ``.npz`` file with a ``view`` entry
 =====================  ==========  ===================================================================
@@ -37,6 +38,7 @@ import numpy as np
 
 from workbench.data.formats._common import VIEW_KEYS
 from workbench.data.formats.evg import read_evg, write_evg
+from workbench.data.formats.gazecapture import is_gazecapture, read_gazecapture, write_gazecapture
 from workbench.data.formats.itracker import read_itracker, write_itracker
 from workbench.data.formats.lam import read_lam, write_lam
 from workbench.data.formats.mc4 import read_mc4, read_mc4_predictions, write_mc4, write_mc4_predictions
@@ -72,6 +74,8 @@ __all__ = [
     "write_evg",
     "read_itracker",
     "write_itracker",
+    "read_gazecapture",
+    "write_gazecapture",
     "read_lam",
     "write_lam",
     "read_npz",
@@ -106,6 +110,7 @@ FORMATS: dict[str, Format] = {
         Format("mc4", "mc4", read_mc4, write_mc4, "head/ and head_label.txt"),
         Format("evg", "frame", read_evg, write_evg, "images/ and annotations_<split>.json"),
         Format("itracker", "itracker", read_itracker, write_itracker, "{train,val,test}/<subject>/labels.csv"),
+        Format("gazecapture", "itracker", read_gazecapture, write_gazecapture, "NNNNN/appleFace.json session folders"),
         Format("lam", "track", read_lam, write_lam, "face_imgs/ and labels.csv"),
         Format("npz", None, _read_npz_data, write_npz, "a .npz file"),
     ]
@@ -190,6 +195,8 @@ def detect_format(path: str | os.PathLike) -> str:
             return "evg"
         if "face_imgs" in names and "labels.csv" in names:
             return "lam"
+        if is_gazecapture(path):
+            return "gazecapture"
         for split in ("train", "val", "test"):
             sdir = path / split
             if sdir.is_dir() and any((p / "labels.csv").is_file() for p in sdir.iterdir() if p.is_dir()):
