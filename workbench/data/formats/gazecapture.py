@@ -156,6 +156,8 @@ def _session(folder: Path, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarra
     for stem in _BOXES:
         valid &= boxes[stem]["IsValid"] == 1
     idx = np.flatnonzero(valid)
+    if len(idx) == 0:
+        return np.empty((0, 2, 3, size, size), np.uint8), np.empty((0, 2), np.float32), np.empty(0, np.int64), n
     check_finite(pog[idx], dot_path, "XCam/YCam of frame", row_names=[frames[i] for i in idx])
 
     def box(stem: str) -> np.ndarray:
