@@ -201,6 +201,10 @@ def test_train_itracker_on_gazecapture_with_only_data(gc_root: Path, tmp_path: P
     res = runner.invoke(app, ["eval", str(out), "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["metrics"]["pog_error_cm"] == pytest.approx(metrics["final"]["pog_error_cm"], rel=1e-4)
+    # Commands that feed a run SynthGaze batches (camera 0, PoG converted to camera cm) work on it too.
+    res = runner.invoke(app, ["export", str(out), "--onnx", str(tmp_path / "m.onnx"), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["inputs"] == ["v0_left", "v0_right"]
 
 
 def test_one_camera_task_and_model() -> None:
@@ -228,8 +232,18 @@ def test_one_camera_task_and_model() -> None:
     # SynthGaze's two-camera data in screen pixels needs no change.
     synth = task.prepare({"eyes": np.zeros((2, 4, 3, 36, 36), np.uint8), "pog_px": np.ones((2, 2), np.float32)})
     assert task.adapt(synth, cpu) == ({}, {})
-    with pytest.raises(DataError, match="this task takes 1"):
-        adapted.prepare({"eyes": np.zeros((2, 4, 3, 36, 36), np.uint8), "pog_cm": np.ones((2, 2), np.float32)})
+    # A one-camera cm run on SynthGaze (profile, export, analysis): camera 0, and the PoG in camera cm,
+    # hand-computed from the default screen (top-left corner at (-172, 8) mm, y down -> y up).
+    eyes4 = np.arange(2 * 4 * 3 * 36 * 36, dtype=np.int64).reshape(2, 4, 3, 36, 36).astype(np.uint8)
+    sg = adapted.prepare({"eyes": eyes4, "pog_px": np.ones((2, 2), np.float32),
+                          "pog_mm": np.float32([[172.0, 100.0], [0.0, 0.0]])})
+    assert sorted(sg.tensors) == ["pog", "v0_left", "v0_right"]
+    assert torch.equal(sg.tensors["v0_right"], torch.from_numpy(eyes4[:, 1]))
+    torch.testing.assert_close(sg.tensors["pog"], torch.tensor([[0.0, -10.8], [-17.2, -0.8]]))
+    with pytest.raises(DataError, match="this task takes 2"):
+        get_task("eyes_pog", views=2).prepare({"eyes": eyes, "pog_cm": np.ones((4, 2), np.float32)})
+    with pytest.raises(DataError, match="PoG is in cm"):
+        get_task("eyes_pog", unit="px").prepare({"eyes": eyes, "pog_cm": np.ones((4, 2), np.float32)})
 
 
 def test_writer_writes_the_genuine_files_from_synthgaze(tmp_path: Path) -> None:

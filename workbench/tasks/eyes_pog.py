@@ -30,6 +30,9 @@ class EyesPoG(Task):
     * ``pog_cm`` (cm from the camera, x right, y up: GazeCapture's ``XCam``/``YCam``): models predict cm,
       as iTracker does; metric ``pog_error_cm``, the figure the GazeCapture paper reports.
 
+    A one-camera task on two-camera data uses camera 0; a cm task on data with SynthGaze's ``pog_mm`` converts
+    it with the ``screen`` geometry (so profiling, export and analysis on SynthGaze work for a GazeCapture run).
+
     Options (all fixed by the data when left out; :meth:`adapt` returns them so a run records them):
     ``views`` (1 or 2; default form 2), ``unit`` ("px" or "cm"; default "px"), ``input_size`` (eye images are
     resized to this side, bilinear, when they are stored at another size), ``screen``.
@@ -67,11 +70,20 @@ class EyesPoG(Task):
             raise DataError(f"eyes: expected 2 or 4 eye images per sample (N, 2|4, C, H, W: one or two camera "
                             f"views), got {tuple(eyes.shape)}")
         views = eyes.shape[1] // 2
+        if self.views == 1 and views == 2:
+            # A one-camera model on two-camera data (SynthGaze: profiling, export, analysis) sees camera 0.
+            eyes, views = eyes[:, :2], 1
         if self.views is not None and views != self.views:
             raise DataError(f"eyes: the data has {views} camera view(s) ({2 * views} eye images per sample), but "
                             f"this task takes {self.views} ({2 * self.views} images)")
         if "pog_cm" in data:
             unit, pog = "cm", finite_labels("pog_cm", data["pog_cm"])
+        elif self.unit == "cm" and "pog_mm" in data:
+            # SynthGaze's screen geometry is known: its PoG in GazeCapture's camera-centred cm, exactly.
+            from workbench.data.formats.gazecapture import screen_mm_to_camera_cm
+
+            unit = "cm"
+            pog = finite_labels("pog_mm", screen_mm_to_camera_cm(np.asarray(data["pog_mm"], np.float64), self.screen))
         elif "pog_px" in data:
             unit = "px"
             pog = finite_labels("pog_px", data["pog_px"]) / torch.tensor([self.screen.width_px, self.screen.height_px])
@@ -79,6 +91,7 @@ class EyesPoG(Task):
             raise DataError(f"task {self.name!r} needs 'pog_px' (screen pixels) or 'pog_cm' (cm from the camera) "
                             f"in the data, got {sorted(data)}")
         if self.unit is not None and unit != self.unit:
+            # cm -> screen pixels would need each device's screen geometry, which the data does not give.
             raise DataError(f"the data's PoG is in {unit}, but this task (and its model) works in {self.unit}")
         tensors = {name: eyes[:, k] for k, name in enumerate(_INPUTS[: 2 * views])}
         tensors["pog"] = pog.float()

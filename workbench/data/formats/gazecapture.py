@@ -69,7 +69,7 @@ from workbench.data.geometry import Screen
 from workbench.errors import DataError
 from workbench.utils.io import atomic_path
 
-__all__ = ["read_gazecapture", "write_gazecapture", "is_gazecapture", "SPLITS", "DEFAULT_SIZE"]
+__all__ = ["read_gazecapture", "write_gazecapture", "is_gazecapture", "screen_mm_to_camera_cm", "SPLITS", "DEFAULT_SIZE"]
 
 SPLITS = ("train", "val", "test")
 DEFAULT_SIZE = 64
@@ -242,12 +242,19 @@ def read_gazecapture(root: str | os.PathLike, *, split: str | None = None, size:
 
 # ---- writer ----------------------------------------------------------------------------------------
 
-def _labels_cm(data: Mapping[str, Any], n: int, where: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(XCam/YCam (n,2) cm, XPts/YPts (n,2) points) from pog_cm, else SynthGaze's pog_mm or pog_px.
+def screen_mm_to_camera_cm(mm: np.ndarray, screen: Screen | None = None) -> np.ndarray:
+    """(..., 2) mm from a SynthGaze screen's top-left corner -> GazeCapture's (XCam, YCam) in cm.
 
-    SynthGaze's camera plane has x right, y down and the screen's top-left corner at ``offset_mm``; GazeCapture's
-    prediction space has y up (screen2cam.m, portrait: ``yCam = -dY - yScreen``). Its screen is written as
-    1920 x 1080 points, one point per SynthGaze screen pixel.
+    SynthGaze's camera plane has x right, y down and the screen's top-left corner at ``offset_mm``;
+    GazeCapture's prediction space has y up (screen2cam.m, portrait: ``yCam = -dY - yScreen``).
+    """
+    xy = np.asarray((screen or Screen()).mm_to_camera(np.asarray(mm, dtype=np.float64)))
+    return np.stack([xy[..., 0] / 10, -xy[..., 1] / 10], -1)
+
+
+def _labels_cm(data: Mapping[str, Any], n: int, where: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(XCam/YCam (n,2) cm, XPts/YPts (n,2) points) from pog_cm, else SynthGaze's pog_mm or pog_px
+    (:func:`screen_mm_to_camera_cm`). The screen is written as 1920 x 1080 points, one per SynthGaze pixel.
     """
     screen = Screen()
     if "pog_cm" in data:
@@ -255,12 +262,10 @@ def _labels_cm(data: Mapping[str, Any], n: int, where: Path) -> tuple[np.ndarray
         mm = screen.camera_to_mm(np.stack([cam[:, 0] * 10, -cam[:, 1] * 10], 1))
     elif "pog_mm" in data:
         mm = np.asarray(data["pog_mm"], dtype=np.float64).reshape(n, 2)
-        xy = screen.mm_to_camera(mm)
-        cam = np.stack([xy[:, 0] / 10, -xy[:, 1] / 10], 1)
+        cam = screen_mm_to_camera_cm(mm, screen)
     elif "pog_px" in data:
         mm = screen.px_to_mm(np.asarray(data["pog_px"], dtype=np.float64).reshape(n, 2))
-        xy = screen.mm_to_camera(mm)
-        cam = np.stack([xy[:, 0] / 10, -xy[:, 1] / 10], 1)
+        cam = screen_mm_to_camera_cm(mm, screen)
     else:
         raise DataError(f"{where}: cannot write gazecapture: the data has no 'pog_cm', 'pog_mm' or 'pog_px'")
     check_finite(cam, where, "cannot write gazecapture: PoG")
