@@ -205,6 +205,8 @@ def test_train_itracker_on_gazecapture_with_only_data(gc_root: Path, tmp_path: P
     res = runner.invoke(app, ["export", str(out), "--onnx", str(tmp_path / "m.onnx"), "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["inputs"] == ["v0_left", "v0_right"]
+    res = runner.invoke(app, ["visualize", str(out), "--data", str(gc_root), "--n", "1", "--out", str(tmp_path / "vis")])
+    assert res.exit_code == 0, res.output
 
 
 def test_one_camera_task_and_model() -> None:
