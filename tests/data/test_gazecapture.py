@@ -194,8 +194,9 @@ def test_train_itracker_on_gazecapture_with_only_data(gc_root: Path, tmp_path: P
     assert res.exit_code == 0, res.output
     config = json.loads((out / "config.json").read_text())
     assert config["model"]["views"] == 1 and config["model"]["input_size"] == 36
-    assert config["recipe"]["task_options"] == {"views": 1, "unit": "cm", "input_size": 36}
+    assert config["recipe"]["task_options"] == {"views": 1, "unit": "cm"}
     metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["data"]["resized"] == {"eyes": {"from": [64, 64], "to": [36, 36]}}  # to the cpu preset's size
     assert metrics["primary_metric"] == "pog_error_cm" and np.isfinite(metrics["final"]["pog_error_cm"])
     assert metrics["data"]["split"] == "layout splits train/val"
     res = runner.invoke(app, ["eval", str(out), "--json"])
@@ -226,9 +227,8 @@ def test_one_camera_task_and_model() -> None:
     data = task.prepare({"eyes": eyes, "pog_cm": np.ones((4, 2), np.float32)})
     assert task.adapt(data, four.config) == ({"views": 1, "unit": "cm"}, {"views": 1})
     cpu = get_teacher("itracker", preset="cpu").config
-    assert task.adapt(data, cpu)[0]["input_size"] == 36
-    adapted = get_task("eyes_pog", views=1, unit="cm", input_size=36)
-    assert [t.shape for t in adapted.inputs(data.batch(slice(0, 2)))] == [(2, 3, 36, 36)] * 2
+    adapted = get_task("eyes_pog", views=1, unit="cm")
+    assert [t.shape for t in adapted.inputs(data.batch(slice(0, 2)))] == [(2, 3, 64, 64)] * 2
     assert adapted.adapt(data, {**cpu, "views": 1}) == ({}, {})
     assert "pog_error_cm" in adapted.metrics({"pog": torch.zeros(2, 2)}, {"pog": torch.ones(2, 2)})
     # SynthGaze's two-camera data in screen pixels needs no change.

@@ -33,9 +33,9 @@ class EyesPoG(Task):
     A one-camera task on two-camera data uses camera 0; a cm task on data with SynthGaze's ``pog_mm`` converts
     it with the ``screen`` geometry (so profiling, export and analysis on SynthGaze work for a GazeCapture run).
 
-    Options (all fixed by the data when left out; :meth:`adapt` returns them so a run records them):
-    ``views`` (1 or 2; default form 2), ``unit`` ("px" or "cm"; default "px"), ``input_size`` (eye images are
-    resized to this side, bilinear, when they are stored at another size), ``screen``.
+    Options (both fixed by the data when left out; :meth:`adapt` returns them so a run records them):
+    ``views`` (1 or 2; default form 2), ``unit`` ("px" or "cm"; default "px"); and ``screen``. Images come
+    at the model's size (``workbench.train.data.read_for_task`` fits a data set's images to the recipe's).
     """
 
     name = "eyes_pog"
@@ -53,13 +53,10 @@ class EyesPoG(Task):
         self.screen = Screen(**s) if isinstance(s, dict) else s
         self.views = options.get("views")
         self.unit = options.get("unit")
-        self.input_size = options.get("input_size")
         if self.views not in (None, 1, 2):
             raise WorkbenchError(f"task eyes_pog: views must be 1 or 2 camera views, got {self.views!r}")
         if self.unit not in (None, *_UNITS):
             raise WorkbenchError(f"task eyes_pog: unit must be 'px' or 'cm', got {self.unit!r}")
-        if self.input_size is not None and (not isinstance(self.input_size, int) or self.input_size < 1):
-            raise WorkbenchError(f"task eyes_pog: input_size must be a positive integer, got {self.input_size!r}")
         self.input_names = _INPUTS[: 2 * (self.views or 2)]
         self.primary_metric = "pog_error_cm" if self.unit == "cm" else "pog_error_px"
 
@@ -102,8 +99,8 @@ class EyesPoG(Task):
         return TaskData(tensors, meta)
 
     def adapt(self, data: TaskData, model_config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """One camera view instead of two, PoG in cm instead of screen pixels, eye images stored at another
-        size than the model's ``input_size``: the task options and model hyper-parameters (``views``) that say so."""
+        """One camera view instead of two, PoG in cm instead of screen pixels: the task options and the model
+        hyper-parameter (``views``) that say so."""
         task: dict[str, Any] = {}
         model: dict[str, Any] = {}
         views = int(data.meta.get("views", 2))
@@ -114,21 +111,10 @@ class EyesPoG(Task):
         unit = data.meta.get("pog_unit", "px")
         if unit != (self.unit or "px"):
             task["unit"] = unit
-        size = model_config.get("input_size")
-        stored = int(data.tensors[_INPUTS[0]].shape[-1]) if _INPUTS[0] in data.tensors else None
-        if isinstance(size, int) and stored is not None and stored != size and self.input_size != size:
-            task["input_size"] = size
         return task, model
 
     def inputs(self, batch, *, train=False):
-        out = []
-        for k in self.input_names:
-            x = to_float_image(batch[k])
-            s = self.input_size
-            if s is not None and tuple(x.shape[-2:]) != (s, s):
-                x = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False, antialias=True)
-            out.append(x)
-        return tuple(out)
+        return tuple(to_float_image(batch[k]) for k in self.input_names)
 
     def loss(self, outputs, batch):
         # beta: 2% of the screen for fractions, 0.5 cm for cm (about the same on a phone screen).

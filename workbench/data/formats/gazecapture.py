@@ -41,7 +41,8 @@ What the reader does with each file:
 
 Each eye crop is resized (bilinear, as ``ITrackerData.py``'s ``transforms.Scale``) to ``size`` x
 ``size`` pixels, default 64, the ``itracker`` teacher's ``paper`` input size (iTracker itself used
-224). Eye boxes inside the crops are not returned: each crop IS Apple's eye box, so an eye box in it
+224); training, evaluation and analysis then fit them to the run's size like every data set's images
+(``workbench.train.data.read_for_task``; 36 px at the ``cpu`` preset). Eye boxes inside the crops are not returned: each crop IS Apple's eye box, so an eye box in it
 would be the whole image and the eye-mass figure trivially 1 (the faithfulness checks then say n/a).
 
 The returned view dict: ``eyes`` (N,2,3,S,S) uint8 RGB, [image-left eye = the subject's right eye
