@@ -199,6 +199,7 @@ def test_train_itracker_on_gazecapture_with_only_data(gc_root: Path, tmp_path: P
     assert metrics["data"]["resized"] == {"eyes": {"from": [64, 64], "to": [36, 36]}}  # to the cpu preset's size
     assert metrics["primary_metric"] == "pog_error_cm" and np.isfinite(metrics["final"]["pog_error_cm"])
     assert metrics["data"]["split"] == "layout splits train/val"
+    assert metrics["data"]["train_read"]["frames_invalid_skipped"] == 4 and metrics["data"]["val_read"]["samples"] == 2
     res = runner.invoke(app, ["eval", str(out), "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["metrics"]["pog_error_cm"] == pytest.approx(metrics["final"]["pog_error_cm"], rel=1e-4)

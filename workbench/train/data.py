@@ -81,6 +81,9 @@ def _load_path(task: Task, path: Path, fmt: str | None, seed: int,
         val_raw, _, _ = read_for_task(task, path, fmt, size, split="val")
         train, val = task.prepare(train_raw), task.prepare(val_raw)
         desc["split"] = "layout splits train/val"
+        for name, raw in (("train", train_raw), ("val", val_raw)):
+            if isinstance(raw.get("counts"), dict):  # what the reader read and skipped (GazeCapture: invalid frames)
+                desc[f"{name}_read"] = raw["counts"]
         if resized:
             desc["resized"] = resized
         return train, val, desc
