@@ -1,16 +1,19 @@
-"""`itracker`: iTracker-like point-of-gaze from four eye images (two eyes seen by two cameras).
+"""`itracker`: iTracker-like point-of-gaze from four eye images (two eyes seen by two cameras), or from
+two (one camera, ``views=1``: GazeCapture).
 
-Wiring: four independent conv branches (one per eye image, no weight sharing)
+Wiring: one independent conv branch per eye image (no weight sharing)
     eye (B,3,S,S) -> conv kxk/s + ReLU -> conv3x3 + ReLU + pool2 -> conv3x3 + ReLU + pool2
                   -> conv3x3 + ReLU + pool2 -> projection conv3x3 (no bias) + ReLU     (B, P, g, g)
-    concat of the four flattened maps (4*P*g*g) -> FC1 (no bias) + ReLU -> FC2 + ReLU -> 2
-    -> {"pog": (B, 2)}, the PoG as a fraction of the screen (x / width, y / height).
+    concat of the 2*views flattened maps (2*views*P*g*g) -> FC1 (no bias) + ReLU -> FC2 + ReLU -> 2
+    -> {"pog": (B, 2)}, the PoG in the task's unit (a fraction of the screen, or cm from the camera).
 
 The write-up's point is the imbalance: the first FC layer holds more than three times the parameters
 of all conv branches together, which is why FC-layer importance analysis exists. Its figures pin the
 paper preset down: 1,089,536 = 8,512 * 128 is a bias-free FC1 of 128 units over 4 x 133 x 4 x 4 inputs,
 and 342,240 = 4 x 85,560 is what these branches hold with channels (32, 32, 40, 40) and a bias-free
-3x3 projection to 133 channels. Both figures are reproduced exactly.
+3x3 projection to 133 channels. Both figures are reproduced exactly (at ``views=2``, both presets'
+default). With ``views=1`` the model takes ``v0_left, v0_right`` only: two branches, FC1 half as wide
+in its inputs. The training engine sets it from the data (the ``eyes_pog`` task's ``adapt``).
 """
 
 from __future__ import annotations
@@ -27,11 +30,18 @@ _INPUTS = ("v0_left", "v0_right", "v1_left", "v1_right")
 
 PRESETS = {
     "paper": {"branch_channels": [32, 32, 40, 40], "proj_channels": 133, "stem_kernel": 5, "stem_stride": 2,
-              "fc1": 128, "fc2": 64, "input_size": 64},
+              "fc1": 128, "fc2": 64, "input_size": 64, "views": 2},
     # 36 px eye crops: stride-1 stem so the maps still end at 4x4, as at the paper preset.
     "cpu": {"branch_channels": [16, 16, 32, 32], "proj_channels": 64, "stem_kernel": 5, "stem_stride": 1,
-            "fc1": 128, "fc2": 64, "input_size": 36},
+            "fc1": 128, "fc2": 64, "input_size": 36, "views": 2},
 }
+
+
+def _inputs(views: int) -> tuple[str, ...]:
+    """The eye images a model with ``views`` camera views takes, in order."""
+    if views not in (1, 2):
+        raise ValueError(f"expected views 1 or 2 (camera views of two eyes each), got {views!r}")
+    return _INPUTS[: 2 * views]
 
 
 def _relu() -> nn.ReLU:
@@ -74,29 +84,32 @@ class EyeBranch(nn.Module):
     task="eyes_pog",
     inputs=_INPUTS,
     presets=PRESETS,
-    example_shapes=lambda cfg: {k: (3, cfg["input_size"], cfg["input_size"]) for k in _INPUTS},
+    example_shapes=lambda cfg: {k: (3, cfg["input_size"], cfg["input_size"]) for k in _inputs(cfg["views"])},
 )
 class ITracker(nn.Module):
-    """forward(v0_left, v0_right, v1_left, v1_right, each (B,3,S,S)) -> {"pog": (B,2)} screen fractions.
+    """forward(v0_left, v0_right, v1_left, v1_right, each (B,3,S,S)) -> {"pog": (B,2)} screen fractions;
+    with ``views=1`` forward(v0_left, v0_right).
 
     Args:
         branch_channels: the four hidden conv widths of every branch.
         proj_channels: channels of each branch's output map.
         stem_kernel, stem_stride: the first conv.
         fc1, fc2: widths of the two hidden FC layers (FC1 has no bias).
-        input_size: S; fixes FC1's input size 4 * proj_channels * g * g.
+        input_size: S; fixes FC1's input size 2 * views * proj_channels * g * g.
+        views: camera views (1 or 2), each giving a left and a right eye image.
     """
 
     input_names = _INPUTS
     output_names = ("pog",)
 
     def __init__(self, *, branch_channels: list[int], proj_channels: int, stem_kernel: int, stem_stride: int,
-                 fc1: int, fc2: int, input_size: int) -> None:
+                 fc1: int, fc2: int, input_size: int, views: int = 2) -> None:
         super().__init__()
         self.input_size = int(input_size)
+        self.input_names = _inputs(views)
         self.branches = nn.ModuleDict({
             name: EyeBranch(list(branch_channels), proj_channels, stem_kernel, stem_stride, self.input_size)
-            for name in _INPUTS
+            for name in self.input_names
         })
         flat = sum(b.out_features for b in self.branches.values())
         # The write-up's FC1 figure is weights only (8,512 x 128): no bias.
@@ -108,17 +121,20 @@ class ITracker(nn.Module):
         nn.init.constant_(self.fc_out.bias, 0.5)
 
     def conv_parameters(self) -> int:
-        """Parameters of all four conv branches together."""
+        """Parameters of all conv branches together."""
         return sum(p.numel() for p in self.branches.parameters())
 
-    def forward(self, v0_left: torch.Tensor, v0_right: torch.Tensor, v1_left: torch.Tensor,
-                v1_right: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Four eye images (B, 3, S, S) -> {"pog": (B, 2)} (x / screen width, y / screen height)."""
-        eyes = (v0_left, v0_right, v1_left, v1_right)
+    def forward(self, v0_left: torch.Tensor, v0_right: torch.Tensor, v1_left: torch.Tensor | None = None,
+                v1_right: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """2 x views eye images (B, 3, S, S) -> {"pog": (B, 2)} in the task's unit."""
+        given = [x for x in (v0_left, v0_right, v1_left, v1_right) if x is not None]
+        if len(given) != len(self.input_names):
+            raise ValueError(f"expected {len(self.input_names)} eye images ({', '.join(self.input_names)}), "
+                             f"got {len(given)}")
         s = self.input_size
-        for name, x in zip(_INPUTS, eyes):
+        for name, x in zip(self.input_names, given):
             expect_shape(x, name, (None, 3, s, s))
-        feats = [torch.flatten(self.branches[name](x), 1) for name, x in zip(_INPUTS, eyes)]
+        feats = [torch.flatten(self.branches[name](x), 1) for name, x in zip(self.input_names, given)]
         x = self.relu(self.fc1(torch.cat(feats, dim=1)))
         x = self.relu(self.fc2(x))
         return {"pog": self.fc_out(x)}

@@ -78,7 +78,7 @@ def register_teacher(
     Args:
         source: the write-up the architecture comes from.
         task: the task contract name (``workbench.tasks``) the model serves.
-        inputs: forward's positional input names, in order.
+        inputs: forward's positional input names, in order (a config may take a prefix of them).
         presets: preset name -> every constructor hyper-parameter (keyword-only arguments).
         example_shapes: resolved config -> {input name: per-sample shape}; drives :func:`example_inputs`.
         input_ranges: inputs drawn uniformly from (low, high) by :func:`example_inputs` (others: N(0, 1)).
@@ -125,7 +125,9 @@ def get_teacher(name: str, *, preset: str = "cpu", **overrides: Any) -> nn.Modul
     entry = _entry(name)
     cfg = _resolve(entry, preset, overrides)
     model = entry.builder(**copy.deepcopy(cfg))
-    if tuple(getattr(model, "input_names", ())) != entry.inputs:
+    names = tuple(getattr(model, "input_names", ()))
+    # A config may build a form that takes fewer inputs (itracker with one camera view): a prefix.
+    if not names or names != entry.inputs[: len(names)]:
         raise ValueError(f"teacher {name!r}: model input_names {getattr(model, 'input_names', None)} "
                          f"do not match the registered inputs {entry.inputs}")
     model.config = {"teacher": name, "preset": preset, **cfg}
@@ -166,4 +168,5 @@ def example_inputs(
     """
     entry = _entry(name)
     cfg = _resolve(entry, preset, overrides)
-    return random_inputs(entry.inputs, entry.shapes(cfg), entry.ranges, batch, generator)
+    shapes = entry.shapes(cfg)
+    return random_inputs([k for k in entry.inputs if k in shapes], shapes, entry.ranges, batch, generator)

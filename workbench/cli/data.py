@@ -33,7 +33,7 @@ def _parse_size(view: str, size: Optional[str]):
 def synth(
     out: Path = typer.Option(..., "--out", help="Folder to write (must not exist or be empty, unless --force)."),
     view: Optional[str] = typer.Option(None, "--view", help="face, mc4, itracker, frame or track (default: the format's view)."),
-    fmt: str = typer.Option("npz", "--format", help="npz, mpiifacegaze, mpiifacegaze-pre, mc4, evg, itracker or lam."),
+    fmt: str = typer.Option("npz", "--format", help="npz, mpiifacegaze, mpiifacegaze-pre, mc4, evg, itracker, gazecapture or lam."),
     n: int = typer.Option(256, "--n", help="Number of samples."),
     subjects: int = typer.Option(15, "--subjects", help="Number of subjects (ids 0..K-1)."),
     seed: int = typer.Option(0, "--seed"),
@@ -118,7 +118,7 @@ def _summary_table(summary: dict) -> Table:
 def inspect(
     path: Path = typer.Argument(..., help="A data folder in any supported layout (or an .npz file)."),
     fmt: Optional[str] = typer.Option(None, "--format", help="Layout (default: detected from the files)."),
-    split: Optional[str] = typer.Option(None, "--split", help="Split to read for layouts that have splits (evg, itracker)."),
+    split: Optional[str] = typer.Option(None, "--split", help="Split to read for layouts that have splits (evg, itracker, gazecapture)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Where to save the grid PNG (default: ./<name>_grid.png)."),
     n: int = typer.Option(16, "--n", help="Samples in the grid."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
@@ -144,4 +144,6 @@ def inspect(
     console.print(_summary_table(summary))
     ids = summary["subjects"]["ids"]
     console.print(f"subjects: {ids}{' ...' if summary['subjects']['count'] > len(ids) else ''}")
+    if "counts" in summary:
+        console.print("read: " + ", ".join(f"{k} {v}" for k, v in summary["counts"].items()))
     console.print(f"grid of {min(n, summary['samples'])} samples: [bold]{summary['grid']}[/bold]")

@@ -46,12 +46,15 @@ def summarize(data: dict[str, np.ndarray], view: str | None = None) -> dict[str,
             "mean": [float(a[finite[:, c], c].mean()) if finite[:, c].any() else None for c in range(min(cols, 8))],
             "missing": int((~finite).any(axis=1).sum()),
         }
-    return {
+    summary = {
         "view": view, "samples": int(n), "images": images,
         "subjects": {"count": int(len(ids)), "ids": [int(i) for i in ids[:50]],
                      "samples_per_subject": {"min": int(counts.min()), "max": int(counts.max())}},
         "labels": labels,
     }
+    if isinstance(data.get("counts"), dict):  # what a reader read and skipped (GazeCapture: invalid frames)
+        summary["counts"] = dict(data["counts"])
+    return summary
 
 
 def _to_pil(img: np.ndarray, size: int) -> Image.Image:
@@ -99,6 +102,23 @@ def _screen_inset(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], pog
     draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=color if inside else None, outline=color)
 
 
+def _camera_inset(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], pog_cm: np.ndarray,
+                  half_cm: float = 25.0, color: str = "#ff3030") -> None:
+    """The PoG in cm from the camera (x right, y up; GazeCapture's XCam/YCam) as a dot in a square of
+    +-``half_cm`` around the camera (the cross); beyond it: clamped, drawn hollow."""
+    x0, y0, x1, y1 = box
+    draw.rectangle(box, outline="white", fill="#202020")
+    cx0, cy0 = (x0 + x1) / 2, (y0 + y1) / 2
+    draw.line([(cx0 - 3, cy0), (cx0 + 3, cy0)], fill="white")
+    draw.line([(cx0, cy0 - 3), (cx0, cy0 + 3)], fill="white")
+    u, v = float(pog_cm[0]) / half_cm, -float(pog_cm[1]) / half_cm  # y up in cm, down in the image
+    inside = abs(u) <= 1 and abs(v) <= 1
+    cx = cx0 + np.clip(u, -1, 1) * (x1 - x0) / 2
+    cy = cy0 + np.clip(v, -1, 1) * (y1 - y0) / 2
+    r = max(2, (x1 - x0) // 18)
+    draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=color if inside else None, outline=color)
+
+
 def _tile(data: dict[str, np.ndarray], view: str, i: int, size: int) -> Image.Image:
     """One annotated sample as a PIL image."""
     if view == "face":
@@ -136,6 +156,9 @@ def _tile(data: dict[str, np.ndarray], view: str, i: int, size: int) -> Image.Im
         for k in range(min(4, len(eyes))):
             tile.paste(_to_pil(eyes[k], half), ((k % 2) * half, (k // 2) * half))
         draw = ImageDraw.Draw(tile)
+        if "pog_cm" in data:
+            _camera_inset(draw, (size + 4, size // 4, size + half - 4, size // 4 + half - 8), data["pog_cm"][i])
+            return tile
         _screen_inset(draw, (size + 4, size // 3, size + half - 4, size // 3 + (half - 8) * 9 // 16), data["pog_px"][i],
                       np.array([1920.0, 1080.0]) if "screen_px" not in data else data["screen_px"][i])
         return tile

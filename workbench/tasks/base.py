@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -96,6 +96,17 @@ class Task(ABC):
     @abstractmethod
     def prepare(self, data: dict[str, np.ndarray]) -> TaskData:
         """A view dict of numpy arrays -> TaskData (validates shapes and finiteness of labels)."""
+
+    def adapt(self, data: TaskData, model_config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """What the data fixes beyond this task's options and the model's config (e.g. one camera view
+        instead of two): (task option changes, model hyper-parameter changes), both empty when the data
+        is in the form the task and ``model_config`` already have (the default).
+
+        The training engine calls it on the prepared training data before building the model, records
+        the changes in the run's config (``recipe.task_options``, ``model``) and rebuilds the task, so
+        every later command on the run rebuilds the same task and model.
+        """
+        return {}, {}
 
     @abstractmethod
     def inputs(self, batch: dict[str, torch.Tensor], *, train: bool = False) -> tuple[torch.Tensor, ...]:

@@ -76,11 +76,14 @@ def _load_path(task: Task, path: Path, fmt: str | None, seed: int,
                size: Any = None) -> tuple[TaskData, TaskData, dict[str, Any]]:
     fmt = check_layout(task, path, fmt)
     desc: dict[str, Any] = {"source": str(path), "format": fmt, "view": task.view, "seed": seed}
-    if fmt in ("evg", "itracker"):
+    if fmt in ("evg", "itracker", "gazecapture"):  # layouts with their own train/val splits
         train_raw, _, resized = read_for_task(task, path, fmt, size, split="train")
         val_raw, _, _ = read_for_task(task, path, fmt, size, split="val")
         train, val = task.prepare(train_raw), task.prepare(val_raw)
         desc["split"] = "layout splits train/val"
+        for name, raw in (("train", train_raw), ("val", val_raw)):
+            if isinstance(raw.get("counts"), dict):  # what the reader read and skipped (GazeCapture: invalid frames)
+                desc[f"{name}_read"] = raw["counts"]
         if resized:
             desc["resized"] = resized
         return train, val, desc

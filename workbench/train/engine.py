@@ -194,6 +194,16 @@ def _fit(req: TrainRequest, dist: D.DistInfo, on_event) -> dict[str, Any]:
     train_data, val_data, data_desc = load_data(task, recipe, data=config["data"]["source"],
                                                 fmt=config["data"]["format"], seed=seed,
                                                 progress=lambda desc, total: progress_bar(desc, total, enabled=show))
+    task_changes, model_changes = task.adapt(train_data, config["model"])
+    if task_changes or model_changes:
+        # The data fixes part of the task and model (e.g. one camera view): config.json records it, so
+        # every later command on this run rebuilds the same task and model.
+        config["recipe"] = {**config["recipe"], "task_options": {**config["recipe"].get("task_options", {}), **task_changes}}
+        config["model"] = {**config["model"], **model_changes}
+        recipe = Recipe.from_dict(config["recipe"])
+        task = get_task(config["task"], **recipe.task_options)
+        if dist.is_main:
+            write_json(run.config_path, config)
     constant = task.constant_metrics(train_data, val_data)
     model = build_model(config["model"])
     if req.init_state is not None and not (req.resume and run.last.exists()):

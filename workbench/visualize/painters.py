@@ -172,6 +172,30 @@ def _clip_to(xy: np.ndarray, box: tuple[float, float, float, float], margin: flo
     return np.array([np.clip(xy[0], box[0] - margin, box[2] + margin), np.clip(xy[1], box[1] - margin, box[3] + margin)])
 
 
+def _paint_camera_cm(grid: Image.Image, gt: np.ndarray, pred: np.ndarray, half_cm: float = 25.0) -> Panel:
+    """The PoG in cm from the camera (x right, y up) in a square of +-``half_cm`` around the camera."""
+    side = float(SCREEN_W)
+    scr = Image.new("RGB", (SCREEN_W + 24, SCREEN_W + 40), D.BG)
+    d = ImageDraw.Draw(scr)
+    x0, y0 = 12.0, 24.0
+    _screen_box(d, x0, y0, side, side)
+    box = (x0, y0, x0 + side, y0 + side)
+    centre = np.array([x0 + side / 2, y0 + side / 2])
+    d.rectangle([centre[0] - 5, centre[1] - 4, centre[0] + 5, centre[1] + 4], fill=D.DIM)
+    d.text((centre[0] + 8, centre[1] - 9), "camera", fill=D.DIM, font=D.font(11))
+    to_xy = lambda cm: _clip_to(centre + np.array([cm[0], -cm[1]]) / half_cm * side / 2, box)  # noqa: E731
+    gt_xy, pred_xy = to_xy(gt), to_xy(pred)
+    d.line([tuple(gt_xy), tuple(pred_xy)], fill=D.TEXT, width=1)
+    D.dot(d, gt_xy, D.GT, r=6)
+    D.cross(d, pred_xy, D.PRED)
+    body = D.stack([Panel(grid), Panel(scr, {"screen": box, "gt": tuple(gt_xy), "pred": tuple(pred_xy)})],
+                   horizontal=True, gap=8)
+    lines = [[("truth ", D.GT), (f"({gt[0]:+.1f}, {gt[1]:+.1f}) cm", D.GT)],
+             [("prediction ", D.PRED), (f"({pred[0]:+.1f}, {pred[1]:+.1f}) cm", D.PRED)],
+             (f"error {np.linalg.norm(pred - gt):.1f} cm; cm from the camera, x right, y up (+-{half_cm:.0f} cm shown)")]
+    return _with_caption(body, lines)
+
+
 def paint_eyes_pog(ctx: Context, i: int) -> Panel:
     task, t = ctx.task, ctx.data.tensors
     s = task.screen
@@ -183,6 +207,8 @@ def paint_eyes_pog(ctx: Context, i: int) -> Panel:
         grid.paste(D.resized(D.to_pil(t[name][i]), ITR_EYE, ITR_EYE), (x, y))
         if j % 2 == 0:
             gd.text((x + 2, y - 14), f"camera {j // 2}: both eyes", fill=D.DIM, font=D.font(12))
+    if getattr(task, "unit", None) == "cm":  # GazeCapture: cm from the camera, each device's screen unknown
+        return _paint_camera_cm(grid, t["pog"][i].double().numpy(), ctx.outputs["pog"][i].double().numpy())
     sh = SCREEN_W * s.height_px / s.width_px
     scr = Image.new("RGB", (SCREEN_W + 24, int(sh) + 40), D.BG)
     d = ImageDraw.Draw(scr)

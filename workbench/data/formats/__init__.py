@@ -17,6 +17,7 @@ format                 view        layout
 ``evg``                frame       ``images/`` + ``annotations_<split>.json``
 ``eve``                frame       ``trainNN|valNN|testNN/stepNNN_<type>_<name>/webcam_c.{mp4,h5,timestamps.txt}``
 ``itracker``           itracker    ``{train,val,test}/<subject>/`` eye PNGs + ``labels.csv``
+``gazecapture``        itracker    GazeCapture download: ``NNNNN/frames/*.jpg`` + ``apple*.json``, ``dotInfo.json``, ... (one camera)
 ``lam``                track       ``face_imgs/<clip>/<track>/face_%05d.jpg`` + Ego4D ``json/av_*.json``
 ``npz``                (any)       one ``.npz`` file with a ``view`` entry
 =====================  ==========  ===================================================================
@@ -39,6 +40,7 @@ import numpy as np
 from workbench.data.formats._common import VIEW_KEYS
 from workbench.data.formats.eve import looks_like_eve, read_eve, write_eve
 from workbench.data.formats.evg import read_evg, write_evg
+from workbench.data.formats.gazecapture import is_gazecapture, read_gazecapture, write_gazecapture
 from workbench.data.formats.itracker import read_itracker, write_itracker
 from workbench.data.formats.lam import read_lam, write_lam
 from workbench.data.formats.mc4 import read_mc4, read_mc4_predictions, write_mc4, write_mc4_predictions
@@ -76,6 +78,8 @@ __all__ = [
     "write_eve",
     "read_itracker",
     "write_itracker",
+    "read_gazecapture",
+    "write_gazecapture",
     "read_lam",
     "write_lam",
     "read_npz",
@@ -111,6 +115,7 @@ FORMATS: dict[str, Format] = {
         Format("evg", "frame", read_evg, write_evg, "images/ and annotations_<split>.json"),
         Format("eve", "frame", read_eve, write_eve, "trainNN|valNN|testNN/stepNNN_*/ with .h5 labels"),
         Format("itracker", "itracker", read_itracker, write_itracker, "{train,val,test}/<subject>/labels.csv"),
+        Format("gazecapture", "itracker", read_gazecapture, write_gazecapture, "NNNNN/appleFace.json session folders"),
         Format("lam", "track", read_lam, write_lam, "face_imgs/ (or videos_challenge/)"),
         Format("npz", None, _read_npz_data, write_npz, "a .npz file"),
     ]
@@ -197,6 +202,8 @@ def detect_format(path: str | os.PathLike) -> str:
             return "eve"
         if "face_imgs" in names or "videos_challenge" in names:
             return "lam"
+        if is_gazecapture(path):
+            return "gazecapture"
         for split in ("train", "val", "test"):
             sdir = path / split
             if sdir.is_dir() and any((p / "labels.csv").is_file() for p in sdir.iterdir() if p.is_dir()):
