@@ -76,7 +76,9 @@ def _load_path(task: Task, path: Path, fmt: str | None, seed: int,
                size: Any = None) -> tuple[TaskData, TaskData, dict[str, Any]]:
     fmt = check_layout(task, path, fmt)
     desc: dict[str, Any] = {"source": str(path), "format": fmt, "view": task.view, "seed": seed}
-    if fmt in ("evg", "itracker", "gazecapture"):  # layouts with their own train/val splits
+    from workbench.data import formats
+
+    if formats.FORMATS[fmt].splits:  # layouts with their own train/val splits
         train_raw, _, resized = read_for_task(task, path, fmt, size, split="train")
         val_raw, _, _ = read_for_task(task, path, fmt, size, split="val")
         train, val = task.prepare(train_raw), task.prepare(val_raw)

@@ -100,6 +100,7 @@ class Format:
     reader: Callable[..., dict[str, np.ndarray]]
     writer: Callable[..., Path]
     looks_for: str  # what detect_format checks, for error messages
+    splits: bool = False  # the layout names its own train/val splits (reader takes split="train"|"val")
 
 
 def _read_npz_data(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -112,10 +113,10 @@ FORMATS: dict[str, Format] = {
         Format("mpiifacegaze", "face", read_mpiifacegaze, write_mpiifacegaze, "pNN.mat files"),
         Format("mpiifacegaze-pre", "face", read_mpiifacegaze_pre, write_mpiifacegaze_pre, "<sid>/labels.dict"),
         Format("mc4", "mc4", read_mc4, write_mc4, "head/ with head_label.txt or l_eye/ r_eye/"),
-        Format("evg", "frame", read_evg, write_evg, "images/ and annotations_<split>.json"),
-        Format("eve", "frame", read_eve, write_eve, "trainNN|valNN|testNN/stepNNN_*/ with .h5 labels"),
-        Format("itracker", "itracker", read_itracker, write_itracker, "{train,val,test}/<subject>/labels.csv"),
-        Format("gazecapture", "itracker", read_gazecapture, write_gazecapture, "NNNNN/appleFace.json session folders"),
+        Format("evg", "frame", read_evg, write_evg, "images/ and annotations_<split>.json", splits=True),
+        Format("eve", "frame", read_eve, write_eve, "trainNN|valNN|testNN/stepNNN_*/ with .h5 labels", splits=True),
+        Format("itracker", "itracker", read_itracker, write_itracker, "{train,val,test}/<subject>/labels.csv", splits=True),
+        Format("gazecapture", "itracker", read_gazecapture, write_gazecapture, "NNNNN/appleFace.json session folders", splits=True),
         Format("lam", "track", read_lam, write_lam, "face_imgs/ (or videos_challenge/)"),
         Format("npz", None, _read_npz_data, write_npz, "a .npz file"),
     ]
