@@ -27,6 +27,8 @@ class EyesPoG(Task):
     metric_keys = ("pog",)
     primary_metric = "pog_error_px"
     explain_names = ("x", "y")
+    # Each eye image has its own boxes: prepare() splits the data's (N, 4, K, 4) per input.
+    eye_box_keys = {name: f"eye_boxes_{name}" for name in _INPUTS}
 
     def __init__(self, **options):
         super().__init__(**options)
@@ -41,7 +43,11 @@ class EyesPoG(Task):
         pog = finite_labels("pog_px", data["pog_px"]) / torch.tensor([self.screen.width_px, self.screen.height_px])
         tensors = {name: eyes[:, k] for k, name in enumerate(_INPUTS)}
         tensors["pog"] = pog.float()
-        return TaskData(tensors, {"subject": np.asarray(data.get("subject", np.full(len(eyes), -1)))})
+        meta = {"subject": np.asarray(data.get("subject", np.full(len(eyes), -1)))}
+        boxes = data.get("eye_boxes")
+        if boxes is not None and np.ndim(boxes) == 4 and np.shape(boxes)[1] == len(_INPUTS):
+            meta.update({f"eye_boxes_{name}": np.asarray(boxes[:, k]) for k, name in enumerate(_INPUTS)})
+        return TaskData(tensors, meta)
 
     def inputs(self, batch, *, train=False):
         return tuple(to_float_image(batch[k]) for k in _INPUTS)
@@ -49,6 +55,18 @@ class EyesPoG(Task):
     def loss(self, outputs, batch):
         loss = F.smooth_l1_loss(outputs["pog"], batch["pog"], beta=0.02)
         return loss, {"smooth_l1": float(loss.detach())}
+
+    def kd_loss(self, student, teacher, *, temperature=4.0, mse=False):
+        # The task's own ground-truth loss form (SmoothL1, beta 0.02) against the teacher's PoG.
+        if mse:
+            return {"pog": F.mse_loss(student["pog"], teacher["pog"])}
+        return {"pog": F.smooth_l1_loss(student["pog"], teacher["pog"], beta=0.02)}
+
+    def label_columns(self, data: TaskData):
+        """The PoG in screen millimetres."""
+        s = self.screen
+        mm = data.tensors["pog"].double() * torch.tensor([s.width_mm, s.height_mm], dtype=torch.float64)
+        return mm.numpy().astype(np.float32), ("pog_x_mm", "pog_y_mm")
 
     def metrics(self, outputs, targets):
         scale = torch.tensor([self.screen.width_px, self.screen.height_px], dtype=torch.float64)
