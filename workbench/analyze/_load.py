@@ -168,6 +168,7 @@ class Samples:
     _random: tuple[torch.Tensor, ...] | None = None
     source: dict[str, Any] = field(default_factory=dict)  # the data spec and split: what summaries record
     boxes_missing: dict[str, str] = field(default_factory=dict)  # input -> why it has no eye boxes
+    indices: np.ndarray | None = None  # the rows of the split these samples are (drawing order)
 
     def __len__(self) -> int:
         return self.n
@@ -192,7 +193,8 @@ class Samples:
                        None if self.labels is None else self.labels[:k], self.label_names,
                        None if self.subjects is None else self.subjects[:k], self.description,
                        None if self._random is None else tuple(x[:k] for x in self._random),
-                       {**self.source, "n": k}, dict(self.boxes_missing))
+                       {**self.source, "n": k}, dict(self.boxes_missing),
+                       None if self.indices is None else self.indices[:k])
 
     def slices(self, batch_size: int) -> Iterator[slice]:
         for start in range(0, self.n, batch_size):
@@ -234,21 +236,22 @@ def load_samples(subject: Subject, *, n: int, data: str | None = None, fmt: str 
     config = _data_config(subject)
     spec = resolve_data(data, config, fmt)
     with progress(f"loading {spec.label()}", 1) as advance:
-        pool, desc = load_split(task, config, spec)
+        # SynthGaze renders only the split's first rows (enough to span its subjects); disk data is read whole.
+        pool, desc = load_split(task, config, spec, limit=max(64, 8 * n))
         advance(1)
     if len(pool) == 0:
         raise WorkbenchError(f"{spec.source}: the data set is empty (no samples to analyse)")
     seed = int((config or {}).get("seed", 0))
-    prepared = pool.subset(draw(pool, n, purpose, seed))
+    picked = draw(pool, n, purpose, seed)
+    prepared = pool.subset(picked)
     boxes, missing = task.eye_boxes(prepared)
     labels, names = task.label_columns(prepared)
     subjects = np.asarray(prepared.meta.get("subject", np.full(len(prepared), -1)))
     shown = sorted(int(x) for x in np.unique(subjects))
-    source = {**desc, "n": len(prepared), "drawn_from": desc.get("n"), "subjects": shown, "purpose": purpose,
-              "label": spec.label()}
-    description = f"{spec.label()}: {len(prepared)} of {desc.get('n')} samples across subjects {shown}"
+    source = {**desc, "n": len(prepared), "drawn_from": desc.get("n"), "subjects": shown, "purpose": purpose}
+    description = f"{desc['label']}: {len(prepared)} of {desc.get('n')} samples across subjects {shown}"
     return Samples(len(prepared), prepared, task, boxes=boxes, labels=labels, label_names=names, subjects=subjects,
-                   description=description, source=source, boxes_missing=missing)
+                   description=description, source=source, boxes_missing=missing, indices=picked)
 
 
 def is_image(x: torch.Tensor) -> bool:

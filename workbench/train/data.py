@@ -160,7 +160,7 @@ def load_split(task: Task, config: dict[str, Any] | None, spec: DataSpec, *, lim
                ) -> tuple[TaskData, dict[str, Any]]:
     """The samples ``spec`` names for a run with ``config`` (None: a model without a run, the default
     recipe and seed 0): (TaskData, description). The description is ``spec.describe()`` plus ``n`` and
-    what identifies the split (subjects, seed).
+    what identifies the split (subjects, seed) and a one-line ``label``.
 
     ``limit`` bounds what SynthGaze renders of a split (its first ``limit`` samples, the same bytes as the
     split's first rows) when a command needs only a few; data on disk is read whole.
@@ -180,7 +180,7 @@ def load_split(task: Task, config: dict[str, Any] | None, spec: DataSpec, *, lim
         bar = progress(f"rendering {n} samples", n) if progress else contextlib.nullcontext(None)
         with bar as advance:
             data = task.prepare(render(task.view, n, seed=seed + offset, subjects=ids, size=recipe.size, progress=advance))
-        desc.update({"n": n, "subjects": ids, "seed": seed + offset, "size": recipe.size})
+        desc.update({"n": n, "subjects": ids, "seed": seed + offset, "size": recipe.size, "label": spec.label()})
         return data, desc
     path = Path(spec.source)
     if spec.split in SPLITS:
@@ -201,6 +201,7 @@ def load_split(task: Task, config: dict[str, Any] | None, spec: DataSpec, *, lim
     desc["n"] = len(data)
     subjects = np.asarray(data.meta.get("subject", np.full(len(data), -1)))
     desc["subjects"] = sorted(int(s) for s in np.unique(subjects))
+    desc["label"] = DataSpec(spec.source, desc.get("format"), spec.split).label()
     return data, desc
 
 

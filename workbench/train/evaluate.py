@@ -23,7 +23,7 @@ def _data_for(task: Task, config: dict[str, Any], data: str | None, fmt: str | N
     ds, desc = load_split(task, config, spec, limit=n if spec.split == "held-out" else None)
     if n is not None and n < len(ds):
         ds = ds.subset(draw(ds, n, purpose, int(config.get("seed", 0))))
-    return ds, spec.label()
+    return ds, desc["label"]
 
 
 def evaluate_run(run: str | Path, *, data: str = "val", fmt: str | None = None, which: str = "best") -> dict[str, Any]:
