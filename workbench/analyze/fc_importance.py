@@ -342,8 +342,8 @@ def fc_importance(run: Any, *, layer: str | None = None, out: str | Path | None 
                    for k, v in result.items()},
     })
     summary = json_ready({
-        "model": subject.name, "task": subject.task.name, "n": len(samples), "metric": subject.task.primary_metric,
-        "metric_base": base, "criteria": list(CRITERIA), "default": DEFAULT_CRITERION,
+        "model": subject.name, "task": subject.task.name, "n": len(samples), "data": samples.source,
+        "metric": subject.task.primary_metric, "metric_base": base, "criteria": list(CRITERIA), "default": DEFAULT_CRITERION,
         "layers": {k: {f: v[f] for f in ("out_features", "in_features", "is_head", "share_for_90", "agreement", "notes")}
                    for k, v in result.items()},
         "mean_agreement": mean_agreement, "seconds": round(time.time() - t0, 2),

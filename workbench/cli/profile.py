@@ -100,7 +100,7 @@ def export_cmd(
     run: Path = typer.Argument(..., help="Run folder (config.json + checkpoints/)."),
     onnx_path: Path = typer.Option(..., "--onnx", help="Output .onnx file (written atomically)."),
     opset: int = typer.Option(17, "--opset", help="ONNX opset."),
-    samples: int = typer.Option(8, "--samples", help="SynthGaze samples the parity check runs on."),
+    samples: int = typer.Option(8, "--samples", help="Samples of the run's own validation split the parity check runs on."),
     force: bool = typer.Option(False, "--force", help="Replace an existing file."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
