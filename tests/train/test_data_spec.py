@@ -134,3 +134,22 @@ def test_analysis_samples_of_a_three_subject_data_set_span_all_three(tmp_path):
     s = load_samples(load_subject(get_teacher("gazenet", **NARROW)), n=3, data=str(path))
     assert sorted(s.subjects.tolist()) == [0, 1, 2]
     assert s.source["source"] == str(path) and s.source["split"] == "all" and s.source["drawn_from"] == 30
+
+
+def test_export_profile_and_bench_take_the_size_from_the_runs_data(tmp_path):
+    """A model trained at a non-preset size (96 px, the preset is 112) on a data path: every command feeds
+    it inputs of its own data's size, so none fails on a shape mismatch."""
+    data = tmp_path / "faces96.npz"
+    write_npz(render("face", 40, seed=3, subjects=5, size=96), data)
+    out = tmp_path / "run96"
+    fit(TrainRequest(teacher="gazenet", model_overrides={**NARROW, "input_size": 96},
+                     recipe_overrides={**TINY, "size": 96}, data=str(data), fmt="npz", out=out, progress=False))
+    res = runner.invoke(app, ["export", str(out), "--onnx", str(tmp_path / "m.onnx"), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["data"]["source"] == str(data)
+    res = runner.invoke(app, ["profile", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["input_shapes"]["face"][-2:] == [96, 96]
+    res = runner.invoke(app, ["bench", str(out), "--json", "--batch", "2", "--warmup", "0", "--repeats", "1",
+                              "--backend", "eager"])
+    assert res.exit_code == 0, res.output

@@ -1,6 +1,7 @@
 """`workbench analyze check`: are the attribution maps faithful to the model, or artefacts?
 
-Four checks on SynthGaze, whose eye boxes are known in every view:
+Four checks on the run's own data (by default its validation split), with the eye boxes the data gives
+(SynthGaze knows them in every view; a data set without them gets "n/a" for the box-based checks):
 
 * **eye-mass**: the share of |attribution| inside the eye boxes, beside the boxes' share of the pixels
   (``ratio`` = share / area share; 1 means no preference for the eyes). Pooled over the image inputs

@@ -81,7 +81,7 @@ def get_recipe(model: str, preset: str) -> Recipe:
     """The training recipe of a registered model at a preset, from its registration.
 
     A model whose registration names no recipe trains with the generic ``Recipe()``; that fallback is
-    logged (and recorded by the engine as ``recipe_source``), never silent. A registered recipe table
+    logged as a warning (and :func:`recipe_source` says which it was), never silent. A registered recipe table
     without ``preset`` is an error naming the presets it has.
     """
     by_preset = registered_recipes(model)
