@@ -252,13 +252,6 @@ class TeacherCache:
 
 
 # ---- the distillation run ------------------------------------------------------------------------
-def _base_model_config(model_cfg: dict[str, Any]) -> dict[str, Any]:
-    """A teacher run's model config, or the base teacher config of a pruned model."""
-    while "pruned" in model_cfg and isinstance(model_cfg["pruned"], dict) and "base" in model_cfg["pruned"]:
-        model_cfg = model_cfg["pruned"]["base"]
-    return model_cfg
-
-
 def sample_inputs(task: Task, config: dict[str, Any], n: int = 2) -> tuple[torch.Tensor, ...]:
     """A few real inputs of the run's own validation split (drawn across subjects), for shape checks
     and MACs: (B, ...) tensors in the task's input order."""
@@ -376,7 +369,7 @@ def distill(
         raise WorkbenchError(f"temperature must be > 0, got {temperature}")
     if response_loss not in RESPONSE_LOSSES:
         raise WorkbenchError(f"unknown response loss {response_loss!r}; expected one of {', '.join(RESPONSE_LOSSES)}")
-    from workbench.facts import default_hint_layer, registered_hint_layer
+    from workbench.facts import base_config, default_hint_layer, registered_hint_layer
 
     pairs = [parse_hint(h) if isinstance(h, str) else tuple(h) for h in hints]
     if pairs and "feature" not in kd:
@@ -385,7 +378,7 @@ def distill(
         raise WorkbenchError(f"{out}: folder exists and is not empty (use --force to replace it)")
 
     teacher, config, task = load_run_model(run)
-    teacher_cfg = _base_model_config(config["model"])
+    teacher_cfg = dict(base_config(config["model"]))  # a pruned teacher's base config names its layers
     overrides = dict(student_overrides or {})
     try:
         spec = students.student_spec(student)

@@ -12,7 +12,6 @@ purpose by name, so a reader sees which samples each command uses.
 from __future__ import annotations
 
 import contextlib
-import logging
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,6 @@ from workbench.errors import DataError, WorkbenchError
 from workbench.tasks.base import Task, TaskData
 from workbench.train.recipes import Recipe
 
-log = logging.getLogger(__name__)
 
 # SynthGaze seeds of a run with seed s: training split s, validation split s + 1, fresh held-out
 # samples (``--data synth`` on a run) s + 2. Nothing else renders SynthGaze for a run.
