@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import torch
@@ -52,6 +52,7 @@ class StudentSpec:
     presets: tuple[str, ...]
     example_shapes: dict[str, dict[str, tuple[int, ...]]]
     hint_layer: str
+    gradcam_layers: dict[str, str] = field(default_factory=dict)  # empty: the last conv on each input's path
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class _Entry:
     shapes: ShapeFn
     ranges: dict[str, tuple[float, float]]
     hint_layer: str
+    gradcam_layers: dict[str, str] = field(default_factory=dict)
 
 
 _REGISTRY: dict[str, _Entry] = {}
@@ -84,6 +86,7 @@ def register_student(
     example_shapes: ShapeFn,
     hint_layer: str,
     input_ranges: Mapping[str, tuple[float, float]] | None = None,
+    gradcam_layers: Mapping[str, str] | None = None,
 ) -> Callable[[T], T]:
     """Class decorator registering a student under ``name`` for ``task``.
 
@@ -94,6 +97,7 @@ def register_student(
         example_shapes: resolved config -> {input name: per-sample shape}; drives :func:`example_inputs`.
         hint_layer: module name whose output is the default feature-distillation hint.
         input_ranges: inputs drawn uniformly from (low, high) by :func:`example_inputs` (others: N(0, 1)).
+        gradcam_layers: image input -> the conv layer GradCam reads (default: the last conv on its path).
 
     Raises ValueError on a duplicate name or inconsistent presets.
     """
@@ -106,6 +110,7 @@ def register_student(
             name=name, description=description, task=task,
             presets=checked,
             builder=cls, shapes=example_shapes, ranges=dict(input_ranges or {}), hint_layer=hint_layer,
+            gradcam_layers=dict(gradcam_layers or {}),
         )
         return cls
 
@@ -177,7 +182,7 @@ def student_spec(name: str) -> StudentSpec:
     task = _task(entry.task)
     return StudentSpec(entry.name, entry.description, entry.task, tuple(task.input_names),
                        tuple(task.output_names), tuple(entry.presets), preset_shapes(entry.shapes, entry.presets),
-                       entry.hint_layer)
+                       entry.hint_layer, dict(entry.gradcam_layers))
 
 
 def example_inputs(

@@ -22,6 +22,7 @@ from torch import nn
 from teachers._checks import expect_shape
 from teachers.registry import get_teacher, register_teacher
 from workbench.nn import DeformConv3x3Pack, make_divisible, mobilenet_v2, resnet18
+from workbench.train.recipes import Recipe
 
 __all__ = ["BACKBONES", "EVGNet", "evg"]
 
@@ -123,6 +124,15 @@ def _head(in_ch: int, mid: int, out: int, heatmap: bool) -> nn.Sequential:
     return head
 
 
+# EVG (CenterNet style): Adam; early stopping with patience 4 and delta 10 (mm of PoG error).
+EVG_RECIPES = {
+    "paper": Recipe(epochs=60, batch_size=16, optimizer="adam", lr=1.25e-4, patience=4, delta=10.0,
+                    n_train=20000, n_val=2000, size=(480, 270)),
+    "cpu": Recipe(epochs=10, batch_size=32, optimizer="adam", lr=1e-3, patience=4, delta=10.0, clip_grad=10.0,
+                  n_train=5000, n_val=600, size=(240, 135)),
+}
+
+
 @register_teacher(
     "evg",
     source="EVG: end-to-end virtual-plane gaze estimation (CenterNet-style PoG heatmap)",
@@ -130,6 +140,11 @@ def _head(in_ch: int, mid: int, out: int, heatmap: bool) -> nn.Sequential:
     inputs=("frame",),
     presets=PRESETS,
     example_shapes=lambda cfg: {"frame": (3, cfg["frame_hw"][0], cfg["frame_hw"][1])},
+    # The model's own facts: GradCam's layer per image input (the last feature map of each trunk),
+    # the default FitNets hint layer (the last features before the head), the training recipes.
+    gradcam_layers={"frame": "deconv_layers"},
+    hint_layer="deconv_layers",
+    recipes=EVG_RECIPES,
 )
 class EVGNet(nn.Module):
     """forward(frame (B,3,H,W)) -> {"hm": (B,1,H/4,W/4) logits, "offset": (B,2,H/4,W/4)[, "face_hm"]}.

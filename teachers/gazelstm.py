@@ -27,6 +27,7 @@ from torch import nn
 from teachers._checks import expect_shape
 from teachers.registry import get_teacher, register_teacher
 from workbench.nn import resnet18
+from workbench.train.recipes import Recipe
 
 __all__ = ["GazeLSTM", "GazePose", "gaussian_drop_probs", "gaussian_keep_mask", "gazelstm", "gazepose"]
 
@@ -81,6 +82,13 @@ def gaussian_keep_mask(batch: int, num_frames: int, *, p_max: float, sigma: floa
     return keep.to(device) if device is not None else keep
 
 
+# Ego4D Looking-At-Me baselines: Adam.
+GAZELSTM_RECIPES = {
+    "paper": Recipe(epochs=20, batch_size=32, optimizer="adam", lr=1e-4, n_train=20000, n_val=2000, size=224),
+    "cpu": Recipe(epochs=8, batch_size=32, optimizer="adam", lr=1e-3, clip_grad=5.0, n_train=4000, n_val=600, size=64),
+}
+
+
 @register_teacher(
     "gazelstm",
     source="Ego4D Looking-At-Me baseline (Gaze360-style GazeLSTM)",
@@ -89,6 +97,11 @@ def gaussian_keep_mask(batch: int, num_frames: int, *, p_max: float, sigma: floa
     presets=LSTM_PRESETS,
     example_shapes=_shapes,
     input_ranges=_RANGES,
+    # The model's own facts: GradCam's layer per image input (the last feature map of each trunk),
+    # the default FitNets hint layer (the last features before the head), the training recipes.
+    gradcam_layers={"frames": "base_model.layer4"},
+    hint_layer="lstm",
+    recipes=GAZELSTM_RECIPES,
 )
 class GazeLSTM(nn.Module):
     """forward(frames (B,T,3,S,S), head_pose (B,T,3), landmarks (B,T,5,2)) -> {"logit": (B,)}.
@@ -136,6 +149,12 @@ class GazeLSTM(nn.Module):
         return {"logit": self.last_layer(out[:, self.center]).squeeze(-1)}
 
 
+GAZEPOSE_RECIPES = {
+    "paper": Recipe(epochs=20, batch_size=32, optimizer="adam", lr=1e-4, n_train=20000, n_val=2000, size=224),
+    "cpu": Recipe(epochs=8, batch_size=32, optimizer="adam", lr=1e-3, clip_grad=5.0, n_train=4000, n_val=600, size=64),
+}
+
+
 @register_teacher(
     "gazepose",
     source="Ego4D Looking-At-Me: GazePose (head-pose and landmark priors, Gaussian temporal dropout)",
@@ -144,6 +163,11 @@ class GazeLSTM(nn.Module):
     presets=POSE_PRESETS,
     example_shapes=_shapes,
     input_ranges=_RANGES,
+    # The model's own facts: GradCam's layer per image input (the last feature map of each trunk),
+    # the default FitNets hint layer (the last features before the head), the training recipes.
+    gradcam_layers={"frames": "base_model.layer4"},
+    hint_layer="lstm",
+    recipes=GAZEPOSE_RECIPES,
 )
 class GazePose(GazeLSTM):
     """GazeLSTM plus switchable head-pose / landmark priors and Gaussian temporal dropout.

@@ -19,6 +19,7 @@ from torch import nn
 from teachers._checks import expect_shape
 from teachers.registry import get_teacher, register_teacher
 from workbench.nn import ConvBNReLU, make_divisible, mobilenet_v2
+from workbench.train.recipes import Recipe
 
 __all__ = ["GazeNet", "SpatialWeights", "gazenet"]
 
@@ -65,6 +66,18 @@ class SpatialWeights(nn.Module):
         return x * self.weight_map(x)
 
 
+# MPIIFaceGaze full-face: SGD with Nesterov momentum, MultiStepLR at epochs 4 and 8.
+GAZENET_RECIPES = {
+    "paper": Recipe(epochs=12, batch_size=64, optimizer="sgd", lr=0.01, nesterov=True, weight_decay=1e-4,
+                    milestones=(4, 8), n_train=40000, n_val=4000, size=112),
+    # cpu: the same optimizer and two-step schedule, shifted to (5, 7) for the shorter run. Sized to
+    # train in under 10 minutes on two cores: 13,000 x 8 epochs (16,000 x 10 took 13 min on an Intel
+    # Xeon with AVX-512; MobileNetV2's batch-norm and ReLU6 passes, memory-bound, are most of a step).
+    "cpu": Recipe(epochs=8, batch_size=64, optimizer="sgd", lr=0.02, nesterov=True, weight_decay=1e-4,
+                  milestones=(5, 7), clip_grad=5.0, n_train=13000, n_val=2000, size=112),
+}
+
+
 @register_teacher(
     "gazenet",
     source="MPIIFaceGaze full-face appearance-based gaze estimation (spatial weights CNN, MobileNetV2 trunk)",
@@ -72,6 +85,11 @@ class SpatialWeights(nn.Module):
     inputs=("face",),
     presets=PRESETS,
     example_shapes=lambda cfg: {"face": (3, cfg["input_size"], cfg["input_size"])},
+    # The model's own facts: GradCam's layer per image input (the last feature map of each trunk),
+    # the default FitNets hint layer (the last features before the head), the training recipes.
+    gradcam_layers={"face": "features.18"},
+    hint_layer="features",
+    recipes=GAZENET_RECIPES,
 )
 class GazeNet(nn.Module):
     """Full-face gaze regressor. forward(face (B,3,S,S) ImageNet-normalized) -> {"gaze": (B,2)} (pitch, yaw) rad.

@@ -23,6 +23,7 @@ from torch import nn
 
 from teachers._checks import conv_out, expect_shape
 from teachers.registry import get_teacher, register_teacher
+from workbench.train.recipes import Recipe
 
 __all__ = ["EyeBranch", "ITracker", "itracker"]
 
@@ -78,6 +79,15 @@ class EyeBranch(nn.Module):
         return self.features(x)
 
 
+# iTracker-like: SGD with momentum.
+ITRACKER_RECIPES = {
+    "paper": Recipe(epochs=25, batch_size=64, optimizer="sgd", lr=1e-3, weight_decay=5e-4, milestones=(15,),
+                    n_train=20000, n_val=2000, size=64),
+    "cpu": Recipe(epochs=10, batch_size=64, optimizer="adam", lr=1e-3, milestones=(7,), clip_grad=5.0,
+                  n_train=12000, n_val=1200, size=36),
+}
+
+
 @register_teacher(
     "itracker",
     source="Eye-tracking model with explainability (iTracker-like, four eye images from two views)",
@@ -85,6 +95,11 @@ class EyeBranch(nn.Module):
     inputs=_INPUTS,
     presets=PRESETS,
     example_shapes=lambda cfg: {k: (3, cfg["input_size"], cfg["input_size"]) for k in _inputs(cfg["views"])},
+    # The model's own facts: GradCam's layer per image input (the last feature map of each trunk),
+    # the default FitNets hint layer (the last features before the head), the training recipes.
+    gradcam_layers={k: f"branches.{k}" for k in _INPUTS},
+    hint_layer="fc1",
+    recipes=ITRACKER_RECIPES,
 )
 class ITracker(nn.Module):
     """forward(v0_left, v0_right, v1_left, v1_right, each (B,3,S,S)) -> {"pog": (B,2)} screen fractions;

@@ -9,7 +9,7 @@ rebuild the identical architecture from a checkpoint's JSON without unpickling a
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional, TypeVar
 
 import torch
@@ -38,6 +38,10 @@ class TeacherSpec:
     """What a teacher is, without building it.
 
     ``example_shapes[preset][input]`` is the shape of one sample (no batch dimension) at that preset.
+    The model's own facts: ``gradcam_layers`` ({image input: conv layer GradCam reads}), ``hint_layer``
+    (the layer whose output is the default FitNets hint) and ``recipes`` ({preset: training Recipe});
+    empty where the registration gives none (then analysis and distillation find defaults from the
+    module graph, and training uses the generic recipe, saying so).
     """
 
     name: str
@@ -46,6 +50,9 @@ class TeacherSpec:
     inputs: tuple[str, ...]
     presets: tuple[str, ...]
     example_shapes: dict[str, dict[str, tuple[int, ...]]]
+    gradcam_layers: dict[str, str] = field(default_factory=dict)
+    hint_layer: str | None = None
+    recipes: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,9 @@ class _Entry:
     builder: Callable[..., nn.Module]
     shapes: ShapeFn
     ranges: dict[str, tuple[float, float]]
+    gradcam_layers: dict[str, str] = field(default_factory=dict)
+    hint_layer: str | None = None
+    recipes: dict[str, Any] = field(default_factory=dict)
 
 
 _REGISTRY: dict[str, _Entry] = {}
@@ -72,6 +82,9 @@ def register_teacher(
     presets: Mapping[str, Mapping[str, Any]],
     example_shapes: ShapeFn,
     input_ranges: Optional[Mapping[str, tuple[float, float]]] = None,
+    gradcam_layers: Optional[Mapping[str, str]] = None,
+    hint_layer: Optional[str] = None,
+    recipes: Optional[Mapping[str, Any]] = None,
 ) -> Callable[[T], T]:
     """Class decorator registering a teacher under ``name``.
 
@@ -82,6 +95,10 @@ def register_teacher(
         presets: preset name -> every constructor hyper-parameter (keyword-only arguments).
         example_shapes: resolved config -> {input name: per-sample shape}; drives :func:`example_inputs`.
         input_ranges: inputs drawn uniformly from (low, high) by :func:`example_inputs` (others: N(0, 1)).
+        gradcam_layers: image input -> the conv layer (module name) GradCam reads for it.
+        hint_layer: the module whose output is the default feature-distillation hint.
+        recipes: preset -> training :class:`workbench.train.recipes.Recipe` (the write-up's optimizer,
+            schedule and data sizes); every preset needs one when given.
 
     Raises ValueError on a duplicate name or inconsistent presets.
     """
@@ -90,10 +107,13 @@ def register_teacher(
         if name in _REGISTRY:
             raise ValueError(f"teacher {name!r} is already registered (by {_REGISTRY[name].builder.__qualname__})")
         checked = check_presets("teacher", name, presets, _RESERVED)
+        if recipes is not None and set(recipes) != set(checked):
+            raise ValueError(f"teacher {name!r}: recipes for presets {sorted(recipes)}, but presets are {sorted(checked)}")
         _REGISTRY[name] = _Entry(
             name=name, source=source, task=task, inputs=tuple(inputs),
             presets=checked,
             builder=cls, shapes=example_shapes, ranges=dict(input_ranges or {}),
+            gradcam_layers=dict(gradcam_layers or {}), hint_layer=hint_layer, recipes=dict(recipes or {}),
         )
         return cls
 
@@ -149,7 +169,8 @@ def teacher_spec(name: str) -> TeacherSpec:
     """The registered description of ``name``, with per-preset example input shapes (no batch dim)."""
     entry = _entry(name)
     return TeacherSpec(entry.name, entry.source, entry.task, entry.inputs, tuple(entry.presets),
-                       preset_shapes(entry.shapes, entry.presets))
+                       preset_shapes(entry.shapes, entry.presets), dict(entry.gradcam_layers), entry.hint_layer,
+                       dict(entry.recipes))
 
 
 def example_inputs(

@@ -66,7 +66,7 @@ class TinyGaze(nn.Module):
 
 
 def test_dead_units_score_zero_everywhere_and_the_json_is_what_a_pruner_reads(tmp_path):
-    s = fc_importance(TinyGaze(), task="face_angles", n=16, max_ablate=12, conductance_samples=8,
+    s = fc_importance(TinyGaze(), task="face_angles", n=16, max_ablate=12, conductance_samples=16,
                       conductance_steps=4, out=tmp_path / "fc")
     assert s["layers"]["fc2"]["is_head"] and not s["layers"]["fc1"]["is_head"]
     doc = load_fc_importance(tmp_path / "fc" / "fc_importance.json")

@@ -3,18 +3,16 @@
 import numpy as np
 
 from teachers import get_teacher
-from workbench.analyze._load import _render, load_samples, load_subject
+from workbench.analyze._load import load_samples, load_subject
 from workbench.analyze.faithfulness import input_similarity
 from workbench.analyze.saliency import compute_attributions
 from workbench.data.synth import render
 
 
-def test_mc4_eye_crop_boxes_come_from_an_identical_render():
-    raw, l_eye_boxes = _render("mc4", 70, seed=3, subjects=[1, 2], size=48)  # two chunks
-    plain = render("mc4", 70, seed=3, subjects=[1, 2], size=48)
-    for key in ("face", "l_eye", "r_eye", "eye_boxes"):
-        np.testing.assert_array_equal(raw[key], plain[key])
-    assert l_eye_boxes.shape == (70, 2, 4)
+def test_mc4_renderer_returns_its_eye_crops_boxes():
+    raw = render("mc4", 70, seed=3, subjects=[1, 2], size=48)  # two chunks
+    l_eye_boxes = raw["l_eye_boxes"]
+    assert l_eye_boxes.shape == (70, 2, 4) and raw["r_eye_boxes"].shape == (70, 2, 4)
     # The left-eye crop looks at the subject's left eye (image-right, index 1): its box holds the centre.
     b = l_eye_boxes[:, 1]
     assert ((b[:, 0] < 24) & (b[:, 2] > 24) & (b[:, 1] < 24) & (b[:, 3] > 24)).all()
@@ -30,8 +28,9 @@ def test_boxes_per_input_for_the_views_that_need_work():
     s = load_samples(evg, n=2)
     frame = s.inputs(slice(0, 2))[0]
     assert frame.shape[-2:] == (160, 256)  # 240x135 padded to stride 32, boxes shifted with it
-    raw = render("frame", 2, seed=2, subjects=list(range(40, 50)), size=(240, 135))
-    np.testing.assert_allclose(s.boxes["frame"], raw["eye_boxes"] + np.array([8, 12, 8, 12]))
+    # A registered model without a run: the validation split of its recipe (seed 0 + 1, held-out subjects).
+    raw = render("frame", 64, seed=1, subjects=list(range(40, 50)), size=(240, 135))
+    np.testing.assert_allclose(s.boxes["frame"], raw["eye_boxes"][s.indices] + np.array([8, 12, 8, 12]))
 
 
 def test_input_similarity_of_input_times_gradient_is_high():

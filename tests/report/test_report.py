@@ -162,3 +162,14 @@ def test_spearman_and_agreement(tmp_path):
     np.savez(tmp_path / "student" / "attributions.npz", face__yaw=maps, subject=np.arange(1, 5))
     res = agreement({k: tmp_path / k for k in ("teacher", "student")})
     assert res["pairs"]["student"]["status"] == "missing" and "different samples" in res["pairs"]["student"]["reason"]
+
+
+def test_the_report_says_which_data_each_figure_was_measured_on(tiny_run):
+    _, report, _ = tiny_run
+    doc = json.loads((report / "report.json").read_text())
+    on = doc["teachers"][0]["measured_on"]
+    assert on["metrics"] == "SynthGaze (held-out subjects), validation split"
+    # Saliency and checks record the data spec they drew from: the run's own validation split.
+    assert on["saliency (teacher)"] == "SynthGaze, validation split"
+    md = (report / "report.md").read_text()
+    assert "Measured on: gazenet" in md and "validation split" in md and "Measured on SynthGaze held-out" not in md

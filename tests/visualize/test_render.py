@@ -77,7 +77,7 @@ def test_every_task_draws_truth_and_this_models_prediction(runs, columns, teache
 
 
 def test_png_frames_are_the_composed_pictures(runs, columns, tmp_path):
-    paths = visualize([runs("gazenet")], tmp_path / "out", n=2)
+    paths = visualize([runs("gazenet")], tmp_path / "out", n=2, data="synth")  # the same samples as the columns fixture
     assert [p.name for p in paths] == ["frame_00000.png", "frame_00001.png"]
     for i, path in enumerate(paths):
         frame = compose(columns("gazenet"), i, total=2)
@@ -88,7 +88,7 @@ def test_png_frames_are_the_composed_pictures(runs, columns, tmp_path):
 
 def test_mp4_decodes_back_to_every_frame(runs, columns, tmp_path):
     out = tmp_path / "vis.mp4"
-    assert visualize([runs("itracker")], out, n=2, fps=4) == [out]
+    assert visualize([runs("itracker")], out, n=2, fps=4, data="synth") == [out]
     assert video_info(out)["frames"] == 2
     frames = list(read_frames(out))
     assert len(frames) == 2
@@ -114,7 +114,10 @@ def test_a_data_set_path_is_read_and_cut_to_n(runs, tmp_path):
     formats.write("mpiifacegaze", render("face", 12, seed=4, subjects=3, size=112), data)
     columns = load_columns([runs("gazenet")], data=str(data), fmt=None, n=3)
     ds = columns[0].ctx.data
-    assert len(ds) == 3 and len(ds.meta["subject"]) == 3 and columns[0].desc == str(data)
+    # The description names the path, its layout and the split (all samples of a path given directly).
+    assert len(ds) == 3 and len(ds.meta["subject"]) == 3
+    assert columns[0].desc == f"{data} (mpiifacegaze), all samples"
+    assert sorted(ds.meta["subject"].tolist()) == [0, 1, 2]  # drawn across the three subjects, not the first 3
     assert not columns[0].ctx.synthetic
     frame = compose(columns, 2)
     assert count(frame.image, D.GT) > 30 and count(frame.image, D.PRED) > 30

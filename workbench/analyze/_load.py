@@ -1,9 +1,9 @@
 """What an analysis runs on: a model with its task (when known), and samples with eye boxes and gaze labels.
 
 A *subject* is a run folder, an ``nn.Module`` (a notebook), or a user's factory ``package.module:factory``
-(with a task name, or with input shapes when the model has no task). *Samples* are SynthGaze renders of
-the run's held-out subjects (fresh seed), or a data set on disk read through the task's layout reader.
-Eye boxes come from the renderer, per model input, in that input's pixel coordinates.
+(with a task name, or with input shapes when the model has no task). *Samples* come from the data spec
+(:mod:`workbench.train.data`): by default the run's own validation split, drawn across subjects. Eye
+boxes come from the data through the task contract, per model input, in that input's pixels.
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def load_subject(source: Any, *, task: str | Task | None = None,
     subject = Subject(model, task_obj, config, name, run_config)
     if task_obj is None:
         if not input_shapes:
-            raise WorkbenchError(f"model {name!r} names no task: give its task (e.g. face_angles) or its input "
+            raise WorkbenchError(f"model {name!r} names no task: give its task (a registered task name) or its input "
                                  "shapes (name=C,H,W)")
         subject.input_shapes = {k: tuple(int(d) for d in v) for k, v in input_shapes.items()}
         try:
@@ -166,6 +166,9 @@ class Samples:
     subjects: np.ndarray | None = None
     description: str = ""
     _random: tuple[torch.Tensor, ...] | None = None
+    source: dict[str, Any] = field(default_factory=dict)  # the data spec and split: what summaries record
+    boxes_missing: dict[str, str] = field(default_factory=dict)  # input -> why it has no eye boxes
+    indices: np.ndarray | None = None  # the rows of the split these samples are (drawing order)
 
     def __len__(self) -> int:
         return self.n
@@ -182,175 +185,73 @@ class Samples:
         return tuple(self.task.inputs(self.data.batch(idx)))
 
     def head(self, k: int) -> Samples:
-        """The first ``k`` samples."""
+        """The first ``k`` samples (drawn across subjects, so still spread over them)."""
         if k >= self.n:
             return self
-        data = None
-        if self.data is not None:
-            data = self.data.subset(torch.arange(k))
-            data.meta = {m: (v[:k] if isinstance(v, np.ndarray) and len(v) == self.n else v)
-                         for m, v in self.data.meta.items()}
+        data = None if self.data is None else self.data.subset(torch.arange(k))
         return Samples(k, data, self.task, {name: b[:k] for name, b in self.boxes.items()},
                        None if self.labels is None else self.labels[:k], self.label_names,
                        None if self.subjects is None else self.subjects[:k], self.description,
-                       None if self._random is None else tuple(x[:k] for x in self._random))
+                       None if self._random is None else tuple(x[:k] for x in self._random),
+                       {**self.source, "n": k}, dict(self.boxes_missing),
+                       None if self.indices is None else self.indices[:k])
 
     def slices(self, batch_size: int) -> Iterator[slice]:
         for start in range(0, self.n, batch_size):
             yield slice(start, min(start + batch_size, self.n))
 
 
-def _recipe(subject: Subject):
-    from workbench.train.recipes import Recipe, get_recipe
-
+def _data_config(subject: Subject) -> dict[str, Any] | None:
+    """The run config the data spec resolves against: the run's own, or, for a registered model without
+    a run, its registered recipe at seed 0 (so SynthGaze renders at the size it was built for)."""
     if subject.run_config is not None:
-        return Recipe.from_dict(subject.run_config["recipe"])
-    teacher = subject.config.get("teacher")
-    if teacher is not None:
-        try:
-            return get_recipe(teacher, subject.config.get("preset", "cpu"))
-        except WorkbenchError:
-            pass
-    return Recipe()
+        return subject.run_config
+    name = subject.config.get("teacher")
+    if name is None:
+        return None
+    from workbench.train.recipes import get_recipe
 
-
-@contextlib.contextmanager
-def _capture_crops() -> Iterator[list]:
-    """Record every crop SynthGaze draws during a render (the mc4 view drops its eye crops' boxes).
-
-    The renderer's private ``_crop`` is wrapped, not changed: the same random draws happen in the same
-    order, so the images are byte-identical to an ordinary render.
-    """
-    from workbench.data import synth
-
-    original = getattr(synth, "_crop", None)
-    seen: list = []
-    if original is None:
-        yield seen
-        return
-
-    def recording(*args, **kwargs):
-        img, out = original(*args, **kwargs)
-        seen.append(out.eye_boxes)
-        return img, out
-
-    synth._crop = recording
     try:
-        yield seen
-    finally:
-        synth._crop = original
+        recipe = get_recipe(str(name), subject.config.get("preset", "cpu"))
+    except WorkbenchError:
+        return None
+    return {"recipe": recipe.to_dict(), "seed": 0, "data": {"source": "synth", "format": None}}
 
 
-def _render(view: str, n: int, *, seed: int, subjects: Sequence[int], size: Any) -> tuple[dict, np.ndarray | None]:
-    """SynthGaze arrays, plus the mc4 view's left-eye-crop boxes (N, 2, 4) when ``view == 'mc4'``."""
-    from workbench.data.synth import CHUNK, render
+def load_samples(subject: Subject, *, n: int, data: str | None = None, fmt: str | None = None,
+                 purpose: str = "saliency", progress: Progress = no_progress) -> Samples:
+    """``n`` samples to analyse ``subject`` on, drawn across subjects for ``purpose``
+    (:func:`workbench.train.data.draw`) from the data spec ``data`` (default: the run's own validation
+    split; see :func:`workbench.train.data.resolve_data`). Eye boxes come from the data through the
+    task (:meth:`Task.eye_boxes`); inputs whose data has none are listed in ``boxes_missing``."""
+    from workbench.train.data import draw, load_split, resolve_data
 
-    if view != "mc4":
-        return render(view, n, seed=seed, subjects=subjects, size=size), None
-    with _capture_crops() as seen:
-        raw = render(view, n, seed=seed, subjects=subjects, size=size)
-    # Per chunk, _view_mc4 draws the face, then the left-eye crop, then the right-eye crop.
-    chunks = -(-n // CHUNK)
-    if len(seen) != 3 * chunks:
-        return raw, None
-    l_eye = np.concatenate([seen[3 * c + 1] for c in range(chunks)])[:n]
-    return raw, l_eye
-
-
-def _eye_boxes(task: Task, raw: dict[str, np.ndarray], data: TaskData, extra: np.ndarray | None) -> dict[str, np.ndarray]:
-    """Eye boxes per model input, in the coordinates of what the model sees (padding included)."""
-    meta_boxes = data.meta.get("eye_boxes")
-    if task.name == "face_angles" and meta_boxes is not None:
-        return {"face": meta_boxes}
-    if task.name == "plane_pog" and meta_boxes is not None:
-        return {"frame": meta_boxes}  # shifted by the stride-32 padding in prepare()
-    if task.name == "look_at_me" and meta_boxes is not None:
-        return {"frames": meta_boxes}
-    if task.name == "face_eye_lola":
-        out = {"face": meta_boxes} if meta_boxes is not None else {}
-        if extra is not None:
-            out["eye"] = extra  # the evaluation input is the left-eye crop
-        return out
-    if task.name == "eyes_pog" and "eye_boxes" in raw:
-        return {name: raw["eye_boxes"][:, k] for k, name in enumerate(task.input_names)}
-    if meta_boxes is not None and task.input_names:
-        return {task.input_names[0]: meta_boxes}
-    return {}
-
-
-def _gaze_labels(task: Task, raw: dict[str, np.ndarray], data: TaskData) -> tuple[np.ndarray | None, tuple[str, ...]]:
-    """(N, L) labels an embedding should carry: gaze pitch/yaw in degrees where the view has them,
-    else the point of gaze; for a data set on disk, the task's first target."""
-    from workbench.data.geometry import vector_to_pitchyaw
-
-    if "gaze_pitchyaw" in raw:
-        g = np.asarray(raw["gaze_pitchyaw"], dtype=np.float64)
-        if g.ndim == 3:  # tracks: the labelled centre frame
-            g = g[:, g.shape[1] // 2]
-        return np.rad2deg(g).astype(np.float32), ("pitch_deg", "yaw_deg")
-    if "gaze_lola" in raw:  # lo = yaw, la = pitch (degrees)
-        g = np.asarray(raw["gaze_lola"], dtype=np.float32)
-        return np.stack([g[:, 1], g[:, 0]], -1), ("pitch_deg", "yaw_deg")
-    if "gaze" in raw and np.asarray(raw["gaze"]).shape[-1] == 3:
-        return np.rad2deg(vector_to_pitchyaw(np.asarray(raw["gaze"], dtype=np.float64))).astype(np.float32), \
-            ("pitch_deg", "yaw_deg")
-    if "pog_mm" in raw:
-        return np.asarray(raw["pog_mm"], dtype=np.float32), ("pog_x_mm", "pog_y_mm")
-    for name in task.target_names:
-        t = data.tensors.get(name)
-        if t is not None and t.dim() <= 2 and t.is_floating_point():
-            t = t.reshape(len(t), -1)
-            return t.numpy().astype(np.float32), tuple(f"{name}_{j}" for j in range(t.shape[1]))
-    return None, ()
-
-
-def load_samples(subject: Subject, *, n: int, data: str = "synth", fmt: str | None = None,
-                 progress: Progress = no_progress) -> Samples:
-    """``n`` samples to analyse ``subject`` on: fresh SynthGaze renders of the run's held-out subjects
-    (seed + 2, as `workbench eval --data synth`), or the first ``n`` of a data set on disk."""
     if n <= 0:
         raise WorkbenchError(f"expected a positive number of samples, got {n}")
     task = subject.task
     if task is None:
         inputs = _random_inputs(subject.input_shapes, n)
-        return Samples(n, None, None, description=f"{n} random N(0, 1) inputs", _random=inputs)
-    if data == "synth":
-        from workbench.train.data import synth_subjects
-
-        recipe = _recipe(subject)
-        _, val_ids = synth_subjects(recipe)
-        seed = int((subject.run_config or {}).get("seed", 0)) + 2
-        with progress(f"rendering {n} samples", 1) as advance:
-            raw, extra = _render(task.view, n, seed=seed, subjects=val_ids, size=recipe.size)
-            advance(1)
-        prepared = task.prepare(raw)
-        desc = f"SynthGaze {task.view}, {n} samples of held-out subjects {val_ids[0]}..{val_ids[-1]} (seed {seed})"
-    else:
-        from workbench.train.data import read_for_task
-
-        path = Path(data)
-        raw, _, _ = read_for_task(task, path, fmt, _recipe(subject).size)
-        if not any(isinstance(v, np.ndarray) and v.ndim and len(v) for v in raw.values()):
-            raise WorkbenchError(f"{path}: the data set is empty (no samples to analyse)")
-        prepared = task.prepare(raw)
-        extra = None
-        desc = str(path)
-        if len(prepared) == 0:
-            raise WorkbenchError(f"{path}: the data set is empty (no samples to analyse)")
-        n = min(n, len(prepared))
-        raw = {k: v[:n] for k, v in raw.items() if isinstance(v, np.ndarray) and len(v) == len(prepared)}
-        keep = torch.arange(n)
-        meta = {k: (v[:n] if isinstance(v, np.ndarray) and len(v) == len(prepared) else v)
-                for k, v in prepared.meta.items()}
-        prepared = prepared.subset(keep)
-        prepared.meta = meta
-    if len(prepared) == 0:
-        raise WorkbenchError("the data set is empty (no samples to analyse)")
-    boxes = _eye_boxes(task, raw, prepared, extra)
-    labels, names = _gaze_labels(task, raw, prepared)
+        return Samples(n, None, None, description=f"{n} random N(0, 1) inputs", _random=inputs,
+                       source={"source": "random N(0, 1) inputs", "format": None, "split": None, "n": n})
+    config = _data_config(subject)
+    spec = resolve_data(data, config, fmt)
+    with progress(f"loading {spec.label()}", 1) as advance:
+        # SynthGaze renders only the split's first rows (enough to span its subjects); disk data is read whole.
+        pool, desc = load_split(task, config, spec, limit=max(64, 8 * n))
+        advance(1)
+    if len(pool) == 0:
+        raise WorkbenchError(f"{spec.source}: the data set is empty (no samples to analyse)")
+    seed = int((config or {}).get("seed", 0))
+    picked = draw(pool, n, purpose, seed)
+    prepared = pool.subset(picked)
+    boxes, missing = task.eye_boxes(prepared)
+    labels, names = task.label_columns(prepared)
     subjects = np.asarray(prepared.meta.get("subject", np.full(len(prepared), -1)))
-    return Samples(len(prepared), prepared, task, boxes={k: np.asarray(v, dtype=np.float32) for k, v in boxes.items()},
-                   labels=labels, label_names=names, subjects=subjects, description=desc)
+    shown = sorted(int(x) for x in np.unique(subjects))
+    source = {**desc, "n": len(prepared), "drawn_from": desc.get("n"), "subjects": shown, "purpose": purpose}
+    description = f"{desc['label']}: {len(prepared)} of {desc.get('n')} samples across subjects {shown}"
+    return Samples(len(prepared), prepared, task, boxes=boxes, labels=labels, label_names=names, subjects=subjects,
+                   description=description, source=source, boxes_missing=missing, indices=picked)
 
 
 def is_image(x: torch.Tensor) -> bool:

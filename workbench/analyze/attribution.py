@@ -8,7 +8,8 @@ so no gradient method can attribute them.
 
 Methods (``METHODS``): ``saliency`` (|gradient|), ``ig`` (IntegratedGradients, zero baseline = the
 normalized data mean), ``gradshap`` (GradientShap), ``smoothgrad`` (NoiseTunnel over the gradient),
-``gradcam`` (LayerGradCam on a conv layer per image input, upsampled bilinearly to the input) and
+``gradcam`` (LayerGradCam on a conv layer per image input: the one the model's registration names, else
+the last conv on that input's path; upsampled bilinearly to the input) and
 ``occlusion`` (a sliding zero patch of 1/8 of the image side, stride half of it).
 """
 
@@ -25,6 +26,7 @@ from torch import nn
 
 from workbench.analyze._load import Subject, find_module, frozen, is_image, no_inplace
 from workbench.errors import WorkbenchError
+from workbench.facts import registered_gradcam_layers
 
 METHODS = ("saliency", "ig", "gradshap", "smoothgrad", "gradcam", "occlusion")
 _ALIASES = {
@@ -32,18 +34,6 @@ _ALIASES = {
     "noisetunnel": "smoothgrad", "layergradcam": "gradcam", "grad_cam": "gradcam", "grad-cam": "gradcam",
     "gradient": "saliency", "integrated-gradients": "ig",
 }
-
-# GradCam's layer per teacher and input: the last feature map of each image's trunk (for EVG, the
-# decoder's stride-4 map the heads read). Other models: the last Conv2d on each input's path.
-GRADCAM_LAYERS = {
-    "gazenet": {"face": "features.18"},
-    "mc4": {"face": "face_net.layer4", "eye": "eye_net.layer4"},
-    "itracker": {k: f"branches.{k}" for k in ("v0_left", "v0_right", "v1_left", "v1_right")},
-    "gazelstm": {"frames": "base_model.layer4"},
-    "gazepose": {"frames": "base_model.layer4"},
-    "evg": {"frame": "deconv_layers"},
-}
-
 
 def canonical_method(method: str) -> str:
     key = method.strip().lower()
@@ -124,7 +114,9 @@ def gradcam_layers(subject: Subject, inputs: Sequence[torch.Tensor], image_idx: 
     if layer is not None:
         chosen = {i: layer for i in image_idx}
     else:
-        table = GRADCAM_LAYERS.get(str(subject.config.get("teacher")), {})
+        # The model's registration names its GradCam layer per input; a model without one (a user's
+        # model, a student) gets the last conv on each input's path, found below.
+        table = registered_gradcam_layers(subject.config or {})
         chosen = {i: table.get(names[i]) for i in image_idx if i < len(names)}
     # Trace: which modules' outputs depend on which image input (one sample, parameters frozen).
     probe = [x[:1].detach().clone().requires_grad_(is_image(x)) for x in inputs]

@@ -229,7 +229,7 @@ def ridge_probe(x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, folds: int 
 
 
 def embeddings(run: Any, *, layer: str | None = None, out: str | Path | None = None, n: int = 512,
-               list_layers: bool = False, batch_size: int = 64, data: str = "synth", fmt: str | None = None,
+               list_layers: bool = False, batch_size: int = 64, data: str | None = None, fmt: str | None = None,
                task: str | None = None, force: bool = False, progress: Progress = no_progress) -> dict[str, Any]:
     """Collect a layer's embeddings of ``run``'s model over ``n`` samples and report how much of it is
     used and how linearly it carries the gaze (see the module docstring). ``list_layers``: return the
@@ -242,7 +242,7 @@ def embeddings(run: Any, *, layer: str | None = None, out: str | Path | None = N
     if layer is not None:
         name = layer.partition(":")[0]
         find_module(subject.model, name)  # an unknown name fails before any data is rendered
-    samples = load_samples(subject, n=2 if list_layers else n, data=data, fmt=fmt, progress=progress)
+    samples = load_samples(subject, n=2 if list_layers else n, data=data, fmt=fmt, purpose="embeddings", progress=progress)
     rows = trace_layers(subject, samples)
     default = default_layer(rows)
     if list_layers:
@@ -255,7 +255,7 @@ def embeddings(run: Any, *, layer: str | None = None, out: str | Path | None = N
     probe = ridge_probe(x, samples.labels, samples.subjects)
     summary = json_ready({
         "model": subject.name, "task": subject.task.name, "layer": layer, "default_layer": default, "n": len(x),
-        "dim": int(x.shape[1]), "data": samples.description, "labels": list(samples.label_names), **spec,
+        "dim": int(x.shape[1]), "data": samples.source, "labels": list(samples.label_names), **spec,
         "probe": {"r2": dict(zip(samples.label_names, probe["r2"])), "r2_mean": float(np.nanmean(probe["r2"])),
                   "split": f"subject-held-out, {probe['folds']} folds over {probe['subjects']} subjects",
                   "ridge_lambda": probe["lambdas"], "model": "closed-form ridge on standardized features"},

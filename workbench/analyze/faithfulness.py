@@ -1,6 +1,7 @@
 """`workbench analyze check`: are the attribution maps faithful to the model, or artefacts?
 
-Four checks on SynthGaze, whose eye boxes are known in every view:
+Four checks on the run's own data (by default its validation split), with the eye boxes the data gives
+(SynthGaze knows them in every view; a data set without them gets "n/a" for the box-based checks):
 
 * **eye-mass**: the share of |attribution| inside the eye boxes, beside the boxes' share of the pixels
   (``ratio`` = share / area share; 1 means no preference for the eyes). Pooled over the image inputs
@@ -390,7 +391,7 @@ def region_ablation(subject: Subject, samples: Samples, *, fill: str = "blur",
 def check(run: Any, *, method: str = "ig", n: int = 32, out: str | Path | None = None, target: int | str | None = None,
           batch_size: int = 8, steps: int = 32, cascade_steps: int = 6, randomization_n: int = 16,
           fill: str = "blur", random_orders: int = 3,
-          fractions: int = 21, layer: str | None = None, baseline: str = "zero", data: str = "synth",
+          fractions: int = 21, layer: str | None = None, baseline: str = "zero", data: str | None = None,
           fmt: str | None = None, task: str | None = None, force: bool = False,
           progress: Progress = no_progress) -> dict[str, Any]:
     """Faithfulness of ``method``'s maps for ``run`` (see the module docstring); returns the summary.
@@ -408,7 +409,7 @@ def check(run: Any, *, method: str = "ig", n: int = 32, out: str | Path | None =
         raise WorkbenchError(f"unknown deletion fill {fill!r}; expected blur or mean")
     subject = load_subject(run, task=task)
     targets = parse_target(target, subject.explain_names)
-    samples = load_samples(subject, n=n, data=data, fmt=fmt, progress=progress)
+    samples = load_samples(subject, n=n, data=data, fmt=fmt, purpose="check", progress=progress)
     settings = Settings(steps=steps, internal_batch_size=8 * batch_size, baseline=baseline)
     attrs = compute_attributions(subject, samples, targets, method, settings=settings, batch_size=batch_size,
                                  layer=layer, progress=progress)
@@ -452,9 +453,9 @@ def check(run: Any, *, method: str = "ig", n: int = 32, out: str | Path | None =
     }
     summary = json_ready({
         "model": subject.name, "task": subject.task.name if subject.task else None, "method": attrs.method,
-        "targets": attrs.targets, "n": len(samples), "data": samples.description,
+        "targets": attrs.targets, "n": len(samples), "data": samples.source,
         "attributed_inputs": list(next(iter(attrs.maps.values()))), "skipped_inputs": attrs.skipped,
-        "inputs_with_eye_boxes": sorted(samples.boxes),
+        "inputs_with_eye_boxes": sorted(samples.boxes), "eye_boxes_missing": samples.boxes_missing,
         "settings": {"steps": steps, "batch_size": batch_size, "baseline": baseline, "cascade_steps": cascade_steps,
                      "randomization_n": min(randomization_n, len(samples)),
                      "fill": fill, "random_orders": random_orders, "fractions": fractions},
@@ -467,7 +468,8 @@ def check(run: Any, *, method: str = "ig", n: int = 32, out: str | Path | None =
         "seconds": round(time.time() - t0, 1),
     })
     if not regions:
-        summary["eye_mass_note"] = "no eye boxes for the attributed inputs: eye-mass and pointing game not computed"
+        why = "; ".join(f"{k}: {v}" for k, v in samples.boxes_missing.items()) or "no attributed input has eye boxes"
+        summary["eye_mass_note"] = f"n/a: eye-mass, pointing game and region ablation not computed ({why})"
     if out is not None:
         def write(folder: Path) -> None:
             from workbench.analyze._plots import deletion_plot, randomization_plot

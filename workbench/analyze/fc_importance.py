@@ -20,7 +20,7 @@ fc_importance.json, the form the pruner consumes::
     {
       "format": "gaze-workbench/fc-importance/1",
       "model": <the model config that rebuilds it, as in config.json>,
-      "task": "face_angles", "n": 256, "data": "...",
+      "task": <the task name>, "n": 256, "data": {"source": ..., "format": ..., "split": ...},
       "criteria": ["mean_abs", "variance", "weight_norm", "taylor", "conductance", "ablation"],
       "layers": {
         "fc.0": {
@@ -267,7 +267,7 @@ def cumulative(scores: np.ndarray, points: int = 51) -> tuple[list[float], float
 
 def fc_importance(run: Any, *, layer: str | None = None, out: str | Path | None = None, n: int = 256,
                   max_ablate: int = 32, conductance_samples: int = 64, conductance_steps: int = 16,
-                  batch_size: int = 32, seed: int = 0, data: str = "synth", fmt: str | None = None,
+                  batch_size: int = 32, seed: int = 0, data: str | None = None, fmt: str | None = None,
                   task: str | None = None, force: bool = False, progress: Progress = no_progress) -> dict[str, Any]:
     """Per-unit importance of every Linear layer of ``run``'s model (or only ``layer``), six criteria,
     their Spearman agreement and cumulative curves (see the module docstring). With ``out`` writes
@@ -288,7 +288,7 @@ def fc_importance(run: Any, *, layer: str | None = None, out: str | Path | None 
         layers = {layer: all_linear[layer]}
     else:
         layers = all_linear
-    samples = load_samples(subject, n=n, data=data, fmt=fmt, progress=progress)
+    samples = load_samples(subject, n=n, data=data, fmt=fmt, purpose="fc-importance", progress=progress)
     heads = head_layers(subject, samples, list(layers))
     stats = _activation_stats(subject, samples, layers, batch_size, progress)
     missing = [k for k in layers if k not in stats]
@@ -336,14 +336,14 @@ def fc_importance(run: Any, *, layer: str | None = None, out: str | Path | None 
             mean_agreement = np.nanmean(np.stack(mats), 0)
     cfg = subject.config
     doc = json_ready({
-        "format": FORMAT, "model": cfg, "task": subject.task.name, "n": len(samples), "data": samples.description,
+        "format": FORMAT, "model": cfg, "task": subject.task.name, "n": len(samples), "data": samples.source,
         "criteria": list(CRITERIA), "metric": subject.task.primary_metric, "metric_base": base,
         "layers": {k: {f: v[f] for f in ("out_features", "in_features", "is_head", "scores", "default", "ablated", "notes")}
                    for k, v in result.items()},
     })
     summary = json_ready({
-        "model": subject.name, "task": subject.task.name, "n": len(samples), "metric": subject.task.primary_metric,
-        "metric_base": base, "criteria": list(CRITERIA), "default": DEFAULT_CRITERION,
+        "model": subject.name, "task": subject.task.name, "n": len(samples), "data": samples.source,
+        "metric": subject.task.primary_metric, "metric_base": base, "criteria": list(CRITERIA), "default": DEFAULT_CRITERION,
         "layers": {k: {f: v[f] for f in ("out_features", "in_features", "is_head", "share_for_90", "agreement", "notes")}
                    for k, v in result.items()},
         "mean_agreement": mean_agreement, "seconds": round(time.time() - t0, 2),

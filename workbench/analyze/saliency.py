@@ -63,10 +63,8 @@ class Attributions:
 
 def _skip_reason(subject: Subject, name: str, x: torch.Tensor) -> str:
     why = f"not an image (per-sample shape {tuple(x.shape[1:])}): held fixed, not attributed"
-    if subject.task is not None and subject.task.name == "look_at_me":
-        why += ("; GazePose bins its priors (round -> Embedding lookup), whose gradient is zero, so gradient "
-                "methods cannot attribute them (GazeLSTM ignores them)")
-    return why
+    note = getattr(subject.task, "input_notes", {}).get(name) if subject.task is not None else None
+    return f"{why}; {note}" if note else why
 
 
 def compute_attributions(subject: Subject, samples: Samples, targets: Sequence[int], method: str, *,
@@ -142,7 +140,7 @@ def write_overlays(folder: Path, attrs: Attributions, samples: Samples, subject:
 
 def saliency(run_or_model: Any, *, method: str = "ig", n: int = 16, out: str | Path | None = None,
              target: int | str | None = None, batch_size: int = 8, steps: int = 32, layer: str | None = None,
-             baseline: str = "zero", data: str = "synth", fmt: str | None = None, task: str | None = None,
+             baseline: str = "zero", data: str | None = None, fmt: str | None = None, task: str | None = None,
              input_shapes: dict[str, Sequence[int]] | None = None, force: bool = False,
              progress: Progress = no_progress) -> dict[str, Any]:
     """Attribution maps of ``run_or_model`` (a run folder, an nn.Module or ``package.module:factory``).
@@ -156,14 +154,15 @@ def saliency(run_or_model: Any, *, method: str = "ig", n: int = 16, out: str | P
     canonical_method(method)
     subject = load_subject(run_or_model, task=task, input_shapes=input_shapes)
     targets = parse_target(target, subject.explain_names)
-    samples = load_samples(subject, n=n, data=data, fmt=fmt, progress=progress)
+    samples = load_samples(subject, n=n, data=data, fmt=fmt, purpose="saliency", progress=progress)
     settings = Settings(steps=steps, internal_batch_size=8 * batch_size, baseline=baseline)
     attrs = compute_attributions(subject, samples, targets, method, settings=settings, batch_size=batch_size,
                                  layer=layer, progress=progress)
     first = samples.inputs(slice(0, 1))
     summary: dict[str, Any] = {
         "model": subject.name, "task": subject.task.name if subject.task else None, "method": attrs.method,
-        "targets": attrs.targets, "n": len(samples), "data": samples.description,
+        "targets": attrs.targets, "n": len(samples), "data": samples.source,
+        "eye_boxes_missing": samples.boxes_missing,
         "inputs": {k: list(x.shape[1:]) for k, x in zip(subject.input_names, first)},
         "attributed_inputs": list(next(iter(attrs.maps.values()))), "skipped_inputs": attrs.skipped,
         "settings": {"batch_size": batch_size, "steps": steps, "baseline": baseline,
@@ -178,6 +177,8 @@ def saliency(run_or_model: Any, *, method: str = "ig", n: int = 16, out: str | P
         for name, a in attrs.maps[t].items():
             row = {"mean_abs_attribution": float(np.abs(a).reshape(len(a), -1).sum(1).mean())}
             row.update(scores.get(t, {}).get(name, {}))
+            if name in samples.boxes_missing:  # figures that need eye boxes: n/a with the reason, never 0
+                row["eye_mass"] = f"n/a: {samples.boxes_missing[name]}"
             summary["results"][t][name] = row
     summary["seconds"] = round(time.time() - t0, 2)
     summary = json_ready(summary)

@@ -15,6 +15,8 @@ sub = typer.Typer(help="Explain a model: saliency maps, faithfulness checks, emb
 
 RUN_HELP = "A run folder, or a model given as package.module:factory (with --task or --input)."
 OUT_HELP = "Output folder (default runs/analysis/<run>/<command>)."
+DATA_HELP = ("'val' (default: the run's own validation split), 'train', 'synth' (fresh SynthGaze samples of the "
+             "run's held-out subjects) or a data set path; samples are drawn across subjects.")
 
 
 def _default_out(run: str, command: str) -> Path:
@@ -60,7 +62,7 @@ def saliency_cmd(
     baseline: Annotated[str, typer.Option("--baseline", help="ig: zero (the data mean) or blur.")] = "zero",
     task: Annotated[str | None, typer.Option("--task", help="Task of a package.module:factory model.")] = None,
     inputs: Annotated[list[str] | None, typer.Option("--input", help="name=C,H,W of a model without a task; repeatable.")] = None,
-    data: Annotated[str, typer.Option("--data", help="'synth' or a data set path.")] = "synth",
+    data: Annotated[str, typer.Option("--data", help=DATA_HELP)] = "val",
     fmt: Annotated[str | None, typer.Option("--format", help="Layout of --data (default: detected).")] = None,
     out: Annotated[Path | None, typer.Option("--out", help=OUT_HELP)] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace a non-empty output folder.")] = False,
@@ -81,9 +83,13 @@ def saliency_cmd(
         table.add_column(col, justify="left" if col in ("target", "input") else "right")
     for t, rows in summary["results"].items():
         for name, r in rows.items():
-            table.add_row(t, name, _f(r["mean_abs_attribution"]), _f(r.get("share")), _f(r.get("area_share")),
-                          _f(r.get("ratio")), _f(r.get("pointing")))
+            na = "n/a" if "eye_mass" in r else None  # the data has no eye boxes for this input
+            table.add_row(t, name, _f(r["mean_abs_attribution"]), na or _f(r.get("share")), na or _f(r.get("area_share")),
+                          na or _f(r.get("ratio")), na or _f(r.get("pointing")))
     console.print(table)
+    console.print(f"data: {summary['data'].get('label', summary['data'].get('source'))}", highlight=False)
+    for name, why in summary.get("eye_boxes_missing", {}).items():
+        console.print(f"eye-mass n/a for {name}: {why}", highlight=False)
     for name, why in summary["skipped_inputs"].items():
         console.print(f"not attributed: {name}: {why}")
     _wrote(summary, out)
@@ -103,7 +109,7 @@ def check_cmd(
     fractions: Annotated[int, typer.Option("--fractions", help="Deletion fractions, evenly spaced over [0, 1].")] = 21,
     layer: Annotated[str | None, typer.Option("--layer", help="gradcam: the conv layer.")] = None,
     baseline: Annotated[str, typer.Option("--baseline", help="ig: zero (the data mean) or blur.")] = "zero",
-    data: Annotated[str, typer.Option("--data")] = "synth",
+    data: Annotated[str, typer.Option("--data", help=DATA_HELP)] = "val",
     fmt: Annotated[str | None, typer.Option("--format")] = None,
     out: Annotated[Path | None, typer.Option("--out", help=OUT_HELP)] = None,
     force: Annotated[bool, typer.Option("--force")] = False,
@@ -141,6 +147,9 @@ def check_cmd(
         table.add_row("  all but the eyes removed / all removed", f"{_f(ab['rest_removed'])} / {_f(ab['all_removed'])}",
                       "")
     console.print(table)
+    console.print(f"data: {s['data'].get('label', s['data'].get('source'))}", highlight=False)
+    if s.get("eye_mass_note"):
+        console.print(s["eye_mass_note"], highlight=False)
     steps_table = Table(title="cascading randomization (Spearman of |maps|, signed in brackets)")
     steps_table.add_column("layers re-initialized")
     steps_table.add_column("down to")
@@ -160,7 +169,7 @@ def embeddings_cmd(
     list_layers: Annotated[bool, typer.Option("--list-layers", help="List the layers and the default, then stop.")] = False,
     n: Annotated[int, typer.Option("--n", help="Samples.")] = 512,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 64,
-    data: Annotated[str, typer.Option("--data")] = "synth",
+    data: Annotated[str, typer.Option("--data", help=DATA_HELP)] = "val",
     fmt: Annotated[str | None, typer.Option("--format")] = None,
     out: Annotated[Path | None, typer.Option("--out", help=OUT_HELP)] = None,
     force: Annotated[bool, typer.Option("--force")] = False,
@@ -206,7 +215,7 @@ def fc_importance_cmd(
     conductance_samples: Annotated[int, typer.Option("--conductance-samples")] = 64,
     conductance_steps: Annotated[int, typer.Option("--conductance-steps")] = 16,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 32,
-    data: Annotated[str, typer.Option("--data")] = "synth",
+    data: Annotated[str, typer.Option("--data", help=DATA_HELP)] = "val",
     fmt: Annotated[str | None, typer.Option("--format")] = None,
     out: Annotated[Path | None, typer.Option("--out", help=OUT_HELP)] = None,
     force: Annotated[bool, typer.Option("--force")] = False,

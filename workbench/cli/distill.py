@@ -115,7 +115,7 @@ def distill_cmd(
 def quantize_cmd(
     run: Path = typer.Argument(..., help="A run folder."),
     out: Path = typer.Option(..., "--out", help="Output folder: model.onnx, model.int8.onnx, summary.json."),
-    n_calib: int = typer.Option(256, "--n-calib", help="Calibration samples (SynthGaze, training subjects)."),
+    n_calib: int = typer.Option(256, "--n-calib", help="Calibration samples, drawn across subjects from the run's own training split."),
     n_eval: int | None = typer.Option(None, "--n-eval", help="Validation samples evaluated (default: all)."),
     fmt: str = typer.Option("auto", "--format", help="auto (the faster of both), qdq or qoperator."),
     threads: int = typer.Option(1, "--threads", help="onnxruntime intra-op threads for the latency."),

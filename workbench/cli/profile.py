@@ -100,7 +100,7 @@ def export_cmd(
     run: Path = typer.Argument(..., help="Run folder (config.json + checkpoints/)."),
     onnx_path: Path = typer.Option(..., "--onnx", help="Output .onnx file (written atomically)."),
     opset: int = typer.Option(17, "--opset", help="ONNX opset."),
-    samples: int = typer.Option(8, "--samples", help="SynthGaze samples the parity check runs on."),
+    samples: int = typer.Option(8, "--samples", help="Samples of the run's own validation split the parity check runs on."),
     force: bool = typer.Option(False, "--force", help="Replace an existing file."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
@@ -161,11 +161,13 @@ def bench_cmd(
     else:
         t = resolve_target(target, preset=preset, input_specs=inputs, batch=min(batch, 8), overrides=parse_sets(model_sets, "--model"))
         subject, feed, label = t.model, t.inputs, t.label
+        data = t.data
     cells = len(sizes) * (1 if target.endswith(".onnx") else len(backends))
     with progress_bar("benchmarking", cells, enabled=not as_json, transient=True) as advance:
         out = benchmark(subject, feed, batch_sizes=sizes, threads=threads, warmup=warmup, repeats=repeats,
                         backends=backends, progress=advance)
     out["target"] = label
+    out["data"] = locals().get("data") or {"source": "random inputs", "format": None, "split": None}
     if as_json:
         print_json(out)
         return

@@ -136,7 +136,7 @@ def eval_cmd(
     if as_json:
         print_json(result)
         return
-    table = Table(title=f"{result['teacher']} on {result['data']} ({result['samples']} samples)")
+    table = Table(title=f"{result['teacher']} on {result['data']['label']} ({result['samples']} samples)")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for k, v in result["metrics"].items():

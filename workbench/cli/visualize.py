@@ -18,8 +18,9 @@ from workbench.cli._common import (
 def visualize_cmd(
     runs: list[Path] = typer.Argument(..., help="Run folder(s) of one task: several are drawn side by side."),
     out: Path = typer.Option(..., "--out", help="A new folder of PNG frames, or a .mp4 file."),
-    data: str = typer.Option("synth", "--data", help="'synth' (fresh SynthGaze of held-out subjects), 'val' (the "
-                             "run's validation split; loads its whole data), or a data set path."),
+    data: str = typer.Option("val", "--data", help="'val' (default: the run's own validation split, the data it "
+                             "was trained on), 'train', 'synth' (fresh SynthGaze of held-out subjects), or a data set "
+                             "path. Samples are drawn across subjects."),
     fmt: str | None = typer.Option(None, "--format", help="Layout of --data (default: detected)."),
     n: int = typer.Option(8, "--n", help="Samples to draw (one frame each)."),
     which: str = typer.Option("best", "--checkpoint", help="best or last."),

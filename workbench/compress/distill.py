@@ -5,12 +5,12 @@ data, recipe and seed, with the loss
 
     loss = (1 - alpha) * task_loss(student, ground truth) + alpha * (response + hint_weight * feature)
 
-* ``response``: the task's outputs matched to the frozen teacher's. Regressions (angles, PoG, lo/la) use
-  the task's own ground-truth loss form with the teacher's output as the target (L1 for face_angles,
-  SmoothL1 for eyes_pog and face_eye_lola), so alpha interpolates between terms of the same scale; heat maps
-  use the spatial KL of softmax(logits / T) (times T^2), their offsets L1 weighted by the teacher's spatial
-  softmax; binary logits use the Bernoulli KL of sigmoid(logit / T) (times T^2). ``response_loss="mse"``
-  switches every term to a mean squared error (of probabilities for heat maps).
+* ``response``: the task's outputs matched to the frozen teacher's by the task's own terms
+  (:meth:`workbench.tasks.Task.kd_loss`). Regressions (angles, PoG, lo/la) use the task's ground-truth
+  loss form with the teacher's output as the target, so alpha interpolates between terms of the same
+  scale; heat maps use the spatial KL of softmax(logits / T) (times T^2), their offsets L1 weighted by the
+  teacher's spatial softmax; binary logits use the Bernoulli KL of sigmoid(logit / T) (times T^2).
+  ``response_loss="mse"`` switches every term to a mean squared error (of probabilities for heat maps).
 * ``feature`` (FitNets hints): forward hooks on a teacher layer and a student layer; a learned 1x1 conv
   (maps) or linear (vectors, sequences) adapter takes the student's features to the teacher's shape; the
   hint loss is their mean squared error divided by the teacher features' mean square (scale-free).
@@ -41,7 +41,6 @@ from workbench.tasks import Task, TaskData
 from workbench.train.recipes import Recipe
 
 __all__ = [
-    "DEFAULT_TEACHER_HINTS",
     "KD_KINDS",
     "FeatureHints",
     "TeacherCache",
@@ -54,45 +53,13 @@ KD_KINDS = ("response", "feature")
 RESPONSE_LOSSES = ("auto", "mse")
 # Student input sizes follow the teacher's where both configs name them.
 _SHAPE_KEYS = ("input_size", "frame_hw", "num_frames")
-# The teacher layer a student's default hint matches: the last feature map (or sequence) before the head.
-DEFAULT_TEACHER_HINTS = {"gazenet": "features", "evg": "deconv_layers", "gazelstm": "lstm", "gazepose": "lstm",
-                         "itracker": "fc1", "mc4": "face_net.layer4"}
-# Regression outputs: (form, SmoothL1 beta), the task's own ground-truth loss form.
-_REGRESSION = {
-    "face_angles": {"gaze": ("l1", 0.0)},
-    "eyes_pog": {"pog": ("smooth_l1", 0.02)},
-    "face_eye_lola": {"head": ("smooth_l1", 1.0), "eye": ("smooth_l1", 1.0), "gaze": ("smooth_l1", 1.0)},
-}
 
 
 # ---- response KD ---------------------------------------------------------------------------------
-def _regression(s: torch.Tensor, t: torch.Tensor, form: str, beta: float, mse: bool) -> torch.Tensor:
-    if mse:
-        return F.mse_loss(s, t)
-    if form == "l1":
-        return F.l1_loss(s, t)
-    return F.smooth_l1_loss(s, t, beta=beta)
-
-
-def _bernoulli_kl(s_logit: torch.Tensor, t_logit: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Mean KL(Bern(sigmoid(t/T)) || Bern(sigmoid(s/T))) * T^2: zero when the logits agree (a soft-target
-    BCE would not be: it keeps the teacher's entropy)."""
-    s, t = s_logit.float() / temperature, t_logit.float() / temperature
-    p = torch.sigmoid(t)
-    kl = p * (F.logsigmoid(t) - F.logsigmoid(s)) + (1 - p) * (F.logsigmoid(-t) - F.logsigmoid(-s))
-    return kl.mean() * temperature ** 2
-
-
-def _spatial_kl(s_map: torch.Tensor, t_map: torch.Tensor, temperature: float) -> torch.Tensor:
-    """(B, C, H, W) logits: KL of the teacher's spatial softmax(t/T) against the student's, per map, * T^2."""
-    s = F.log_softmax(s_map.float().flatten(2) / temperature, -1)
-    t = F.log_softmax(t_map.float().flatten(2) / temperature, -1)
-    return (t.exp() * (t - s)).sum(-1).mean() * temperature ** 2
-
-
-def response_kd(task: str, student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor], *,
+def response_kd(task: Task | str, student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor], *,
                 temperature: float = 4.0, loss: str = "auto") -> tuple[torch.Tensor, dict[str, float]]:
-    """Response-KD loss of ``student`` outputs against ``teacher`` outputs (same dict keys and shapes).
+    """Response-KD loss of ``student`` outputs against ``teacher`` outputs (same dict keys and shapes):
+    the sum of the task's own terms (:meth:`Task.kd_loss`).
 
     Returns (scalar loss, {"kd_<output>": float}); zero when the outputs are equal.
     """
@@ -100,27 +67,16 @@ def response_kd(task: str, student: dict[str, torch.Tensor], teacher: dict[str, 
         raise WorkbenchError(f"unknown response loss {loss!r}; expected one of {', '.join(RESPONSE_LOSSES)}")
     if temperature <= 0:
         raise WorkbenchError(f"temperature must be > 0, got {temperature}")
-    mse = loss == "mse"
-    terms: dict[str, torch.Tensor] = {}
-    if task in _REGRESSION:
-        for name, (form, beta) in _REGRESSION[task].items():
-            terms[name] = _regression(student[name], teacher[name], form, beta, mse)
-    elif task == "look_at_me":
-        s, t = student["logit"].flatten(), teacher["logit"].flatten()
-        terms["logit"] = F.mse_loss(s, t) if mse else _bernoulli_kl(s, t, temperature)
-    elif task == "plane_pog":
-        s_hm, t_hm = student["hm"], teacher["hm"]
-        if mse:
-            terms["hm"] = F.mse_loss(torch.sigmoid(s_hm), torch.sigmoid(t_hm))
-            terms["offset"] = F.mse_loss(student["offset"], teacher["offset"])
-        else:
-            terms["hm"] = _spatial_kl(s_hm, t_hm, temperature)
-            # Offsets only matter where the peak is: weight each cell by the teacher's spatial softmax.
-            w = torch.softmax(t_hm.float().flatten(2), -1).unsqueeze(2)  # (B, 1, 1, HW)
-            diff = (student["offset"].float() - teacher["offset"].float()).abs().flatten(2).unsqueeze(1)
-            terms["offset"] = (w * diff).sum(-1).mean()
-    else:
-        raise WorkbenchError(f"no response distillation defined for task {task!r}")
+    if isinstance(task, str):
+        from workbench.tasks import get_task
+
+        try:
+            task = get_task(task)
+        except ValueError as exc:
+            raise WorkbenchError(str(exc)) from None
+    terms = task.kd_loss(student, teacher, temperature=temperature, mse=loss == "mse")
+    if not terms:
+        raise WorkbenchError(f"task {task.name!r} defines no response distillation terms")
     total = sum(terms.values())
     return total, {f"kd_{k}": float(v.detach()) for k, v in terms.items()}
 
@@ -296,40 +252,20 @@ class TeacherCache:
 
 
 # ---- the distillation run ------------------------------------------------------------------------
-def _base_model_config(model_cfg: dict[str, Any]) -> dict[str, Any]:
-    """A teacher run's model config, or the base teacher config of a pruned model."""
-    while "pruned" in model_cfg and isinstance(model_cfg["pruned"], dict) and "base" in model_cfg["pruned"]:
-        model_cfg = model_cfg["pruned"]["base"]
-    return model_cfg
-
-
 def sample_inputs(task: Task, config: dict[str, Any], n: int = 2) -> tuple[torch.Tensor, ...]:
-    """A few real inputs of the run's data (SynthGaze at the recipe's size), for shape checks and MACs."""
-    recipe = Recipe.from_dict(config["recipe"])
-    if config["data"]["source"] == "synth":
-        from workbench.data.synth import render
-        from workbench.train.data import synth_subjects
+    """A few real inputs of the run's own validation split (drawn across subjects), for shape checks
+    and MACs: (B, ...) tensors in the task's input order."""
+    from workbench.train.data import draw, load_split, resolve_data
 
-        data = task.prepare(render(task.view, n, seed=int(config["seed"]) + 5, subjects=synth_subjects(recipe)[0],
-                                   size=recipe.size))
-    else:
-        from workbench.train.data import load_data
-
-        data, _, _ = load_data(task, recipe, data=config["data"]["source"], fmt=config["data"]["format"],
-                               seed=int(config["seed"]))
-    return task.inputs(data.batch(torch.arange(min(n, len(data)))))
+    data, _ = load_split(task, config, resolve_data("val", config), limit=max(64, 8 * n))
+    return task.inputs(data.batch(torch.as_tensor(draw(data, n, "example", int(config.get("seed", 0))))))
 
 
 def validation_data(task: Task, config: dict[str, Any]) -> TaskData:
     """The run's validation split (held-out subjects), without rendering its training split."""
-    from workbench.train.data import load_data
+    from workbench.train.data import load_split, resolve_data
 
-    recipe = Recipe.from_dict(config["recipe"])
-    if config["data"]["source"] == "synth":
-        recipe = recipe.update(n_train=1)  # the validation split does not depend on the training split
-    _, val, _ = load_data(task, recipe, data=config["data"]["source"], fmt=config["data"]["format"],
-                          seed=int(config["seed"]))
-    return val
+    return load_split(task, config, resolve_data("val", config))[0]
 
 
 def _check_student(student: nn.Module, teacher: nn.Module, task: Task, inputs: tuple[torch.Tensor, ...],
@@ -433,6 +369,8 @@ def distill(
         raise WorkbenchError(f"temperature must be > 0, got {temperature}")
     if response_loss not in RESPONSE_LOSSES:
         raise WorkbenchError(f"unknown response loss {response_loss!r}; expected one of {', '.join(RESPONSE_LOSSES)}")
+    from workbench.facts import base_config, default_hint_layer, registered_hint_layer
+
     pairs = [parse_hint(h) if isinstance(h, str) else tuple(h) for h in hints]
     if pairs and "feature" not in kd:
         raise WorkbenchError("hints are feature distillation: add 'feature' to the KD kinds (--kd response,feature)")
@@ -440,7 +378,7 @@ def distill(
         raise WorkbenchError(f"{out}: folder exists and is not empty (use --force to replace it)")
 
     teacher, config, task = load_run_model(run)
-    teacher_cfg = _base_model_config(config["model"])
+    teacher_cfg = dict(base_config(config["model"]))  # a pruned teacher's base config names its layers
     overrides = dict(student_overrides or {})
     try:
         spec = students.student_spec(student)
@@ -454,10 +392,11 @@ def distill(
     inputs = sample_inputs(task, config)
     _check_student(probe, teacher, task, inputs, student, run)
     if "feature" in kd and not pairs:
-        tname = teacher_cfg.get("teacher")
-        if tname not in DEFAULT_TEACHER_HINTS:
-            raise WorkbenchError(f"no default hint layer for teacher {tname!r}: give --hint TEACHER_LAYER:STUDENT_LAYER")
-        pairs = [(DEFAULT_TEACHER_HINTS[tname], spec.hint_layer)]
+        # Each side's registered hint layer; a model whose registration names none (a user's model)
+        # gives its penultimate layer, found from the module graph.
+        t_hint = registered_hint_layer(teacher_cfg) or default_hint_layer(teacher, inputs)
+        s_hint = spec.hint_layer or default_hint_layer(probe, inputs)
+        pairs = [(t_hint, s_hint)]
     shapes = _hint_shapes(teacher, probe, pairs, inputs) if pairs else []
 
     recipe = Recipe.from_dict(config["recipe"]).update(**(recipe_overrides or {}), epochs=epochs)
@@ -490,7 +429,7 @@ def distill(
         kd_loss = task_loss.new_zeros(())
         extra: dict[str, float] = {"gt": float(task_loss.detach())}
         if "response" in kd:
-            r, r_parts = response_kd(task.name, outputs, t_out, temperature=temperature, loss=response_loss)
+            r, r_parts = response_kd(task, outputs, t_out, temperature=temperature, loss=response_loss)
             kd_loss = kd_loss + r
             extra.update(r_parts)
         if hint_module is not None:
@@ -516,8 +455,12 @@ def distill(
     t_params = sum(p.numel() for p in teacher.parameters())
     t_macs, s_macs = _macs(teacher, inputs), _macs(probe, inputs)
     pm = task.primary_metric
+    from workbench.train.data import resolve_data
+
     summary: dict[str, Any] = {
-        "task": task.name, "primary_metric": pm, "higher_is_better": task.higher_is_better,
+        "task": task.name, "primary_metric": pm,
+        # Trained on the teacher run's training split; every metric here is on its validation split.
+        "data": {**resolve_data("val", base_config).describe(), "n": len(val)}, "higher_is_better": task.higher_is_better,
         "teacher": {"run": str(run), "name": config.get("teacher"), "params": t_params, "macs": t_macs,
                     "metrics": teacher_metrics, pm: teacher_metrics[pm]},
         "student": {"name": student, "preset": probe.config["preset"], "config": probe.config,

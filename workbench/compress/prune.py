@@ -199,15 +199,14 @@ def smallest_reachable(model: nn.Module, inputs, *, what: str, floors: dict[str,
 # ---- the command: a run folder in, a run folder out ---------------------------------------------------------
 
 def _sample(task: Task, config: dict[str, Any], n: int, *, val: bool = False) -> TaskData:
-    """``n`` samples of the run's training subjects (or, with ``val``, its exact validation split)."""
-    from workbench.train.data import load_data
+    """``n`` samples of the run's own training split drawn across subjects (purpose "calibration": the
+    BatchNorm re-estimation and Taylor gradients), or, with ``val``, its whole validation split."""
+    from workbench.train.data import draw, load_split, resolve_data
 
-    recipe = Recipe.from_dict(config["recipe"])
-    recipe = recipe.update(n_train=2, n_val=recipe.n_val) if val else recipe.update(n_train=n, n_val=2)
-    seed = int(config["seed"]) + (0 if val else 1000)
-    train, valid, _ = load_data(task, recipe, data=config["data"]["source"], fmt=config["data"]["format"], seed=seed)
-    data = valid if val else train
-    return data if val or len(data) <= n else data.subset(torch.arange(n))
+    if val:
+        return load_split(task, config, resolve_data("val", config))[0]
+    train, _ = load_split(task, config, resolve_data("train", config), limit=max(4 * n, 256))
+    return train.subset(draw(train, n, "calibration", int(config.get("seed", 0))))
 
 
 def _accumulate_grads(model: nn.Module, task: Task, data: TaskData, batch_size: int = 32) -> None:
@@ -408,8 +407,12 @@ def prune(run: str | Path, out: str | Path, *, target_macs: float | None = 0.5, 
         metrics = evaluate(model, task, val)
         after = {"macs": count_macs(model, inputs), "params": count_params(model)}
         pm = task.primary_metric
+        from workbench.train.data import resolve_data
+
         result = {
             "run": str(out), "source": str(run), "teacher": config.get("teacher"), "task": config["task"],
+            # Fine-tuned on the run's training split; every metric here is on its validation split.
+            "data": {**resolve_data("val", config).describe(), "n": len(val)},
             "importance": importance, "scope": scope, "target": {"kind": what, "ratio": ratio, "layers": layers},
             "steps": steps, "finetune": {"epochs": epochs, "n_train": recipes[-1].n_train, "lr": recipes[-1].lr},
             "macs": {"before": before["macs"], "after": after["macs"], "ratio": after["macs"] / before["macs"]},

@@ -1,9 +1,9 @@
-"""Post-training static int8 quantization of a run's model with onnxruntime, calibrated on SynthGaze.
+"""Post-training static int8 quantization of a run's model with onnxruntime, calibrated on its own data.
 
 Steps: export the fp32 model to ONNX (dynamic batch, parity-checked by ``workbench.profile.export``) ->
 onnxruntime's ``quant_pre_process`` (shape inference and graph optimization) -> ``quantize_static`` with
-per-channel int8 weights and uint8 activations, calibrated (MinMax) on SynthGaze samples of the run's
-*training* subjects drawn with a fresh seed -> evaluation of fp32 and int8 with onnxruntime over the run's
+per-channel int8 weights and uint8 activations, calibrated (MinMax) on samples of the run's own
+*training* split drawn across subjects (``workbench.train.data.draw``) -> evaluation of fp32 and int8 with onnxruntime over the run's
 validation split (held-out subjects) with the task's own metrics -> latency at batch 1 of both, threads set
 explicitly, after a warm-up, the two models timed in alternation so a load spike on a shared machine hits
 both alike; the median is reported.
@@ -35,7 +35,6 @@ import torch
 
 from workbench.errors import WorkbenchError
 from workbench.tasks import Task, TaskData
-from workbench.train.recipes import Recipe
 
 __all__ = ["FORMATS", "LAYER_KINDS", "conv_kind", "grouped_convs", "latency", "layer_census", "onnx_metrics", "quantize",
            "quantize_onnx", "stem_convs"]
@@ -43,19 +42,15 @@ __all__ = ["FORMATS", "LAYER_KINDS", "conv_kind", "grouped_convs", "latency", "l
 FORMATS = ("auto", "qdq", "qoperator")
 
 
-def _calibration_data(task: Task, config: dict[str, Any], n: int) -> TaskData:
-    """``n`` samples of the run's training subjects (SynthGaze, a seed no split uses), or its training split."""
-    from workbench.train.data import load_data, synth_subjects
+def _calibration_data(task: Task, config: dict[str, Any], n: int) -> tuple[TaskData, dict[str, Any]]:
+    """``n`` samples of the run's own training split, drawn across subjects (purpose "calibration"),
+    and what they are (the data spec's description). SynthGaze renders only the split's first rows."""
+    from workbench.train.data import draw, load_split, resolve_data
 
-    recipe = Recipe.from_dict(config["recipe"])
-    seed = int(config["seed"])
-    if config["data"]["source"] == "synth":
-        from workbench.data.synth import render
-
-        train_ids, _ = synth_subjects(recipe)
-        return task.prepare(render(task.view, n, seed=seed + 3, subjects=train_ids, size=recipe.size))
-    train, _, _ = load_data(task, recipe, data=config["data"]["source"], fmt=config["data"]["format"], seed=seed)
-    return train.subset(torch.arange(min(n, len(train))))
+    spec = resolve_data("train", config)
+    train, desc = load_split(task, config, spec, limit=max(4 * n, 256))
+    picked = draw(train, n, "calibration", int(config.get("seed", 0)))
+    return train.subset(picked), {**desc, "n": len(picked), "drawn_from": desc["n"]}
 
 
 def onnx_feeds(task: Task, data: TaskData, names: list[str], batch_size: int) -> list[tuple[dict[str, np.ndarray], dict]]:
@@ -305,7 +300,7 @@ def quantize(
     ``out/model.int8.onnx`` and ``out/summary.json``, and returns the summary.
 
     Args:
-        n_calib: calibration samples (SynthGaze, the run's training subjects, a seed no split uses).
+        n_calib: calibration samples, drawn across subjects from the run's own training split.
         n_eval: validation samples evaluated (default: the run's whole validation split).
         fmt: "qdq", "qoperator", or "auto" (both). Each with and without fp32 image stems (and grouped
             convs, where the model has them); the candidate fastest at batch 1 is kept.
@@ -315,6 +310,7 @@ def quantize(
     from workbench.cli._common import progress_bar
     from workbench.compress.distill import validation_data
     from workbench.profile.export import export_onnx
+    from workbench.train.data import resolve_data
     from workbench.train.engine import load_run_model
     from workbench.utils.io import atomic_path, ensure_new_dir
 
@@ -331,8 +327,10 @@ def quantize(
     model, config, task = load_run_model(run)
     val = validation_data(task, config)
     if n_eval is not None:
-        val = val.subset(torch.arange(min(n_eval, len(val))))
-    calib = _calibration_data(task, config, n_calib)
+        from workbench.train.data import draw
+
+        val = val.subset(draw(val, n_eval, "evaluation", int(config.get("seed", 0))))
+    calib, calib_desc = _calibration_data(task, config, n_calib)
     example = dict(zip(task.input_names, task.inputs(val.batch(torch.arange(min(8, len(val)))))))
 
     with atomic_path(out) as tmp:
@@ -393,9 +391,8 @@ def quantize(
             "layers": layer_census(fp32),
             "export_max_abs_diff": export["max_abs_diff"],
             "calibration": {"samples": len(calib), "method": "MinMax", "per_channel": per_channel,
-                            "data": "SynthGaze training subjects, seed + 3" if config["data"]["source"] == "synth"
-                            else "the data set's training split"},
-            "evaluation": {"samples": len(val), "data": "the run's validation split (held-out subjects)"},
+                            "data": calib_desc},
+            "evaluation": {"samples": len(val), "data": {**resolve_data("val", config).describe(), "n": len(val)}},
             "latency": {"batch": 1, "threads": threads, "warmup": warmup, "repeats": repeats,
                         "runtime": "onnxruntime CPUExecutionProvider, all graph optimizations"},
             "seconds": round(time.time() - t0, 1),

@@ -12,7 +12,9 @@ face       ``image`` (N,3,S,S) normalized face crop (MPIIFaceGaze normalization,
            ``eye_boxes`` (N,2,4)
 mc4        ``face`` (N,1,S,S) grey normalized face, ``l_eye``/``r_eye`` (N,1,S,S) grey eye crops (the
            subject's left eye is the image-right one), S=224; ``head_lola``, ``eye_lola``, ``gaze_lola``
-           (N,2) degrees, composed exactly by the write-up's closed form; ``eye_boxes`` of the face image
+           (N,2) degrees, composed exactly by the write-up's closed form; ``eye_boxes`` (N,2,4) of the face
+           image, ``l_eye_boxes``/``r_eye_boxes`` (N,2,4) of each eye crop (the crop's own eye, and the
+           other eye where the crop reaches it)
 itracker   ``eyes`` (N,4,3,S,S): [camera 0 image-left eye, camera 0 image-right eye, camera 1 (below the
            screen) image-left eye, camera 1 image-right eye], S=64; ``pog_px``, ``pog_mm`` (N,2);
            ``eye_boxes`` (N,4,2,4) per eye image
@@ -158,8 +160,8 @@ def _view_mc4(rng, n, ids, cfg, size):
     face, out = _crop(heads, cam, size, rng, light, grey=True)
     eyes = heads.eye_centers()
     # The subject's left eye is the image-right one (index 1).
-    l_eye, _ = _crop(heads, _look_at_camera(heads, eyes[:, 1], cfg.eye_span, size), size, rng, light, grey=True)
-    r_eye, _ = _crop(heads, _look_at_camera(heads, eyes[:, 0], cfg.eye_span, size), size, rng, light, grey=True)
+    l_eye, l_out = _crop(heads, _look_at_camera(heads, eyes[:, 1], cfg.eye_span, size), size, rng, light, grey=True)
+    r_eye, r_out = _crop(heads, _look_at_camera(heads, eyes[:, 0], cfg.eye_span, size), size, rng, light, grey=True)
     lab = _face_labels(heads, cam)
     yaw, pitch, _roll = G.rotation_to_euler(lab["_head_R"]).T
     head_noroll = G.rotation_matrix(yaw, pitch, 0.0)
@@ -169,7 +171,8 @@ def _view_mc4(rng, n, ids, cfg, size):
         "head_lola": np.rad2deg(np.stack([yaw, pitch], -1)),
         "eye_lola": G.pitchyaw_to_lola(G.vector_to_pitchyaw(eye_vec)),
         "gaze_lola": G.pitchyaw_to_lola(lab["gaze_pitchyaw"]),
-        "eye_boxes": out.eye_boxes, "subject": subj,
+        "eye_boxes": out.eye_boxes, "l_eye_boxes": l_out.eye_boxes, "r_eye_boxes": r_out.eye_boxes,
+        "subject": subj,
     }
 
 

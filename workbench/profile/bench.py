@@ -126,7 +126,7 @@ def benchmark(model_or_onnx_path: nn.Module | str | Path, inputs: Mapping[str, t
 
 
 def benchmark_run(run_dir: str | Path, **kwargs: Any) -> dict[str, Any]:
-    """:func:`benchmark` of a run folder's model on a real SynthGaze batch of its task."""
+    """:func:`benchmark` of a run folder's model on a real batch of its own validation split."""
     from workbench.profile.target import resolve_target
 
     path = Path(run_dir)
@@ -135,4 +135,5 @@ def benchmark_run(run_dir: str | Path, **kwargs: Any) -> dict[str, Any]:
     t = resolve_target(str(path), batch=min(8, max(kwargs.get("batch_sizes", (1, 32)))))
     out = benchmark(t.model, t.inputs, **kwargs)
     out["target"] = t.label
+    out["data"] = t.data
     return out

@@ -144,9 +144,10 @@ def _add_metadata(path: Path, meta: Mapping[str, Any]) -> None:
 
 
 def export_run(run_dir: str | Path, path: str | Path, *, n: int = 8, opset: int = DEFAULT_OPSET) -> dict[str, Any]:
-    """Export a run folder's best checkpoint; parity is checked on ``n`` SynthGaze samples of its task
-    (held-out subjects, its training image size). Returns :func:`export_onnx`'s dict plus run info."""
-    from workbench.profile.target import run_batch
+    """Export a run folder's best checkpoint; parity is checked on ``n`` samples of the run's own
+    validation split (drawn across subjects, at its data's size). Returns :func:`export_onnx`'s dict plus
+    run info, with ``data`` saying which samples."""
+    from workbench.profile.target import run_data_batch
     from workbench.train.engine import load_run_model
 
     run = Path(run_dir)
@@ -154,8 +155,8 @@ def export_run(run_dir: str | Path, path: str | Path, *, n: int = 8, opset: int 
         raise WorkbenchError(f"{run}: not a run folder (no config.json)")
     model, config, task = load_run_model(run)
     names = list(getattr(model, "input_names", None) or task.input_names)
-    inputs = run_batch(config, task, n, names)
+    inputs, data, _ = run_data_batch(config, task, n, names)
     out = export_onnx(model, inputs, path, output_names=getattr(model, "output_names", None) or task.output_names,
                       opset=opset, metadata={"config": config.get("model", {}), "task": task.name})
-    out.update({"run": str(run), "task": task.name, "data": f"SynthGaze, {n} samples of held-out subjects"})
+    out.update({"run": str(run), "task": task.name, "data": data})
     return out

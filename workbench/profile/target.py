@@ -1,8 +1,8 @@
 """What `workbench profile | bench` point at: a teacher name, a run folder, or ``package.module:factory``.
 
 Each resolves to a :class:`Target`: the model (eval mode), a batch of named inputs, and what is known
-about it (its task, whether it takes the full camera frame). Run folders are fed a real SynthGaze batch
-of their task at their training size; teachers get random inputs of their preset's shapes; a user's
+about it (its task, whether it takes the full camera frame). Run folders are fed a real batch of their
+own validation split (drawn across subjects, at the size their data has); teachers get random inputs of their preset's shapes; a user's
 model gets random inputs of the ``--input name=CxHxW`` shapes.
 """
 
@@ -31,7 +31,7 @@ from workbench.profile.inputs import (
 )
 from workbench.profile.padding import frame_input, network_size, padding_macs, with_size
 
-__all__ = ["Target", "profile_run", "profile_target", "resolve_target", "run_batch", "synth_batch"]
+__all__ = ["Target", "profile_run", "profile_target", "resolve_target", "run_batch", "run_data_batch", "synth_batch"]
 
 
 @dataclass
@@ -46,6 +46,7 @@ class Target:
     config: dict[str, Any] = field(default_factory=dict)
     run_dir: Path | None = None
     default_image: tuple[int, int] | None = None  # the raw frame (w, h) a full-frame model is trained on
+    data: dict[str, Any] | None = None  # where the inputs come from (a run's data spec and split), or None
 
     @property
     def full_frame(self) -> bool:
@@ -73,14 +74,26 @@ def synth_batch(task: Any, size: Any, n: int, *, seed: int = 12345, subjects: Se
     return dict(zip(names or task.input_names, tensors))
 
 
-def run_batch(config: Mapping[str, Any], task: Any, n: int, names: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
-    """A SynthGaze batch for a run: its task, its training image size, held-out subjects, a fresh seed."""
-    from workbench.train.data import synth_subjects
-    from workbench.train.recipes import Recipe
+def run_data_batch(config: Mapping[str, Any], task: Any, n: int, names: Sequence[str] | None = None,
+                   ) -> tuple[dict[str, torch.Tensor], dict[str, Any], tuple[int, int] | None]:
+    """A real batch for a run from its own validation split (``n`` samples drawn across subjects, at the
+    size the run's data has): ({input name: tensor}, the data's description, the raw (w, h) of the
+    first image input as the data holds it, before any padding the task adds)."""
+    from workbench.train.data import draw, load_split, resolve_data
 
-    recipe = Recipe.from_dict(config["recipe"])
-    _, val_ids = synth_subjects(recipe)
-    return synth_batch(task, recipe.size, n, seed=int(config.get("seed", 0)) + 7, subjects=val_ids, names=names)
+    spec = resolve_data("val", dict(config))
+    data, desc = load_split(task, dict(config), spec, limit=max(64, 8 * n))
+    picked = draw(data, n, "example", int(config.get("seed", 0)))
+    batch = data.batch(torch.as_tensor(picked))
+    raw = batch.get(task.input_names[0])
+    image = (int(raw.shape[-1]), int(raw.shape[-2])) if raw is not None and raw.dim() >= 4 else None
+    tensors = task.inputs(batch)
+    return dict(zip(names or task.input_names, tensors)), {**desc, "n": len(picked), "drawn_from": desc["n"]}, image
+
+
+def run_batch(config: Mapping[str, Any], task: Any, n: int, names: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+    """:func:`run_data_batch`'s inputs only."""
+    return run_data_batch(config, task, n, names)[0]
 
 
 def teacher_batch(name: str, preset: str, n: int, **overrides: Any) -> dict[str, torch.Tensor]:
@@ -202,14 +215,12 @@ def _resolve_run(path: Path, batch: int) -> Target:
 
     if not (path / "config.json").exists():
         raise WorkbenchError(f"{path}: not a run folder (no config.json)")
-    from workbench.train.recipes import Recipe
-
     model, config, task = load_run_model(path)
     names = list(getattr(model, "input_names", None) or task.input_names)
-    size = Recipe.from_dict(config["recipe"]).size
-    return Target(str(path), "run", model.eval(), run_batch(config, task, batch, names), task=task,
-                  config=dict(config.get("model", {})), run_dir=path,
-                  default_image=tuple(size) if isinstance(size, (tuple, list)) else None)
+    # Inputs and the frame size come from the run's own data, so a model trained at any size works.
+    inputs, data, image = run_data_batch(config, task, batch, names)
+    return Target(str(path), "run", model.eval(), inputs, task=task, config=dict(config.get("model", {})),
+                  run_dir=path, default_image=image, data=data)
 
 
 # ---- profiling a target -------------------------------------------------------------------------------
@@ -241,7 +252,8 @@ def profile_target(t: Target, *, image: tuple[int, int] | None = None, resize: i
                          "note": f"crop model: an image is cropped and resized to the model's inputs {crop} "
                                  "(height, width); no padding", "macs_padding": 0, "padding_fraction": 0.0}
     out = profile_model(t.model, inputs, depth=depth, top=top)
-    out.update({"target": t.label, "kind": t.kind, "task": getattr(t.task, "name", None), "config": t.config})
+    out.update({"target": t.label, "kind": t.kind, "task": getattr(t.task, "name", None), "config": t.config,
+                "data": t.data or {"source": "random inputs", "format": None, "split": None}})
     if size_info is not None and frame is not None:
         def count(w: int, h: int) -> int:
             return count_total(t.model, with_size(inputs, frame, w, h))
@@ -264,7 +276,7 @@ def profile_target(t: Target, *, image: tuple[int, int] | None = None, resize: i
 
 def profile_run(run_dir: str | Path, *, image: tuple[int, int] | None = None, resize: int | None = None,
                 stride: int = 32, depth: int = 2, top: int | None = None) -> dict[str, Any]:
-    """Profile a run folder's model on a SynthGaze batch of one (see :func:`profile_target`)."""
+    """Profile a run folder's model on one sample of its own validation split (see :func:`profile_target`)."""
     path = Path(run_dir)
     if not path.is_dir():
         raise WorkbenchError(f"{path}: no such run folder")

@@ -428,7 +428,7 @@ def build_report(runs: Iterable[str | Path], out: str | Path, *, force: bool = F
         intro = [("p", f"{len(entries)} teacher{'' if len(entries) == 1 else 's'} from {sources}; "
                        + f"written {time.strftime('%Y-%m-%d %H:%M:%S')}."),
                  ("note", "All figures are files in figures/ next to this page; it needs no server and no network. "
-                          + "Measured on SynthGaze held-out subjects; latency on this machine's CPU.")]
+                          + f"Measured on: {_measured_text(collected)}; latency on this machine's CPU.")]
         (tmp / "index.html").write_text(html_page(TITLE, intro, pages, tail), encoding="utf-8")
         (tmp / "report.md").write_text(markdown_page(TITLE, intro, pages, tail), encoding="utf-8")
         doc = {"title": TITLE, "runs": [str(r) for r in runs], "command": command, "teachers": collected,
@@ -437,3 +437,18 @@ def build_report(runs: Iterable[str | Path], out: str | Path, *, force: bool = F
         (tmp / "report.json").write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
     return {"index": str(out / "index.html"), "markdown": str(out / "report.md"), "json": str(out / "report.json"),
             "teachers": [d["label"] for d in collected], "sections": sections}
+
+
+def _measured_text(collected: list[dict[str, Any]]) -> str:
+    """Which data and split each teacher's figures were measured on, from the summaries themselves."""
+    parts = []
+    for d in collected:
+        on = d.get("measured_on") or {}
+        labels = list(dict.fromkeys(on.values()))
+        if not labels:
+            parts.append(f"{d.get('label') or d.get('teacher')}: unknown (no summary records its data)")
+        elif len(labels) == 1:
+            parts.append(f"{d.get('label') or d.get('teacher')}: {labels[0]}")
+        else:
+            parts.append(f"{d.get('label') or d.get('teacher')}: " + "; ".join(f"{k} on {v}" for k, v in on.items()))
+    return " | ".join(parts) or "no data recorded"

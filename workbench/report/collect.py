@@ -343,7 +343,40 @@ def collect_teacher(entry: dict[str, Any]) -> dict[str, Any]:
     data["embeddings"] = _analysis_folder(tdir / "analyze" / "embeddings") if kind == "pipeline" else None
     data["fc_importance"] = _analysis_folder(tdir / "analyze" / "fc_importance") if kind == "pipeline" else None
     data["export"] = data["stages"].get("export", {}).get("summary") if kind == "pipeline" else None
+    data["measured_on"] = measured_on(data, runs.get("teacher"))
     return data
+
+
+def _data_label(d: Any) -> str | None:
+    """A summary's "data" entry (a data spec description, or an older free-text string) as one line."""
+    if isinstance(d, dict):
+        if d.get("label"):
+            return str(d["label"])
+        src = d.get("source")
+        if src is None:
+            return None
+        where = "SynthGaze" if src == "synth" else f"{src} ({d.get('format') or 'detected'})"
+        return f"{where}, {d.get('split') or 'all'} split"
+    return str(d) if d else None
+
+
+def measured_on(data: dict[str, Any], teacher_run: Path | None) -> dict[str, str]:
+    """{figure group: the data and split it was measured on}, from the run's config and each summary."""
+    out: dict[str, str] = {}
+    cfg = read_json(teacher_run / "config.json") if teacher_run is not None else None
+    if cfg and isinstance(cfg.get("data"), dict):
+        src, fmt = cfg["data"].get("source", "synth"), cfg["data"].get("format")
+        where = "SynthGaze (held-out subjects)" if src == "synth" else f"{src} ({fmt or 'detected'})"
+        out["metrics"] = f"{where}, validation split"
+    for k, summ in (data.get("saliency", {}).get("summaries") or {}).items():
+        label = _data_label((summ or {}).get("data"))
+        if label:
+            out[f"saliency ({k})"] = label
+    for k, summ in (data.get("faithfulness") or {}).items():
+        label = _data_label((summ or {}).get("data"))
+        if label:
+            out[f"faithfulness ({k})"] = label
+    return out
 
 
 def _analysis_folder(folder: Path) -> dict[str, Any] | None:

@@ -1,6 +1,10 @@
 """The task contract: one per task, shared by every model of that task (teacher, pruned, student).
 
-A task owns the batch format (named tensors), the loss, the metrics and ``explain_target``. Data flows
+A task owns the batch format (named tensors), the loss, the metrics and ``explain_target``; also what
+generic code would otherwise look up by task name: the per-input eye boxes of a batch's data
+(:meth:`Task.eye_boxes`), the response-distillation loss for its outputs (:meth:`Task.kd_loss`), the
+labels an embedding is probed for (:meth:`Task.label_columns`) and its prediction writer
+(:meth:`Task.write_predictions`). Data flows
 one way: a view dict of numpy arrays (from SynthGaze or a format reader, the same keys either way) ->
 :meth:`Task.prepare` -> an in-memory :class:`TaskData` -> batches of named tensors -> model -> a dict of
 named outputs -> :meth:`Task.loss` / :class:`MetricAccumulator`.
@@ -10,10 +14,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+import csv
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from workbench.errors import DataError, WorkbenchError
 
@@ -48,9 +55,15 @@ class TaskData:
         """The rows ``idx`` of every tensor, as a batch dict."""
         return {k: v[idx] for k, v in self.tensors.items()}
 
-    def subset(self, idx: torch.Tensor | np.ndarray) -> "TaskData":
+    def subset(self, idx: torch.Tensor | np.ndarray | Sequence[int]) -> "TaskData":
+        """The rows ``idx``: every tensor, and every per-sample meta array (length N); other meta is kept."""
+        n = len(self)
         idx = torch.as_tensor(idx, dtype=torch.long)
-        return TaskData({k: v[idx] for k, v in self.tensors.items()}, dict(self.meta))
+        rows = idx.numpy()
+        meta = {k: (v[rows] if isinstance(v, np.ndarray) and v.ndim and len(v) == n else
+                    [v[i] for i in rows] if isinstance(v, list) and len(v) == n else v)
+                for k, v in self.meta.items()}
+        return TaskData({k: v[idx] for k, v in self.tensors.items()}, meta)
 
 
 class MetricAccumulator:
@@ -88,6 +101,11 @@ class Task(ABC):
     primary_metric: str  # the metric that selects the best checkpoint and early stopping
     higher_is_better: bool = False
     explain_names: tuple[str, ...]  # names of the explain_target columns
+    # Model input -> the TaskData.meta key holding that input's eye boxes (N, [T,] K, 4), in the pixels of
+    # what the model sees. prepare() puts the data's boxes there (padding shifts included).
+    eye_box_keys: dict[str, str] = {}
+    # Input -> a note for reports on why attribution leaves that input out (beyond "not an image").
+    input_notes: dict[str, str] = {}
 
     def __init__(self, **options: Any) -> None:
         self.options = options
@@ -129,6 +147,56 @@ class Task(ABC):
     def constant_predictor(self, train: TaskData) -> dict[str, torch.Tensor]:
         """Outputs of the constant predictor (the training mean), shaped for one sample: the baseline metric."""
 
+    # ---- facts generic code asks the task for ------------------------------------------------------
+    def eye_boxes(self, data: TaskData) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+        """({input: (N, [T,] K, 4) float32 boxes}, {input: why there are none}) from the data itself.
+
+        Boxes are (x0, y0, x1, y1) in the pixels of that model input. An input whose data has no boxes,
+        or only non-finite ones (a layout that stores none reads them as NaN), is in the second dict,
+        so figures that need boxes say "n/a" with the reason instead of 0.
+        """
+        boxes: dict[str, np.ndarray] = {}
+        missing: dict[str, str] = {}
+        for name, key in self.eye_box_keys.items():
+            b = data.meta.get(key)
+            if b is None:
+                missing[name] = f"the data has no eye boxes for input {name!r}"
+                continue
+            b = np.asarray(b, dtype=np.float32)
+            if len(b) != len(data) or b.shape[-1] != 4:
+                missing[name] = f"eye boxes of shape {b.shape} do not fit {len(data)} samples of input {name!r}"
+            elif not np.isfinite(b).all(-1).any():
+                missing[name] = f"the data's eye boxes for input {name!r} are all missing (NaN: its layout stores none)"
+            else:
+                boxes[name] = b
+        return boxes, missing
+
+    def kd_loss(self, student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor], *,
+                temperature: float = 4.0, mse: bool = False) -> dict[str, torch.Tensor]:
+        """Response-distillation terms {output: scalar} of ``student`` outputs against a frozen teacher's
+        (same keys, shapes (B, ...)); each is zero when the outputs are equal. ``mse`` makes every term a
+        mean squared error. The default matches every output with the mean squared error."""
+        return {k: F.mse_loss(student[k].float(), teacher[k].float()) for k in self.output_names}
+
+    def label_columns(self, data: TaskData) -> tuple[np.ndarray | None, tuple[str, ...]]:
+        """(N, L) float32 labels an embedding is probed for, and their names; the default: the first
+        target flattened. Gaze tasks give the gaze pitch/yaw in degrees where the data has it."""
+        for name in self.target_names:
+            t = data.tensors.get(name)
+            if t is not None and t.dim() <= 2 and t.is_floating_point():
+                t = t.reshape(len(t), -1)
+                return t.numpy().astype(np.float32), tuple(f"{name}_{j}" for j in range(t.shape[1]))
+        return None, ()
+
+    def write_predictions(self, path: Path, outputs: dict[str, torch.Tensor], data: TaskData,
+                          names: Sequence[str]) -> None:
+        """Write one row per sample to ``path``: the default is a CSV ``name, <output>_<j>...`` of the
+        first output. ``outputs`` are (N, ...) tensors, ``names`` N sample names."""
+        key = self.output_names[0]
+        values = outputs[key].reshape(len(names), -1).numpy()
+        write_csv(path, ["name", *(f"{key}_{j}" for j in range(values.shape[1]))],
+                  ([name, *(f"{v:.6f}" for v in row)] for name, row in zip(names, values)))
+
     # ---- helpers shared by tasks -----------------------------------------------------------------
     def accumulator(self) -> MetricAccumulator:
         return MetricAccumulator(self)
@@ -166,3 +234,17 @@ def finite_labels(name: str, arr: np.ndarray) -> torch.Tensor:
     if bad.any():
         raise DataError(f"label {name!r} is not finite at row {int(np.argmax(bad))} ({int(bad.sum())} bad rows)")
     return torch.from_numpy(np.ascontiguousarray(arr))
+
+
+def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """A CSV file with ``header`` and ``rows`` (the caller writes to a temporary path, then renames)."""
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(list(header))
+        w.writerows(rows)
+
+
+def gaze_pitchyaw_degrees(pitchyaw_rad: np.ndarray | torch.Tensor) -> tuple[np.ndarray, tuple[str, ...]]:
+    """(N, 2) gaze pitch/yaw in radians -> (N, 2) float32 degrees and their column names."""
+    g = np.asarray(pitchyaw_rad, dtype=np.float64).reshape(-1, 2)
+    return np.rad2deg(g).astype(np.float32), ("pitch_deg", "yaw_deg")

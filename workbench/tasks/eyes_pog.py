@@ -46,6 +46,8 @@ class EyesPoG(Task):
     metric_keys = ("pog",)
     primary_metric = "pog_error_px"
     explain_names = ("x", "y")
+    # Each eye image has its own boxes: prepare() splits the data's (N, 4, K, 4) per input.
+    eye_box_keys = {name: f"eye_boxes_{name}" for name in _INPUTS}
 
     def __init__(self, **options):
         super().__init__(**options)
@@ -96,6 +98,9 @@ class EyesPoG(Task):
                                 "views": views, "pog_unit": unit}
         if isinstance(data.get("counts"), dict):
             meta["counts"] = dict(data["counts"])
+        boxes = data.get("eye_boxes")
+        if boxes is not None and np.ndim(boxes) == 4 and np.shape(boxes)[1] == 2 * views:
+            meta.update({f"eye_boxes_{name}": np.asarray(boxes[:, k]) for k, name in enumerate(_INPUTS[: 2 * views])})
         return TaskData(tensors, meta)
 
     def adapt(self, data: TaskData, model_config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -117,10 +122,26 @@ class EyesPoG(Task):
         return tuple(to_float_image(batch[k]) for k in self.input_names)
 
     def loss(self, outputs, batch):
-        # beta: 2% of the screen for fractions, 0.5 cm for cm (about the same on a phone screen).
-        beta = 0.5 if self.unit == "cm" else 0.02
-        loss = F.smooth_l1_loss(outputs["pog"], batch["pog"], beta=beta)
+        loss = F.smooth_l1_loss(outputs["pog"], batch["pog"], beta=self._beta())
         return loss, {"smooth_l1": float(loss.detach())}
+
+    def kd_loss(self, student, teacher, *, temperature=4.0, mse=False):
+        # The task's own ground-truth loss form (SmoothL1, same beta as the loss) against the teacher's PoG.
+        if mse:
+            return {"pog": F.mse_loss(student["pog"], teacher["pog"])}
+        return {"pog": F.smooth_l1_loss(student["pog"], teacher["pog"], beta=self._beta())}
+
+    def _beta(self) -> float:
+        # 2% of the screen for fractions, 0.5 cm for cm (about the same on a phone screen).
+        return 0.5 if self.unit == "cm" else 0.02
+
+    def label_columns(self, data: TaskData):
+        """The PoG in screen millimetres (cm from the camera for a cm task)."""
+        if self.unit == "cm":
+            return data.tensors["pog"].numpy().astype(np.float32), ("pog_x_cm", "pog_y_cm")
+        s = self.screen
+        mm = data.tensors["pog"].double() * torch.tensor([s.width_mm, s.height_mm], dtype=torch.float64)
+        return mm.numpy().astype(np.float32), ("pog_x_mm", "pog_y_mm")
 
     def metrics(self, outputs, targets):
         d = outputs["pog"].double() - targets["pog"].double()

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from workbench.data.geometry import angular_error
-from workbench.tasks.base import Task, TaskData, finite_labels, require, to_float_image
+from workbench.tasks.base import Task, TaskData, finite_labels, gaze_pitchyaw_degrees, require, to_float_image
 from workbench.tasks.registry import register_task
 
 
@@ -21,6 +21,7 @@ class FaceAngles(Task):
     metric_keys = ("gaze",)
     primary_metric = "angular_error"
     explain_names = ("pitch", "yaw")
+    eye_box_keys = {"face": "eye_boxes"}
 
     def prepare(self, data: dict[str, np.ndarray]) -> TaskData:
         require(data, ("image", "gaze_pitchyaw"), self.name)
@@ -40,6 +41,15 @@ class FaceAngles(Task):
         # The write-up trains with L1 on pitch and yaw.
         loss = F.l1_loss(outputs["gaze"], batch["gaze"])
         return loss, {"l1": float(loss.detach())}
+
+    def kd_loss(self, student, teacher, *, temperature=4.0, mse=False):
+        # The task's own ground-truth loss form (L1) with the teacher's output as the target, so alpha
+        # interpolates between terms of the same scale.
+        loss = F.mse_loss if mse else F.l1_loss
+        return {"gaze": loss(student["gaze"], teacher["gaze"])}
+
+    def label_columns(self, data: TaskData):
+        return gaze_pitchyaw_degrees(data.tensors["gaze"].numpy())
 
     def metrics(self, outputs, targets):
         err = angular_error(outputs["gaze"].double(), targets["gaze"].double())

@@ -23,6 +23,8 @@ class FaceEyeLola(Task):
     metric_keys = ("head", "eye", "gaze")
     primary_metric = "gaze_error"
     explain_names = ("gaze_lo", "gaze_la")
+    # The evaluation's eye input is the left-eye crop: its boxes are the renderer's (or reader's) l_eye_boxes.
+    eye_box_keys = {"face": "eye_boxes", "eye": "l_eye_boxes"}
 
     def prepare(self, data: dict[str, np.ndarray]) -> TaskData:
         require(data, ("face", "l_eye", "r_eye", "head_lola", "eye_lola", "gaze_lola"), self.name)
@@ -35,8 +37,9 @@ class FaceEyeLola(Task):
             "r_eye": torch.from_numpy(np.ascontiguousarray(data["r_eye"])),
             **{k: normalize_angle01(finite_labels(f"{k}_lola", data[f"{k}_lola"])) for k in ("head", "eye", "gaze")},
         }
-        return TaskData(tensors, {"subject": np.asarray(data.get("subject", np.full(len(face), -1))),
-                                  **({"eye_boxes": np.asarray(data["eye_boxes"])} if "eye_boxes" in data else {})})
+        meta = {"subject": np.asarray(data.get("subject", np.full(len(face), -1)))}
+        meta.update({k: np.asarray(data[k]) for k in ("eye_boxes", "l_eye_boxes", "r_eye_boxes") if k in data})
+        return TaskData(tensors, meta)
 
     def inputs(self, batch, *, train=False):
         # The write-up feeds one eye, picked at random per sample while training; evaluation uses the left.
@@ -58,6 +61,22 @@ class FaceEyeLola(Task):
             true = lola_to_vector(denormalize_angle01(targets[k].double()))
             res[f"{k}_error"] = float(angular_error(pred, true).mean())
         return res
+
+    def kd_loss(self, student, teacher, *, temperature=4.0, mse=False):
+        # The task's own ground-truth loss form (SmoothL1 on head, eye and gaze) against the teacher.
+        loss = F.mse_loss if mse else F.smooth_l1_loss
+        return {k: loss(student[k], teacher[k]) for k in ("head", "eye", "gaze")}
+
+    def label_columns(self, data: TaskData):
+        """Gaze pitch/yaw in degrees (latitude is the pitch, longitude the yaw)."""
+        lola = denormalize_angle01(data.tensors["gaze"].double()).numpy()
+        return np.stack([lola[:, 1], lola[:, 0]], -1).astype(np.float32), ("pitch_deg", "yaw_deg")
+
+    def write_predictions(self, path, outputs, data, names):
+        """MC4's three-line file: name, gaze longitude, gaze latitude (degrees)."""
+        from workbench.data.formats.mc4 import write_mc4_predictions
+
+        write_mc4_predictions(path, list(names), denormalize_angle01(outputs["gaze"]).numpy())
 
     def explain_target(self, outputs):
         return outputs["gaze"]

@@ -23,6 +23,9 @@ class LookAtMe(Task):
     primary_metric = "ap"
     higher_is_better = True
     explain_names = ("logit",)
+    eye_box_keys = {"frames": "eye_boxes"}  # (N, T, K, 4) per frame
+    input_notes = {k: "GazePose bins its priors (round -> Embedding lookup), whose gradient is zero, so gradient "
+                      "methods cannot attribute them (GazeLSTM ignores them)" for k in ("head_pose", "landmarks")}
 
     def prepare(self, data: dict[str, np.ndarray]) -> TaskData:
         require(data, ("frames", "label"), self.name)
@@ -46,7 +49,10 @@ class LookAtMe(Task):
         return TaskData(tensors, {"subject": np.asarray(data.get("subject", np.full(n, -1))), "has_priors": has_priors,
                                   **({"eye_boxes": np.asarray(data["eye_boxes"])} if "eye_boxes" in data else {}),
                                   # per-frame labels, for drawing a track (training uses the centre frame's)
-                                  **({"frame_labels": np.asarray(data["frame_labels"])} if "frame_labels" in data else {})})
+                                  **({"frame_labels": np.asarray(data["frame_labels"])} if "frame_labels" in data else {}),
+                                  # the labelled centre frame's gaze, for embedding probes
+                                  **({"gaze_pitchyaw": np.asarray(data["gaze_pitchyaw"])[:, t // 2]}
+                                     if "gaze_pitchyaw" in data and np.ndim(data["gaze_pitchyaw"]) == 3 else {})})
 
     def inputs(self, batch, *, train=False):
         return to_float_image(batch["frames"]), batch["head_pose"], batch["landmarks"]
@@ -58,6 +64,43 @@ class LookAtMe(Task):
     def metrics(self, outputs, targets):
         logit, label = outputs["logit"].flatten(), targets["label"].flatten()
         return {"ap": average_precision(logit, label), "accuracy": binary_accuracy(logit, label)}
+
+    def kd_loss(self, student, teacher, *, temperature=4.0, mse=False):
+        s, t = student["logit"].flatten().float(), teacher["logit"].flatten().float()
+        if mse:
+            return {"logit": F.mse_loss(s, t)}
+        # Bernoulli KL of sigmoid(logit / T), times T^2: zero when the logits agree (a soft-target BCE
+        # would not be: it keeps the teacher's entropy).
+        s, t = s / temperature, t / temperature
+        p = torch.sigmoid(t)
+        kl = p * (F.logsigmoid(t) - F.logsigmoid(s)) + (1 - p) * (F.logsigmoid(-t) - F.logsigmoid(-s))
+        return {"logit": kl.mean() * temperature ** 2}
+
+    def label_columns(self, data: TaskData):
+        if "gaze_pitchyaw" in data.meta:
+            from workbench.tasks.base import gaze_pitchyaw_degrees
+
+            return gaze_pitchyaw_degrees(data.meta["gaze_pitchyaw"])
+        return data.tensors["label"].reshape(-1, 1).numpy().astype(np.float32), ("label",)
+
+    def write_predictions(self, path, outputs, data, names):
+        """The Looking-At-Me CSV: uid, track, score, label (score = sigmoid of the logit); for a data set
+        whose samples are named ``<clip_uid>/<track_id>/<frame>[/<unique_id>]`` (a Looking-At-Me folder),
+        uid, track, frame, unique_id, score, label."""
+        from workbench.tasks.base import write_csv
+
+        score = torch.sigmoid(outputs["logit"].flatten().float()).numpy()
+        if "name" in data.meta:
+            def rows():
+                for name, p in zip(names, score):
+                    uid, track, frame, *uniq = str(name).split("/")
+                    yield [uid, track, frame, uniq[0] if uniq else "", f"{p:.6f}", int(p > 0.5)]
+
+            write_csv(path, ["uid", "track", "frame", "unique_id", "score", "label"], rows())
+            return
+        subj = np.asarray(data.meta.get("subject", np.full(len(data), -1)))
+        write_csv(path, ["uid", "track", "score", "label"],
+                  ([f"s{int(s):03d}", i, f"{p:.6f}", int(p > 0.5)] for i, (s, p) in enumerate(zip(subj, score))))
 
     def explain_target(self, outputs):
         return outputs["logit"].reshape(-1, 1)

@@ -41,6 +41,7 @@ class PlanePoG(Task):
     metric_keys = ("pog_cam", "eye_center", "hm_xy", "mm_per_px")
     primary_metric = "pog_error_mm"
     explain_names = ("pog_x_mm", "pog_y_mm", "peak")
+    eye_box_keys = {"frame": "eye_boxes"}  # shifted by the stride-32 padding in prepare()
 
     def __init__(self, **options):
         super().__init__(**options)
@@ -112,6 +113,10 @@ class PlanePoG(Task):
         meta = {"subject": np.asarray(data.get("subject", np.full(n, -1))), "pad_offset": ((pw - w) // 2, (ph - h) // 2)}
         if "eye_boxes" in data:
             meta["eye_boxes"] = np.asarray(data["eye_boxes"]) + np.tile(meta["pad_offset"], 2)
+        if "gaze" in data and np.shape(data["gaze"])[-1] == 3:  # the gaze direction, for embedding probes
+            from workbench.data.geometry import vector_to_pitchyaw
+
+            meta["gaze_pitchyaw"] = vector_to_pitchyaw(np.asarray(data["gaze"], dtype=np.float64))
         return TaskData(tensors, meta)
 
     def inputs(self, batch, *, train=False):
@@ -201,6 +206,36 @@ class PlanePoG(Task):
         ang = torch.rad2deg(torch.atan2(cos, (a * g).sum(-1)))
         return {"pog_error_mm": float(err_mm.mean()), "pog_error_px": float(err_px.mean()),
                 "angular_error": float(ang.mean())}
+
+    def kd_loss(self, student, teacher, *, temperature=4.0, mse=False):
+        s_hm, t_hm = student["hm"], teacher["hm"]
+        if mse:
+            return {"hm": F.mse_loss(torch.sigmoid(s_hm), torch.sigmoid(t_hm)),
+                    "offset": F.mse_loss(student["offset"], teacher["offset"])}
+        # The spatial KL of softmax(logits / T) (times T^2), per map.
+        s = F.log_softmax(s_hm.float().flatten(2) / temperature, -1)
+        t = F.log_softmax(t_hm.float().flatten(2) / temperature, -1)
+        hm = (t.exp() * (t - s)).sum(-1).mean() * temperature ** 2
+        # Offsets only matter where the peak is: weight each cell by the teacher's spatial softmax.
+        w = torch.softmax(t_hm.float().flatten(2), -1).unsqueeze(2)  # (B, 1, 1, HW)
+        diff = (student["offset"].float() - teacher["offset"].float()).abs().flatten(2).unsqueeze(1)
+        return {"hm": hm, "offset": (w * diff).sum(-1).mean()}
+
+    def label_columns(self, data: TaskData):
+        """Gaze pitch/yaw in degrees where the data has the gaze direction, else the PoG (camera-plane mm)."""
+        if "gaze_pitchyaw" in data.meta:
+            from workbench.tasks.base import gaze_pitchyaw_degrees
+
+            return gaze_pitchyaw_degrees(data.meta["gaze_pitchyaw"])
+        return data.tensors["pog_cam"].numpy().astype(np.float32), ("pog_x_mm", "pog_y_mm")
+
+    def write_predictions(self, path, outputs, data, names):
+        """CSV ``name, pog_x_mm, pog_y_mm``: the decoded PoG in camera-plane millimetres."""
+        from workbench.tasks.base import write_csv
+
+        pog = self.decode(outputs).numpy()
+        write_csv(path, ["name", "pog_x_mm", "pog_y_mm"],
+                  ([n, *(f"{v:.6f}" for v in row)] for n, row in zip(names, pog)))
 
     def explain_target(self, outputs):
         pog = self.decode(outputs, soft=True)

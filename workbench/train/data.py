@@ -1,9 +1,19 @@
 """Training and validation data for a task: SynthGaze with held-out subjects, or a user's data set in
-one of the write-ups' layouts (read through the same reader as `workbench data inspect`)."""
+one of the write-ups' layouts (read through the same reader as `workbench data inspect`).
+
+Also the one *data spec* every command that reads samples for a run resolves (:func:`resolve_data`,
+:func:`load_split`): ``val`` / ``train`` (the run's own splits, rebuilt from its config: for SynthGaze the
+same subjects and seed, for a path the same held-out subjects), ``synth`` (fresh SynthGaze samples of the
+run's held-out subjects) or a path (+ format: every sample of that data set). The default is ``val``.
+Samples a command draws from a split are drawn across subjects by :func:`draw`, which takes the
+purpose by name, so a reader sees which samples each command uses.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ContextManager
 
@@ -12,6 +22,11 @@ import numpy as np
 from workbench.errors import DataError, WorkbenchError
 from workbench.tasks.base import Task, TaskData
 from workbench.train.recipes import Recipe
+
+
+# SynthGaze seeds of a run with seed s: training split s, validation split s + 1, fresh held-out
+# samples (``--data synth`` on a run) s + 2. Nothing else renders SynthGaze for a run.
+SYNTH_SEED_OFFSET = {"train": 0, "val": 1, "fresh": 2}
 
 
 def synth_subjects(recipe: Recipe) -> tuple[list[int], list[int]]:
@@ -34,7 +49,8 @@ def load_data(task: Task, recipe: Recipe, *, data: str = "synth", fmt: str | Non
 
         train_ids, val_ids = synth_subjects(recipe)
         parts = []
-        for split, n, ids, s in (("train", recipe.n_train, train_ids, seed), ("val", recipe.n_val, val_ids, seed + 1)):
+        for split, n, ids, s in (("train", recipe.n_train, train_ids, seed + SYNTH_SEED_OFFSET["train"]),
+                                 ("val", recipe.n_val, val_ids, seed + SYNTH_SEED_OFFSET["val"])):
             bar = progress(f"rendering {split}", n) if progress else contextlib.nullcontext(None)
             with bar as advance:
                 parts.append(task.prepare(render(task.view, n, seed=s, subjects=ids, size=recipe.size, progress=advance)))
@@ -70,6 +86,28 @@ def read_for_task(task: Task, path: Path, fmt: str | None, size: Any = None,
     fmt = check_layout(task, path, fmt)
     data, resized = fit_images(formats.read(fmt, path, **kw), task.view, size)
     return data, fmt, resized
+
+
+# Label keys that an unlabelled split (a challenge's test images) leaves unknown (NaN / -1), per view.
+_UNKNOWN_LABELS = {"mc4": ("head_lola", "eye_lola", "gaze_lola"), "track": ("label", "frame_labels")}
+
+
+def _read_unlabelled(task: Task, path: Path, fmt: str | None,
+                     size: Any) -> tuple[dict[str, np.ndarray], str, dict[str, Any]]:
+    """:func:`read_for_task` for predictions only: a layout that has an unlabelled form (MC4's and LAM's test
+    splits) is asked for it, and its unknown labels get placeholders the task accepts (never looked at)."""
+    import inspect
+
+    from workbench.data import formats
+
+    fmt = check_layout(task, path, fmt)
+    takes = "unlabelled" in inspect.signature(formats.FORMATS[fmt].reader).parameters
+    raw, fmt, resized = read_for_task(task, path, fmt, size, **({"unlabelled": True} if takes else {}))
+    for key in _UNKNOWN_LABELS.get(task.view, ()):
+        if key in raw:
+            arr = np.asarray(raw[key])
+            raw[key] = np.nan_to_num(arr, nan=0.0) if arr.dtype.kind == "f" else np.maximum(arr, 0)
+    return raw, fmt, resized
 
 
 def _load_path(task: Task, path: Path, fmt: str | None, seed: int,
@@ -111,3 +149,137 @@ def _load_path(task: Task, path: Path, fmt: str | None, seed: int,
     for part, mask in ((train, ~is_val), (val, is_val)):
         part.meta = {k: (v[mask] if isinstance(v, np.ndarray) and len(v) == len(is_val) else v) for k, v in everything.meta.items()}
     return train, val, desc
+
+
+# ---- the data spec ---------------------------------------------------------------------------------------
+SPLITS = ("val", "train")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Which samples a command reads: ``source`` ("synth" or a path), its ``format`` (None: detected or
+    SynthGaze) and ``split``: "val"/"train" (a run's own split), "held-out" (fresh SynthGaze samples of a
+    run's held-out subjects) or "all" (every sample of a data set on disk)."""
+
+    source: str
+    format: str | None
+    split: str
+
+    def describe(self) -> dict[str, Any]:
+        """What every summary JSON records about its data: {"source", "format", "split"}."""
+        return {"source": self.source, "format": self.format, "split": self.split}
+
+    def label(self) -> str:
+        """One line for tables and reports, e.g. "data/mpii (mpiifacegaze), validation split"."""
+        where = "SynthGaze" if self.source == "synth" else f"{self.source} ({self.format or 'detected'})"
+        what = {"val": "validation split", "train": "training split", "held-out": "fresh samples of held-out subjects",
+                "all": "all samples"}.get(self.split, self.split)
+        return f"{where}, {what}"
+
+
+def run_data(config: dict[str, Any]) -> tuple[str, str | None]:
+    """(source, format) a run was trained on, from its config."""
+    data = config.get("data") or {}
+    return str(data.get("source", "synth")), data.get("format")
+
+
+def resolve_data(data: str | None, config: dict[str, Any] | None = None, fmt: str | None = None) -> DataSpec:
+    """A data spec string -> :class:`DataSpec`. ``None``/"val"/"train" are the run's own splits (a model
+    without a run: SynthGaze's validation split at the default recipe); "synth" is fresh SynthGaze samples
+    of the run's held-out subjects; anything else is a path (``fmt`` its layout; every sample)."""
+    data = "val" if data in (None, "") else str(data)
+    if data in SPLITS:
+        if config is None:
+            return DataSpec("synth", None, data)
+        source, run_fmt = run_data(config)
+        return DataSpec(source, run_fmt if source != "synth" else None, data)
+    if data == "synth":
+        return DataSpec("synth", None, "held-out" if config is not None else "val")
+    if fmt is None and config is not None and run_data(config)[0] == data:
+        fmt = run_data(config)[1]  # the run's own data set, named by its path: its recorded layout
+    return DataSpec(data, fmt, "all")
+
+
+def load_split(task: Task, config: dict[str, Any] | None, spec: DataSpec, *, limit: int | None = None,
+               unlabelled: bool = False, progress: Callable[[str, int], ContextManager[Callable[[int], None]]] | None = None,
+               ) -> tuple[TaskData, dict[str, Any]]:
+    """The samples ``spec`` names for a run with ``config`` (None: a model without a run, the default
+    recipe and seed 0): (TaskData, description). The description is ``spec.describe()`` plus ``n`` and
+    what identifies the split (subjects, seed) and a one-line ``label``.
+
+    ``limit`` bounds what SynthGaze renders of a split (its first ``limit`` samples, the same bytes as the
+    split's first rows) when a command needs only a few; data on disk is read whole. ``unlabelled``: the
+    samples are for predictions only, so a data set on disk may be a challenge's unlabelled test split.
+    """
+    recipe = Recipe.from_dict(config["recipe"]) if config is not None else Recipe()
+    seed = int(config.get("seed", 0)) if config is not None else 0
+    desc: dict[str, Any] = spec.describe()
+    if spec.source == "synth":
+        from workbench.data.synth import render
+
+        train_ids, val_ids = synth_subjects(recipe)
+        split = "train" if spec.split == "train" else "val"
+        ids = train_ids if split == "train" else val_ids
+        n = recipe.n_train if split == "train" else recipe.n_val
+        offset = SYNTH_SEED_OFFSET["fresh" if spec.split == "held-out" else split]
+        n = min(n, limit) if limit else n
+        bar = progress(f"rendering {n} samples", n) if progress else contextlib.nullcontext(None)
+        with bar as advance:
+            data = task.prepare(render(task.view, n, seed=seed + offset, subjects=ids, size=recipe.size, progress=advance))
+        desc.update({"n": n, "subjects": ids, "seed": seed + offset, "size": recipe.size, "label": spec.label()})
+        return data, desc
+    path = Path(spec.source)
+    if spec.split in SPLITS:
+        train, val, split_desc = _load_path(task, path, spec.format, seed, size=recipe.size)
+        data = train if spec.split == "train" else val
+        desc.update({"format": split_desc.get("format", spec.format), "how": split_desc.get("split")})
+        if split_desc.get("resized"):
+            desc["resized"] = split_desc["resized"]
+    else:
+        raw, fmt, resized = (_read_unlabelled if unlabelled else read_for_task)(task, path, spec.format, recipe.size)
+        data = task.prepare(raw)
+        if resized:
+            desc["resized"] = resized
+        if "name" in raw:
+            data.meta["name"] = list(raw["name"])
+        desc["format"] = fmt
+    if len(data) == 0:
+        raise DataError(f"{path}: no samples in the {spec.split} split")
+    desc["n"] = len(data)
+    subjects = np.asarray(data.meta.get("subject", np.full(len(data), -1)))
+    desc["subjects"] = sorted(int(s) for s in np.unique(subjects))
+    desc["label"] = DataSpec(spec.source, desc.get("format"), spec.split).label()
+    return data, desc
+
+
+# Purposes that draw samples from a split; the index is mixed into the seed, so two purposes draw
+# different samples and every draw of one purpose is the same.
+PURPOSES = ("saliency", "check", "embeddings", "fc-importance", "calibration", "finetune", "evaluation", "example",
+            "visualize")
+
+
+def draw(data: TaskData, n: int, purpose: str, seed: int = 0) -> np.ndarray:
+    """Indices of ``min(n, len(data))`` samples of ``data`` for ``purpose``, drawn across subjects.
+
+    Stratified by subject: each subject's rows are shuffled (seeded by ``seed`` and the purpose), then
+    subjects take turns, so every subject appears once ``n`` reaches the number of subjects, and the
+    subjects' shares differ by at most one sample. Returns int64 indices (N,) in drawing order, so
+    any prefix (e.g. the first k samples a check re-attributes) is also spread across subjects.
+    """
+    if purpose not in PURPOSES:
+        raise WorkbenchError(f"unknown sampling purpose {purpose!r}; expected one of {', '.join(PURPOSES)}")
+    total = len(data)
+    n = min(int(n), total)
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64)
+    rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(purpose.encode())])
+    subjects = np.asarray(data.meta.get("subject", np.full(total, -1)))
+    if len(subjects) != total:
+        subjects = np.full(total, -1)
+    groups = [rng.permutation(np.flatnonzero(subjects == s)) for s in rng.permutation(np.unique(subjects))]
+    picked: list[int] = []
+    depth = 0
+    while len(picked) < n:
+        picked.extend(int(g[depth]) for g in groups if depth < len(g))
+        depth += 1
+    return np.asarray(picked[:n], dtype=np.int64)

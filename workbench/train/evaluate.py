@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import inspect
 from pathlib import Path
 from typing import Any
 
@@ -12,60 +10,28 @@ import torch
 
 from workbench.errors import WorkbenchError
 from workbench.tasks import Task, TaskData
-from workbench.train.data import check_layout, load_data, read_for_task, synth_subjects
+from workbench.train.data import draw, load_split, resolve_data
 from workbench.train.engine import _batches, evaluate, load_run_model
-from workbench.train.recipes import Recipe
 from workbench.utils.io import atomic_path
 
 
-# Label keys that an unlabelled split (a challenge's test images) leaves unknown (NaN / -1), per view.
-_UNKNOWN_LABELS = {"mc4": ("head_lola", "eye_lola", "gaze_lola"), "track": ("label", "frame_labels")}
-
-
-def _read_unlabelled(task: Task, path: Path, fmt: str | None, size: Any) -> dict[str, np.ndarray]:
-    """Read a data set for predictions only: a layout that has an unlabelled form (MC4's and LAM's test
-    splits) is asked for it, and its unknown labels get placeholders the task accepts (never looked at)."""
-    from workbench.data import formats
-
-    fmt = check_layout(task, path, fmt)
-    takes = "unlabelled" in inspect.signature(formats.FORMATS[fmt].reader).parameters
-    raw, _, _ = read_for_task(task, path, fmt, size, **({"unlabelled": True} if takes else {}))
-    for key in _UNKNOWN_LABELS.get(task.view, ()):
-        if key in raw:
-            arr = np.asarray(raw[key])
-            raw[key] = np.nan_to_num(arr, nan=0.0) if arr.dtype.kind == "f" else np.maximum(arr, 0)
-    return raw
-
-
-def _data_for(task: Task, config: dict[str, Any], data: str, fmt: str | None, n: int | None = None,
+def _data_for(task: Task, config: dict[str, Any], data: str | None, fmt: str | None, n: int | None = None,
+              purpose: str = "evaluation",
               unlabelled: bool = False) -> tuple[TaskData, str]:
-    recipe = Recipe.from_dict(config["recipe"])
-    seed = int(config["seed"])
-    if data == "val":
-        _, val, _ = load_data(task, recipe, data=config["data"]["source"], fmt=config["data"]["format"], seed=seed)
-        return val, "validation split"
-    if data == "synth":
-        from workbench.data.synth import render
-
-        _, val_ids = synth_subjects(recipe)
-        count = n or recipe.n_val
-        # Fresh samples (another seed) of the held-out subjects.
-        return task.prepare(render(task.view, count, seed=seed + 2, subjects=val_ids, size=recipe.size)), "SynthGaze (held-out subjects)"
-    path = Path(data)
-    if unlabelled:
-        raw = _read_unlabelled(task, path, fmt, recipe.size)
-    else:
-        raw, _, _ = read_for_task(task, path, fmt, recipe.size)
-    prepared = task.prepare(raw)
-    if "name" in raw:
-        prepared.meta["name"] = list(raw["name"])
-    return prepared, str(path)
+    """The samples the data spec ``data`` names for a run (see :func:`workbench.train.data.resolve_data`),
+    and a one-line description; with ``n``, ``n`` of them drawn across subjects for ``purpose``."""
+    spec = resolve_data(data, config, fmt)
+    ds, desc = load_split(task, config, spec, limit=n if spec.split == "held-out" else None, unlabelled=unlabelled)
+    if n is not None and n < len(ds):
+        ds = ds.subset(draw(ds, n, purpose, int(config.get("seed", 0))))
+    return ds, desc["label"]
 
 
 def evaluate_run(run: str | Path, *, data: str = "val", fmt: str | None = None, which: str = "best") -> dict[str, Any]:
     """Metrics of a run's checkpoint on ``data`` ('val', 'synth' or a path)."""
     model, config, task = load_run_model(run, which)
-    ds, desc = _data_for(task, config, data, fmt)
+    spec = resolve_data(data, config, fmt)
+    ds, desc = load_split(task, config, spec)
     return {"run": str(run), "teacher": config["teacher"], "checkpoint": which, "data": desc, "samples": len(ds),
             "metrics": evaluate(model, task, ds)}
 
@@ -88,48 +54,17 @@ def _names(ds: TaskData) -> list[str]:
 
 
 def predict_run(run: str | Path, *, data: str, fmt: str | None, out: Path, which: str = "best", n: int = 256) -> tuple[Path, int]:
-    """Write predictions: MC4's three-line file (name, longitude, latitude of the gaze), a Looking-At-Me
-    CSV (uid, track, score, label) or, for the other tasks, a CSV of the named outputs."""
-    from workbench.data.geometry import denormalize_angle01
-
+    """Write predictions with the task's own writer (:meth:`Task.write_predictions`): e.g. MC4's three-line
+    file, a Looking-At-Me CSV, or a CSV of the named outputs. A data set on disk is predicted whole; a
+    SynthGaze source gives ``n`` fresh samples."""
     model, config, task = load_run_model(run, which)
-    ds, _ = _data_for(task, config, data, fmt, n=n, unlabelled=True)
+    spec = resolve_data(data, config, fmt)
+    ds, _ = _data_for(task, config, data, fmt, n=n if spec.split == "held-out" else None, unlabelled=True)
     if len(ds) == 0:
         raise WorkbenchError("no samples to predict")
     outputs = _predict(model, task, ds)
     names = _names(ds)
     out = Path(out)
     with atomic_path(out) as tmp:
-        if task.name == "face_eye_lola":
-            from workbench.data.formats.mc4 import write_mc4_predictions
-
-            write_mc4_predictions(tmp, names, denormalize_angle01(outputs["gaze"]).numpy())
-        elif task.name == "look_at_me":
-            score = torch.sigmoid(outputs["logit"].flatten()).numpy()
-            subj = np.asarray(ds.meta.get("subject", np.full(len(ds), -1)))
-            with open(tmp, "w", newline="") as f:
-                w = csv.writer(f)
-                if "name" in ds.meta:  # a Looking-At-Me folder: <clip_uid>/<track_id>/<frame>[/<unique_id>]
-                    w.writerow(["uid", "track", "frame", "unique_id", "score", "label"])
-                    for name, p in zip(names, score):
-                        uid, track, frame, *uniq = name.split("/")
-                        w.writerow([uid, track, frame, uniq[0] if uniq else "", f"{p:.6f}", int(p > 0.5)])
-                else:
-                    w.writerow(["uid", "track", "score", "label"])
-                    for i, (s, p) in enumerate(zip(subj, score)):
-                        w.writerow([f"s{int(s):03d}", i, f"{p:.6f}", int(p > 0.5)])
-        else:
-            if task.name == "plane_pog":
-                cols = {"pog_x_mm": None, "pog_y_mm": None}
-                pog = task.decode(outputs).numpy()
-                values = pog
-            else:
-                key = task.output_names[0]
-                values = outputs[key].reshape(len(ds), -1).numpy()
-                cols = {f"{key}_{j}": None for j in range(values.shape[1])}
-            with open(tmp, "w", newline="") as f:
-                w = csv.writer(f)
-                w.writerow(["name", *cols])
-                for name, row in zip(names, values):
-                    w.writerow([name, *(f"{v:.6f}" for v in row)])
+        task.write_predictions(tmp, outputs, ds, names)  # each task owns its writer
     return out, len(ds)

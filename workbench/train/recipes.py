@@ -1,7 +1,9 @@
-"""Training recipes: each teacher's optimizer, schedule and data sizes from its write-up, per preset.
+"""Training recipes: a run's optimizer, schedule and data sizes.
 
-The `paper` recipes follow the write-ups; the `cpu` recipes keep the optimizer family and schedule shape
-but size epochs and data to train on two CPU cores in minutes.
+Each teacher's recipes (per preset) are part of its registration (``register_teacher(..., recipes=)`` in
+``teachers/*.py``): the `paper` recipes follow the write-ups; the `cpu` recipes keep the optimizer family
+and schedule shape but size epochs and data to train on two CPU cores in minutes. A model registered
+without recipes (a student, a user's model) trains with the generic :class:`Recipe`, and says so.
 """
 
 from __future__ import annotations
@@ -9,7 +11,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+import logging
+
 from workbench.errors import WorkbenchError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -61,60 +67,38 @@ class Recipe:
         return Recipe.from_dict({**self.to_dict(), **changes})
 
 
-_RECIPES: dict[str, dict[str, Recipe]] = {
-    # MPIIFaceGaze full-face: SGD with Nesterov momentum, MultiStepLR at epochs 4 and 8.
-    "gazenet": {
-        "paper": Recipe(epochs=12, batch_size=64, optimizer="sgd", lr=0.01, nesterov=True, weight_decay=1e-4,
-                        milestones=(4, 8), n_train=40000, n_val=4000, size=112),
-        # cpu: the same optimizer and two-step schedule, shifted to (5, 7) for the shorter run. Sized to
-        # train in under 10 minutes on two cores: 13,000 x 8 epochs (16,000 x 10 took 13 min on an Intel
-        # Xeon with AVX-512; MobileNetV2's batch-norm and ReLU6 passes, memory-bound, are most of a step).
-        "cpu": Recipe(epochs=8, batch_size=64, optimizer="sgd", lr=0.02, nesterov=True, weight_decay=1e-4,
-                      milestones=(5, 7), clip_grad=5.0, n_train=13000, n_val=2000, size=112),
-    },
-    # EVG (CenterNet style): Adam; early stopping with patience 4 and delta 10 (mm of PoG error).
-    "evg": {
-        "paper": Recipe(epochs=60, batch_size=16, optimizer="adam", lr=1.25e-4, patience=4, delta=10.0,
-                        n_train=20000, n_val=2000, size=(480, 270)),
-        "cpu": Recipe(epochs=10, batch_size=32, optimizer="adam", lr=1e-3, patience=4, delta=10.0, clip_grad=10.0,
-                      n_train=5000, n_val=600, size=(240, 135)),
-    },
-    # Ego4D Looking-At-Me baselines: Adam.
-    "gazelstm": {
-        "paper": Recipe(epochs=20, batch_size=32, optimizer="adam", lr=1e-4, n_train=20000, n_val=2000, size=224),
-        "cpu": Recipe(epochs=8, batch_size=32, optimizer="adam", lr=1e-3, clip_grad=5.0, n_train=4000, n_val=600, size=64),
-    },
-    "gazepose": {
-        "paper": Recipe(epochs=20, batch_size=32, optimizer="adam", lr=1e-4, n_train=20000, n_val=2000, size=224),
-        "cpu": Recipe(epochs=8, batch_size=32, optimizer="adam", lr=1e-3, clip_grad=5.0, n_train=4000, n_val=600, size=64),
-    },
-    # iTracker-like: SGD with momentum.
-    "itracker": {
-        "paper": Recipe(epochs=25, batch_size=64, optimizer="sgd", lr=1e-3, weight_decay=5e-4, milestones=(15,),
-                        n_train=20000, n_val=2000, size=64),
-        "cpu": Recipe(epochs=10, batch_size=64, optimizer="adam", lr=1e-3, milestones=(7,), clip_grad=5.0,
-                      n_train=12000, n_val=1200, size=36),
-    },
-    # MC4: SGD momentum 0.9, weight decay 5e-4 (the write-up's lr 0.1 at batch 16 per GPU) at `paper`.
-    "mc4": {
-        "paper": Recipe(epochs=20, batch_size=16, optimizer="sgd", lr=0.1, weight_decay=5e-4, milestones=(10, 15),
-                        n_train=20000, n_val=2000, size=224),
-        # cpu: Adam, because the outputs pass through (a + 90) / 180, which scales gradients by 1/180 and
-        # leaves SGD far from converged in a few CPU epochs; the paper preset keeps the write-up's SGD.
-        "cpu": Recipe(epochs=8, batch_size=32, optimizer="adam", lr=1e-3, weight_decay=0.0, milestones=(6,),
-                      clip_grad=5.0, n_train=6000, n_val=600, size=112),
-    },
-}
+def registered_recipes(name: str) -> dict[str, Recipe]:
+    """The recipes a model's registration gives ({preset: Recipe}); {} for a model registered without
+    any (a student, a user's teacher) or not registered at all."""
+    import teachers
+
+    if name in teachers.list_teachers():
+        return dict(teachers.teacher_spec(name).recipes)
+    return {}
 
 
-def get_recipe(teacher: str, preset: str) -> Recipe:
-    """The default recipe of a teacher at a preset; a generic one for teachers without a recipe."""
-    by_preset = _RECIPES.get(teacher)
-    if by_preset is None:
+def get_recipe(model: str, preset: str) -> Recipe:
+    """The training recipe of a registered model at a preset, from its registration.
+
+    A model whose registration names no recipe trains with the generic ``Recipe()``; that fallback is
+    logged as a warning (and :func:`recipe_source` says which it was), never silent. A registered recipe table
+    without ``preset`` is an error naming the presets it has.
+    """
+    by_preset = registered_recipes(model)
+    if not by_preset:
+        log.warning("no training recipe registered for %r: using the generic recipe (%s)", model,
+                    ", ".join(f"{k}={v}" for k, v in GENERIC_SUMMARY.items()))
         return Recipe()
     if preset not in by_preset:
-        raise WorkbenchError(f"no training recipe for {teacher!r} at preset {preset!r}; expected one of {sorted(by_preset)}")
+        raise WorkbenchError(f"no training recipe for {model!r} at preset {preset!r}; expected one of {sorted(by_preset)}")
     return by_preset[preset]
 
 
-__all__ = ["Recipe", "get_recipe", "replace"]
+def recipe_source(model: str, preset: str) -> str:
+    """Where :func:`get_recipe`'s recipe comes from: "registered (<model>, <preset>)" or "generic"."""
+    return f"registered ({model}, {preset})" if registered_recipes(model) else "generic (no recipe registered)"
+
+
+__all__ = ["Recipe", "get_recipe", "recipe_source", "registered_recipes", "replace"]
+
+GENERIC_SUMMARY = {k: getattr(Recipe(), k) for k in ("epochs", "batch_size", "optimizer", "lr")}

@@ -114,7 +114,7 @@ def compose(columns: Sequence[Column], i: int, *, total: int | None = None) -> D
     return D.stack([header, row, legend], horizontal=False, gap=4)
 
 
-def visualize(runs: Sequence[str | Path] | str | Path, out: str | Path, *, data: str = "synth", fmt: str | None = None,
+def visualize(runs: Sequence[str | Path] | str | Path, out: str | Path, *, data: str = "val", fmt: str | None = None,
               n: int = 8, which: str = "best", fps: float = 2.0, force: bool = False,
               progress: Callable[[int], None] | None = None) -> list[Path]:
     """Draw ground truth and prediction of ``runs`` (one task; several runs side by side) on ``n`` samples.
