@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import typer
@@ -9,6 +10,7 @@ import typer
 from workbench.cli._common import (
     console,
     err_console,
+    model_run,
     print_json,
     progress_bar,
     user_errors,
@@ -16,7 +18,8 @@ from workbench.cli._common import (
 
 
 def visualize_cmd(
-    runs: list[Path] = typer.Argument(..., help="Run folder(s) of one task: several are drawn side by side."),
+    runs: list[str] = typer.Argument(..., metavar="MODEL...", help="Run folder(s) of one task, or model specs (a "
+                                     "name, or package.module:factory with --task): several are drawn side by side."),
     out: Path = typer.Option(..., "--out", help="A new folder of PNG frames, or a .mp4 file."),
     data: str = typer.Option("synth", "--data", help="'synth' (fresh SynthGaze of held-out subjects), 'val' (the "
                              "run's validation split; loads its whole data), or a data set path."),
@@ -25,6 +28,8 @@ def visualize_cmd(
     which: str = typer.Option("best", "--checkpoint", help="best or last."),
     fps: float = typer.Option(2.0, "--fps", help="Frames per second of an MP4."),
     force: bool = typer.Option(False, "--force", help="Replace an existing output."),
+    task: str | None = typer.Option(None, "--task", help="Task of the package.module:factory models."),
+    weights: Path | None = typer.Option(None, "--weights", help="State dict file for a name or factory model."),
     as_json: bool = typer.Option(False, "--json", help="Print the written files as JSON (no progress bar)."),
 ) -> None:
     """Draw ground truth (green) and prediction (red) of each run, sample by sample, as PNGs or an MP4."""
@@ -32,8 +37,9 @@ def visualize_cmd(
     from workbench.visualize.video import check_output
 
     check_output(out, force=force)  # a bad output name fails before any progress bar
-    with progress_bar("drawing", n, enabled=not as_json) as advance:
-        paths = visualize([str(r) for r in runs], out, data=data, fmt=fmt, n=n, which=which, fps=fps, force=force,
+    with contextlib.ExitStack() as stack, progress_bar("drawing", n, enabled=not as_json) as advance:
+        folders = [stack.enter_context(model_run(r, task=task, weights=weights, data=data, fmt=fmt)) for r in runs]
+        paths = visualize([str(f) for f in folders], out, data=data, fmt=fmt, n=n, which=which, fps=fps, force=force,
                           progress=advance)
     if as_json:
         print_json({"out": str(out), "files": [str(p) for p in paths]})
