@@ -376,8 +376,11 @@ def parse_model_spec(text: str, *, task: str | None = None, weights: str | os.Pa
         return ModelSpec(str(text), "factory", task=task, overrides=overrides, weights=w)
     elif path.is_dir():
         raise WorkbenchError(f"{text}: not a run folder (no config.json)")
+    elif os.sep in text or "/" in text or path.exists():
+        raise WorkbenchError(f"{text}: not a run folder (no such folder)" if not path.exists()
+                             else f"{text}: not a run folder (a file, expected a folder with config.json)")
     else:
-        raise WorkbenchError(f"unknown model {text!r}: expected a teacher ({', '.join(list_teachers())}), a student "
+        raise WorkbenchError(f"unknown teacher, student or model {text!r}: expected a teacher ({', '.join(list_teachers())}), a student "
                              f"({', '.join(list_students())}), a run folder, or package.module:factory with --task")
     if task is not None and task != own:
         raise WorkbenchError(f"{kind} {text!r} serves task {own!r}, not --task {task!r}")

@@ -162,14 +162,14 @@ def resolve_target(target: str, *, preset: str = "cpu", input_specs: Sequence[st
         model = _load(target, overrides)
         overrides = {}
         if not shapes:
-            raise WorkbenchError(f"{target}: give --task (the model's task) or the model's inputs with --input "
-                                 "name=CxHxW (per sample, no batch)")
+            raise WorkbenchError(f"{target}: give the model's inputs with --input name=CxHxW (per sample, no batch), "
+                                 "or its --task")
         t = Target(target, "import", model.eval(), random_inputs(shapes, batch))
         shapes = {}
     elif path.exists():
         raise WorkbenchError(f"{target}: not a run folder (expected a folder with config.json and checkpoints/)")
     else:
-        raise WorkbenchError(f"unknown model {target!r}: expected a teacher ({', '.join(list_teachers())}), a student "
+        raise WorkbenchError(f"unknown teacher, student or model {target!r}: expected a teacher ({', '.join(list_teachers())}), a student "
                              f"({', '.join(list_students())}), a run folder, or package.module:factory")
     if overrides and t.kind not in ("teacher", "student", "import"):
         raise WorkbenchError(f"--model key=value applies to model names and factories, not to {t.kind} {target!r}")
