@@ -376,6 +376,8 @@ def parse_model_spec(text: str, *, task: str | None = None, weights: str | os.Pa
         return ModelSpec(str(text), "factory", task=task, overrides=overrides, weights=w)
     elif path.is_dir():
         raise WorkbenchError(f"{text}: not a run folder (no config.json)")
+    elif _entry_point_registers(text):
+        return parse_model_spec(text, task=task, weights=weights, preset=preset, overrides=overrides)
     elif os.sep in text or "/" in text or path.exists():
         raise WorkbenchError(f"{text}: not a run folder (no such folder)" if not path.exists()
                              else f"{text}: not a run folder (a file, expected a folder with config.json)")
@@ -385,6 +387,19 @@ def parse_model_spec(text: str, *, task: str | None = None, weights: str | os.Pa
     if task is not None and task != own:
         raise WorkbenchError(f"{kind} {text!r} serves task {own!r}, not --task {task!r}")
     return ModelSpec(str(text), kind, task=own, preset=preset, overrides=overrides, weights=w)
+
+
+def _entry_point_registers(name: str) -> bool:
+    """Load the entry point named ``name`` (teachers, then students); a broken one is a WorkbenchError naming it."""
+    from students import registry as students_registry
+    from teachers import registry as teachers_registry
+    from workbench.registry import discover
+
+    for kind, reg in (("teacher", teachers_registry._REGISTRY), ("student", students_registry._REGISTRY)):
+        discover(kind, reg.__contains__, name)
+        if name in reg:
+            return True
+    return False
 
 
 def resolve_model(spec: ModelSpec, *, size: Any = None, check: bool = True) -> ResolvedModel:

@@ -40,9 +40,14 @@ _DISCOVERED: set[str] = set()
 def discover(kind: str, is_registered: Callable[[str], bool], name: str | None = None) -> None:
     """Load the ``workbench.<kind>s`` entry points not registered yet (only ``name``'s when given).
 
-    An entry point that fails to load, or loads without registering its name, is a ValueError naming it.
+    Asked for ``name``, an entry point that fails to load, or loads without registering that name, is a
+    WorkbenchError naming it; while listing every name, such an entry point is skipped with a warning (one
+    broken package must not break every command).
     """
+    import warnings
     from importlib.metadata import entry_points
+
+    from workbench.errors import WorkbenchError
 
     group = ENTRY_POINT_GROUPS[kind]
     if name is None and group in _DISCOVERED:
@@ -50,16 +55,21 @@ def discover(kind: str, is_registered: Callable[[str], bool], name: str | None =
     for ep in entry_points(group=group):
         if (name is not None and ep.name != name) or is_registered(ep.name):
             continue
+        problem = None
         try:
             obj = ep.load()
+            if not is_registered(ep.name) and callable(obj) and not isinstance(obj, type):
+                obj()  # an entry point naming a register() function
+            if not is_registered(ep.name):
+                problem = f"registered no {kind} named {ep.name!r}"
         except Exception as exc:  # noqa: BLE001 - a third-party module may raise anything on import
-            raise ValueError(f"entry point {ep.name!r} = {ep.value!r} (group {group}) does not load: "
-                             f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}") from None
-        if not is_registered(ep.name) and callable(obj) and not isinstance(obj, type):
-            obj()  # an entry point naming a register() function
-        if not is_registered(ep.name):
-            raise ValueError(f"entry point {ep.name!r} = {ep.value!r} (group {group}) registered no {kind} "
-                             f"named {ep.name!r}")
+            text = str(exc).strip().splitlines()
+            problem = f"does not load: {type(exc).__name__}" + (f": {text[0][:200]}" if text else "")
+        if problem is not None:
+            message = f"entry point {ep.name!r} = {ep.value!r} (group {group}) {problem}"
+            if name is not None:
+                raise WorkbenchError(message)
+            warnings.warn(message, stacklevel=2)
     if name is None:
         _DISCOVERED.add(group)
 

@@ -160,18 +160,8 @@ def test_entry_point_student_is_found_and_reopens(tmp_path, monkeypatch):
     '''))
     monkeypatch.syspath_prepend(str(pkg))
     monkeypatch.delitem(sys.modules, "ep_students", raising=False)
-    import importlib.metadata as md
-
-    from workbench import registry
-
-    real = md.entry_points
-    fake = EntryPoint(name="ep_face", value="ep_students:EpFace", group="workbench.students")
-
-    def entry_points(**kw):
-        return [fake] if kw.get("group") == "workbench.students" else real(**kw)
-
-    monkeypatch.setattr(md, "entry_points", entry_points)
-    monkeypatch.setattr(registry, "_DISCOVERED", set())
+    _fake_entry_points(monkeypatch, "workbench.students",
+                       [EntryPoint(name="ep_face", value="ep_students:EpFace", group="workbench.students")])
     res = runner.invoke(app, ["students", "--task", "face_angles", "--json"])
     assert res.exit_code == 0, res.output
     assert "ep_face" in [r["name"] for r in json.loads(res.stdout)]
@@ -232,3 +222,58 @@ def _env() -> dict:
     import os
 
     return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"OMP_NUM_THREADS": "1"}
+
+
+def _fake_entry_points(monkeypatch, group: str, eps: list):
+    import importlib.metadata as md
+
+    import students.registry
+    import teachers.registry
+    from workbench import registry
+
+    # What the test registers is forgotten afterwards (other tests list the registries).
+    for mod in (teachers.registry, students.registry):
+        monkeypatch.setattr(mod, "_REGISTRY", dict(mod._REGISTRY))
+
+    real = md.entry_points
+    monkeypatch.setattr(md, "entry_points", lambda **kw: eps if kw.get("group") == group else real(**kw))
+    monkeypatch.setattr(registry, "_DISCOVERED", set())
+
+
+def test_entry_point_teacher_register_function_and_broken_entry_points(tmp_path, monkeypatch):
+    """A `workbench.teachers` entry point may name a register() function; one that does not load, or registers
+    nothing under its name, is one line naming it."""
+    (tmp_path / "ep_teachers.py").write_text(textwrap.dedent('''
+        from torch import nn
+        from teachers import register_teacher
+
+        def register():
+            @register_teacher("ep_teacher", source="test", task="face_angles", inputs=("face",),
+                              presets={"cpu": {"width": 4}, "paper": {"width": 8}},
+                              example_shapes=lambda c: {"face": (3, 32, 32)})
+            class EpTeacher(nn.Module):
+                input_names = ("face",)
+                output_names = ("gaze",)
+
+                def __init__(self, *, width):
+                    super().__init__()
+                    self.conv = nn.Conv2d(3, width, 3, 2, 1)
+                    self.fc = nn.Linear(width, 2)
+
+                def forward(self, face):
+                    return {"gaze": self.fc(self.conv(face).mean((2, 3)))}
+
+        def register_nothing():
+            pass
+    '''))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "ep_teachers", raising=False)
+    group = "workbench.teachers"
+    _fake_entry_points(monkeypatch, group, [EntryPoint("ep_teacher", "ep_teachers:register", group)])
+    res = runner.invoke(app, ["profile", "ep_teacher", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["task"] == "face_angles"
+    _fake_entry_points(monkeypatch, group, [EntryPoint("ep_missing", "no_such_pkg_ep:thing", group)])
+    _one_line_error(runner.invoke(app, ["train", "ep_missing"]), "entry point 'ep_missing' = 'no_such_pkg_ep:thing'")
+    _fake_entry_points(monkeypatch, group, [EntryPoint("ep_nothing", "ep_teachers:register_nothing", group)])
+    _one_line_error(runner.invoke(app, ["train", "ep_nothing"]), "registered no teacher named 'ep_nothing'")
