@@ -35,16 +35,16 @@ BUILTIN_PACKAGES = ("teachers", "students")
 # Groups whose entry points were all loaded once (a missing name triggers another look: cheap, and it sees
 # distributions installed since).
 _DISCOVERED: set[str] = set()
+BROKEN: dict[str, str] = {}  # "group:name" -> why that entry point was skipped while listing
 
 
 def discover(kind: str, is_registered: Callable[[str], bool], name: str | None = None) -> None:
     """Load the ``workbench.<kind>s`` entry points not registered yet (only ``name``'s when given).
 
     Asked for ``name``, an entry point that fails to load, or loads without registering that name, is a
-    WorkbenchError naming it; while listing every name, such an entry point is skipped with a warning (one
-    broken package must not break every command).
+    WorkbenchError naming it; while listing every name, such an entry point is skipped and kept in ``BROKEN``
+    (one broken package must not break every command; asking for its name shows why).
     """
-    import warnings
     from importlib.metadata import entry_points
 
     from workbench.errors import WorkbenchError
@@ -69,7 +69,7 @@ def discover(kind: str, is_registered: Callable[[str], bool], name: str | None =
             message = f"entry point {ep.name!r} = {ep.value!r} (group {group}) {problem}"
             if name is not None:
                 raise WorkbenchError(message)
-            warnings.warn(message, stacklevel=2)
+            BROKEN[f"{group}:{ep.name}"] = message
     if name is None:
         _DISCOVERED.add(group)
 
