@@ -117,8 +117,16 @@ def test_missing_device_is_one_line(user_dir):
     for argv in (["train", f"{name}:make", "--task", "face_angles", "--out", "runs/x", *TINY, "--device", "cuda"],
                  ["profile", f"{name}:make", "--task", "face_angles", "--device", "cuda"],
                  ["bench", f"{name}:make", "--task", "face_angles", "--device", "cuda:1"],
-                 ["eval", "gazenet", "--data", "synth", "--device", "cuda"]):
+                 ["eval", "gazenet", "--data", "synth", "--device", "cuda"],
+                 ["predict", "gazenet", "--data", "synth", "--out", "p.csv", "--device", "cuda"],
+                 ["prune", "gazenet", "--target-macs", "0.5", "--out", "runs/p", "--device", "cuda"],
+                 ["distill", "gazenet", "--student", "tinyface", "--out", "runs/d", "--device", "cuda"],
+                 ["quantize", "gazenet", "--out", "runs/q", "--device", "cuda"],
+                 ["export", "gazenet", "--onnx", "m.onnx", "--device", "cuda"],
+                 ["visualize", "gazenet", "--out", "runs/v", "--device", "cuda"],
+                 ["run", "--model", f"{name}:make", "--task", "face_angles", "--out", "runs/r", "--device", "cuda"]):
         _one_line_error(runner.invoke(app, argv), "no CUDA device is available")
+    assert not (tmp / "p.csv").exists() and not (tmp / "m.onnx").exists()
     _one_line_error(runner.invoke(app, ["profile", f"{name}:make", "--task", "face_angles", "--device", "tpu"]),
                     "unknown device 'tpu'")
     assert not (tmp / "runs").exists()
