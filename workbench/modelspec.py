@@ -40,7 +40,7 @@ from workbench.errors import WorkbenchError
 __all__ = [
     "ModelSpec", "ResolvedModel", "build_factory", "check_task_model", "example_batch", "is_run_folder",
     "load_factory", "load_weights", "materialize_run", "ort_providers", "parse_model_spec", "resolve_device",
-    "resolve_model", "run_for_spec",
+    "resolve_model", "run_for_spec", "slug",
 ]
 
 KINDS = ("teacher", "student", "run", "factory")
@@ -310,12 +310,13 @@ class ModelSpec:
 
     @property
     def label(self) -> str:
-        """A short name for tables and default run folders (the factory's module for a factory)."""
-        if self.kind == "factory":
-            return self.text.partition(":")[2].split(".")[-1] or self.text
-        if self.kind == "run":
-            return Path(self.text).name
-        return self.text
+        """What tables and summaries call the model: the spec as given (a run folder: its name)."""
+        return Path(self.text).name if self.kind == "run" else self.text
+
+    @property
+    def slug(self) -> str:
+        """The label as a folder name (``mymodel:make`` -> ``mymodel.make``)."""
+        return slug(self.label)
 
 
 @dataclass
@@ -326,6 +327,12 @@ class ResolvedModel:
     config: dict[str, Any]
     task: str
     spec: ModelSpec
+
+
+def slug(text: str) -> str:
+    """A model spec as a folder name: ``mymodel:make`` -> ``mymodel.make``; a path -> its last part."""
+    name = Path(text).name if ("/" in text or os.sep in text) else text
+    return "".join(c if c.isalnum() or c in "._-" else "." for c in name) or "model"
 
 
 def is_run_folder(text: str | os.PathLike) -> bool:
@@ -453,8 +460,7 @@ def materialize_run(spec: ModelSpec, folder: str | os.PathLike, *, data: str = "
     recipe = default_recipe(spec)
     run = RunFolder.create(folder)
     config = {"teacher": spec.label, "preset": spec.preset, "task": resolved.task, "model": resolved.config,
-              "recipe": recipe.to_dict(), "data": {"source": data, "format": fmt}, "seed": seed,
-              "spec": {"model": spec.text, "kind": spec.kind, "weights": str(spec.weights) if spec.weights else None}}
+              "recipe": recipe.to_dict(), "data": {"source": data, "format": fmt}, "seed": seed}
     save_checkpoint(run.best, model_state=resolved.model.state_dict(), model_config=resolved.config)
     write_json(run.config_path, config)
     return run.path
@@ -472,4 +478,4 @@ def run_for_spec(text: str | os.PathLike, *, task: str | None = None, weights: s
         yield Path(spec.text)
         return
     with tempfile.TemporaryDirectory(prefix="workbench-spec-") as tmp:
-        yield materialize_run(spec, Path(tmp) / spec.label, data=data or "synth", fmt=fmt, seed=seed)
+        yield materialize_run(spec, Path(tmp) / spec.slug, data=data or "synth", fmt=fmt, seed=seed)

@@ -163,9 +163,10 @@ class PipelineRecipe:
 
 
 def model_slug(spec: str) -> str:
-    """A model spec as a folder name: ``mymodel:make`` -> ``mymodel.make``, a run folder -> its name."""
-    name = Path(spec).name if ("/" in spec or "\\" in spec) else spec
-    return "".join(c if c.isalnum() or c in "._-" else "." for c in name) or "model"
+    """A model spec as a folder name: ``mymodel:make`` -> ``mymodel.make`` (see workbench.modelspec.slug)."""
+    from workbench.modelspec import slug
+
+    return slug(spec)
 
 
 def _json_native(d: Any) -> Any:

@@ -163,15 +163,14 @@ def resolve_config(req: TrainRequest) -> dict[str, Any]:
         "model": resolved.config, "recipe": recipe.to_dict(),
         "data": {"source": req.data, "format": req.fmt}, "seed": req.seed,
     }
-    if spec.kind == "factory" or spec.weights is not None:
-        config["spec"] = {"model": spec.text, "kind": spec.kind, "weights": str(spec.weights) if spec.weights else None}
     return config
 
 
 def default_run_dir(teacher: str, name: str | None = None) -> Path:
     """``runs/<model>/<name or timestamp>`` (a factory's ``module:factory`` becomes ``module.factory``)."""
-    safe = "".join(c if c.isalnum() or c in "._-" else "." for c in Path(teacher).name or teacher)
-    return Path("runs") / safe / (name or time.strftime("%Y%m%d-%H%M%S"))
+    from workbench.modelspec import slug
+
+    return Path("runs") / slug(teacher) / (name or time.strftime("%Y%m%d-%H%M%S"))
 
 
 def fit(req: TrainRequest, *, on_event: Callable[[str, dict], None] | None = None) -> dict[str, Any]:
@@ -253,7 +252,8 @@ def _fit(req: TrainRequest, dist: D.DistInfo, on_event) -> dict[str, Any]:
     ddp_model = D.wrap(model, dist, device)
     if dist.is_main:
         run.log("start" if not req.resume else "resume", epoch=start_epoch, params=n_params, data=data_desc,
-                device=str(device), world_size=dist.world_size, constant=constant)
+                device=str(device), world_size=dist.world_size, constant=constant,
+                **({"weights": str(req.weights)} if req.weights is not None and not req.resume else {}))
     writer = _tensorboard(run.path) if (req.tensorboard and dist.is_main) else None
     t0 = time.time()
     stopped_early = False
