@@ -285,3 +285,34 @@ def test_entry_point_teacher_register_function_and_broken_entry_points(tmp_path,
     _one_line_error(runner.invoke(app, ["train", "ep_missing"]), "entry point 'ep_missing' = 'no_such_pkg_ep:thing'")
     _fake_entry_points(monkeypatch, group, [EntryPoint("ep_nothing", "ep_teachers:register_nothing", group)])
     _one_line_error(runner.invoke(app, ["train", "ep_nothing"]), "registered no teacher named 'ep_nothing'")
+
+
+def test_data_that_does_not_fit_a_fixed_size_model(tmp_path, monkeypatch):
+    """A model with a fixed input size on a data folder of another size: one line naming the shapes, exit 2,
+    no run folder; resizing on the way in (--set size=N) makes it train."""
+    (tmp_path / "fixedmod_spec.py").write_text(textwrap.dedent('''
+        from torch import nn
+
+        def make():
+            body = nn.Sequential(nn.Conv2d(3, 4, 4, 4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, 2))
+
+            class Fixed(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.body = body
+
+                def forward(self, face):
+                    return {"gaze": self.body(face)}
+            return Fixed()
+    '''))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "fixedmod_spec", raising=False)
+    res = runner.invoke(app, ["data", "synth", "--view", "face", "--format", "mpiifacegaze", "--n", "48",
+                              "--subjects", "3", "--size", "64", "--out", "d"])
+    assert res.exit_code == 0, res.output
+    base = ["train", "fixedmod_spec:make", "--task", "face_angles", "--data", "d", "--epochs", "1", "--out", "runs/x"]
+    line = _one_line_error(runner.invoke(app, base), "(2x3x64x64) failed")
+    assert "--set size=N" in line and not (tmp_path / "runs").exists()
+    res = runner.invoke(app, [*base, "--set", "size=32", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["data"]["resized"]

@@ -218,8 +218,14 @@ def _fit(req: TrainRequest, dist: D.DistInfo, on_event) -> dict[str, Any]:
         # The model must fit the data before a run folder exists: one forward pass on two training samples.
         from workbench.modelspec import check_task_model
 
-        check_task_model(model, task, train_data.batch(torch.arange(min(2, len(train_data)))),
-                         label=f"{req.teacher} on {config['data']['source']}")
+        try:
+            check_task_model(model, task, train_data.batch(torch.arange(min(2, len(train_data)))),
+                             label=f"{req.teacher} on {config['data']['source']}")
+        except WorkbenchError as exc:
+            if config["data"]["source"] == "synth" or recipe.size is not None:
+                raise
+            raise WorkbenchError(f"{exc} (a model with a fixed input size: resize the data on the way in with "
+                                 "--set size=N)") from None
         if dist.is_main:
             run = RunFolder.create(out, force=req.force)
             write_json(run.config_path, config)
