@@ -18,7 +18,16 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
-from workbench.registry import ShapeFn, check_presets, preset_shapes, random_inputs, resolve_preset
+from workbench.registry import (
+    ShapeFn,
+    check_presets,
+    discover,
+    import_registering_module,
+    preset_shapes,
+    random_inputs,
+    registered_in,
+    resolve_preset,
+)
 
 __all__ = [
     "StudentSpec",
@@ -33,7 +42,7 @@ __all__ = [
 T = TypeVar("T", bound=type)
 
 # Config keys the registry owns; a student's hyper-parameters may not use them.
-_RESERVED = ("student", "preset", "task")
+_RESERVED = ("student", "preset", "task", "registered_in")
 
 
 @dataclass(frozen=True)
@@ -119,6 +128,8 @@ def register_student(
 
 def _entry(name: str) -> _Entry:
     if name not in _REGISTRY:
+        discover("student", _REGISTRY.__contains__, name)  # a student of another package, by entry point
+    if name not in _REGISTRY:
         raise ValueError(f"unknown student {name!r}; valid students: {', '.join(list_students())}")
     return _REGISTRY[name]
 
@@ -128,7 +139,9 @@ def _resolve(entry: _Entry, preset: str, overrides: Mapping[str, Any]) -> dict[s
 
 
 def list_students(task: str | None = None) -> list[str]:
-    """Registered student names, sorted; only those serving ``task`` when given."""
+    """Registered student names (entry points of other packages included), sorted; only those serving
+    ``task`` when given."""
+    discover("student", _REGISTRY.__contains__)
     return sorted(n for n, e in _REGISTRY.items() if task is None or e.task == task)
 
 
@@ -158,6 +171,9 @@ def get_student(name: str, *, preset: str | None = None, **overrides: Any) -> nn
         raise ValueError(f"student {name!r}: model output_names {getattr(model, 'output_names', None)} "
                          f"lack task {entry.task!r}'s outputs {missing}")
     model.config = {"student": name, "preset": preset, "task": entry.task, **cfg}
+    where = registered_in(entry.builder)
+    if where is not None:  # registered outside this repository: record where, so its run folders reopen
+        model.config["registered_in"] = where
     return model
 
 
@@ -170,6 +186,9 @@ def build_from_config(config: Mapping[str, Any]) -> nn.Module:
     name = rest.pop("student")
     preset = rest.pop("preset", None)
     task = rest.pop("task", None)
+    where = rest.pop("registered_in", None)
+    if name not in _REGISTRY and where:
+        import_registering_module(where)
     entry = _entry(name)
     if task is not None and task != entry.task:
         raise ValueError(f"config says student {name!r} serves task {task!r}, but it is registered for {entry.task!r}")

@@ -15,7 +15,16 @@ from typing import Any, Callable, Mapping, Optional, TypeVar
 import torch
 from torch import nn
 
-from workbench.registry import ShapeFn, check_presets, preset_shapes, random_inputs, resolve_preset
+from workbench.registry import (
+    ShapeFn,
+    check_presets,
+    discover,
+    import_registering_module,
+    preset_shapes,
+    random_inputs,
+    registered_in,
+    resolve_preset,
+)
 
 __all__ = [
     "TeacherSpec",
@@ -30,7 +39,7 @@ __all__ = [
 T = TypeVar("T", bound=type)
 
 # Config keys the registry owns; a teacher's hyper-parameters may not use them.
-_RESERVED = ("teacher", "preset")
+_RESERVED = ("teacher", "preset", "registered_in")
 
 
 @dataclass(frozen=True)
@@ -122,6 +131,8 @@ def register_teacher(
 
 def _entry(name: str) -> _Entry:
     if name not in _REGISTRY:
+        discover("teacher", _REGISTRY.__contains__, name)  # a teacher of another package, by entry point
+    if name not in _REGISTRY:
         raise ValueError(f"unknown teacher {name!r}; valid teachers: {', '.join(list_teachers())}")
     return _REGISTRY[name]
 
@@ -131,7 +142,8 @@ def _resolve(entry: _Entry, preset: str, overrides: Mapping[str, Any]) -> dict[s
 
 
 def list_teachers() -> list[str]:
-    """Registered teacher names, sorted."""
+    """Registered teacher names (entry points of other packages included), sorted."""
+    discover("teacher", _REGISTRY.__contains__)
     return sorted(_REGISTRY)
 
 
@@ -151,6 +163,9 @@ def get_teacher(name: str, *, preset: str = "cpu", **overrides: Any) -> nn.Modul
         raise ValueError(f"teacher {name!r}: model input_names {getattr(model, 'input_names', None)} "
                          f"do not match the registered inputs {entry.inputs}")
     model.config = {"teacher": name, "preset": preset, **cfg}
+    where = registered_in(entry.builder)
+    if where is not None:  # registered outside this repository: record where, so its run folders reopen
+        model.config["registered_in"] = where
     return model
 
 
@@ -162,6 +177,9 @@ def build_from_config(config: Mapping[str, Any]) -> nn.Module:
     rest = dict(config)
     name = rest.pop("teacher")
     preset = rest.pop("preset", "cpu")
+    where = rest.pop("registered_in", None)
+    if name not in _REGISTRY and where:
+        import_registering_module(where)
     return get_teacher(name, preset=preset, **rest)
 
 

@@ -1,6 +1,16 @@
 """What the teacher and student registries share: preset checking and resolution, JSON-native configs,
 per-preset example shapes and random example inputs.
 
+Models from other packages register through Python entry points: a distribution that declares, e.g.,
+
+    [project.entry-points."workbench.teachers"]
+    mynet = "mypkg.models:MyNet"        # a class decorated with @register_teacher("mynet", ...)
+
+is found by :func:`discover` when a name is not registered yet (loading the entry point imports its module,
+whose decorator registers the model; an entry point naming a plain function is called once to register).
+A model registered outside this repository records where (:func:`registered_in`), so a run folder of it
+reopens from any later command without the user importing anything.
+
 ``kind`` ("teacher", "student") only words the error messages. Both registries keep their own entries
 and public functions (``get_teacher``/``get_student``, ...); these helpers hold the rules, so the two
 cannot drift apart.
@@ -10,12 +20,88 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
 
-__all__ = ["check_presets", "json_native", "preset_shapes", "random_inputs", "resolve_preset"]
+__all__ = ["check_presets", "discover", "import_registering_module", "json_native", "preset_shapes", "random_inputs",
+           "registered_in", "resolve_preset"]
+
+ENTRY_POINT_GROUPS = {"teacher": "workbench.teachers", "student": "workbench.students"}
+BUILTIN_PACKAGES = ("teachers", "students")
+# Groups whose entry points were all loaded once (a missing name triggers another look: cheap, and it sees
+# distributions installed since).
+_DISCOVERED: set[str] = set()
+BROKEN: dict[str, str] = {}  # "group:name" -> why that entry point was skipped while listing
+
+
+def discover(kind: str, is_registered: Callable[[str], bool], name: str | None = None) -> None:
+    """Load the ``workbench.<kind>s`` entry points not registered yet (only ``name``'s when given).
+
+    Asked for ``name``, an entry point that fails to load, or loads without registering that name, is a
+    WorkbenchError naming it; while listing every name, such an entry point is skipped and kept in ``BROKEN``
+    (one broken package must not break every command; asking for its name shows why).
+    """
+    from importlib.metadata import entry_points
+
+    from workbench.errors import WorkbenchError
+
+    group = ENTRY_POINT_GROUPS[kind]
+    if name is None and group in _DISCOVERED:
+        return
+    for ep in entry_points(group=group):
+        if (name is not None and ep.name != name) or is_registered(ep.name):
+            continue
+        problem = None
+        try:
+            obj = ep.load()
+            if not is_registered(ep.name) and callable(obj) and not isinstance(obj, type):
+                obj()  # an entry point naming a register() function
+            if not is_registered(ep.name):
+                problem = f"registered no {kind} named {ep.name!r}"
+        except Exception as exc:  # noqa: BLE001 - a third-party module may raise anything on import
+            text = str(exc).strip().splitlines()
+            problem = f"does not load: {type(exc).__name__}" + (f": {text[0][:200]}" if text else "")
+        if problem is not None:
+            message = f"entry point {ep.name!r} = {ep.value!r} (group {group}) {problem}"
+            if name is not None:
+                raise WorkbenchError(message)
+            BROKEN[f"{group}:{ep.name}"] = message
+    if name is None:
+        _DISCOVERED.add(group)
+
+
+def registered_in(builder: Callable[..., Any]) -> dict[str, str] | None:
+    """Where a model registered outside this repository lives: {"module", "search_path"} (None if built in).
+
+    A script run as ``__main__`` is recorded by its file (module = file stem, search path = its folder).
+    """
+    module = getattr(builder, "__module__", "") or ""
+    if module.split(".")[0] in BUILTIN_PACKAGES:
+        return None
+    mod = sys.modules.get(module)
+    file = getattr(mod, "__file__", None)
+    if module == "__main__":
+        if not file:
+            return None
+        return {"module": Path(file).stem, "search_path": str(Path(file).resolve().parent)}
+    out = {"module": module}
+    if file:
+        folder = Path(file).resolve().parent
+        for _ in range(module.count(".")):
+            folder = folder.parent
+        out["search_path"] = str(folder)
+    return out
+
+
+def import_registering_module(where: Mapping[str, Any]) -> None:
+    """Import the module a config's ``registered_in`` names (its search path importable): that registers it."""
+    from workbench.modelspec import import_module
+
+    import_module(str(where["module"]), origin=f"registered_in {dict(where)}", search=where.get("search_path"))
 
 ShapeFn = Callable[[Mapping[str, Any]], Mapping[str, tuple[int, ...]]]
 

@@ -46,7 +46,7 @@ def test_profile_user_model_by_import_path(in_here):
     (["tiny_factory:build", "--input", "picture=3x16x16"], "has no argument 'picture'"),
     (["tiny_factory:build", "--input", "image=3by16"], "expected name=CxHxW"),
     (["tiny_factory:build"], "give the model's inputs with --input"),
-    (["not_a_teacher"], "unknown target 'not_a_teacher'"),
+    (["not_a_teacher"], "unknown teacher, student or model 'not_a_teacher'"),
     (["evg", "--input", "face=3x64x64"], "the model's inputs are ['frame']"),
     (["evg", "--input", "frame=3x100x100"], "multiples of 32"),
 ])

@@ -92,6 +92,22 @@ def parse_sets(items: list[str] | None, what: str) -> dict[str, Any]:
     return out
 
 
+def model_run(model: str, *, task: str | None = None, weights: Any = None, preset: str | None = None,
+              model_sets: list[str] | None = None, data: str | None = None, fmt: str | None = None,
+              device: str | None = None) -> contextlib.AbstractContextManager:
+    """A run folder for the MODEL argument of a command (see :func:`workbench.modelspec.run_for_spec`):
+    the folder itself, or a temporary run holding a named or ``module:factory`` model. ``data`` (a path)
+    becomes such a model's own data; 'val', 'train' and 'synth' leave it on SynthGaze. ``device`` is
+    checked first, so a missing GPU is one line before any work."""
+    from workbench.modelspec import resolve_device, run_for_spec
+
+    if device is not None:
+        resolve_device(device)
+    own = data if data not in (None, "val", "train", "synth") else None
+    return run_for_spec(model, task=task, weights=weights, preset=preset,
+                        overrides=parse_sets(model_sets, "--model"), data=own, fmt=fmt if own else None)
+
+
 def fail(message: str) -> None:
     """Raise the one-line user error for a bad option combination."""
     raise WorkbenchError(message)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from workbench.cli._common import console, fail, print_json, progress_bar, user_errors
+from workbench.cli._common import console, fail, model_run, print_json, progress_bar, user_errors
 
 sub = typer.Typer(help="Explain a model: saliency maps, faithfulness checks, embeddings, FC-layer importance.",
                   no_args_is_help=True)
@@ -17,6 +17,8 @@ RUN_HELP = "A run folder, or a model given as package.module:factory (with --tas
 OUT_HELP = "Output folder (default runs/analysis/<run>/<command>)."
 DATA_HELP = ("'val' (default: the run's own validation split), 'train', 'synth' (fresh SynthGaze samples of the "
              "run's held-out subjects) or a data set path; samples are drawn across subjects.")
+SPEC_HELP = "A run folder, a teacher/student name, or package.module:factory with --task (and --weights)."
+WEIGHTS_HELP = "State dict file loaded into a name or factory model (torch.load weights_only=True)."
 
 
 def _default_out(run: str, command: str) -> Path:
@@ -164,7 +166,7 @@ def check_cmd(
 
 
 def embeddings_cmd(
-    run: Annotated[str, typer.Argument(help="A run folder.")],
+    run: Annotated[str, typer.Argument(help=SPEC_HELP)],
     layer: Annotated[str | None, typer.Option("--layer", help="Layer NAME (its output) or NAME:input.")] = None,
     list_layers: Annotated[bool, typer.Option("--list-layers", help="List the layers and the default, then stop.")] = False,
     n: Annotated[int, typer.Option("--n", help="Samples.")] = 512,
@@ -173,6 +175,8 @@ def embeddings_cmd(
     fmt: Annotated[str | None, typer.Option("--format")] = None,
     out: Annotated[Path | None, typer.Option("--out", help=OUT_HELP)] = None,
     force: Annotated[bool, typer.Option("--force")] = False,
+    task: Annotated[str | None, typer.Option("--task", help="Task of a package.module:factory model.")] = None,
+    weights: Annotated[Path | None, typer.Option("--weights", help=WEIGHTS_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Collect a layer's embeddings: PCA by yaw/pitch, participation ratio, subject-held-out ridge probe."""
@@ -181,8 +185,9 @@ def embeddings_cmd(
     if list_layers and layer:
         fail("--layer and --list-layers contradict each other")
     out = out or _default_out(run, "embeddings")
-    s = embeddings(run, layer=layer, out=None if list_layers else out, n=n, list_layers=list_layers,
-                   batch_size=batch_size, data=data, fmt=fmt, force=force, progress=_progress(not as_json))
+    with model_run(run, task=task, weights=weights, data=data, fmt=fmt) as folder:
+        s = embeddings(str(folder), layer=layer, out=None if list_layers else out, n=n, list_layers=list_layers,
+                       batch_size=batch_size, data=data, fmt=fmt, force=force, progress=_progress(not as_json))
     if as_json:
         print_json(s)
         return
@@ -208,7 +213,7 @@ def embeddings_cmd(
 
 
 def fc_importance_cmd(
-    run: Annotated[str, typer.Argument(help="A run folder.")],
+    run: Annotated[str, typer.Argument(help=SPEC_HELP)],
     layer: Annotated[str | None, typer.Option("--layer", help="One Linear layer (default: every one).")] = None,
     n: Annotated[int, typer.Option("--n", help="Samples.")] = 256,
     max_ablate: Annotated[int, typer.Option("--max-ablate", help="Units ablated per layer at most (a seeded sample).")] = 32,
@@ -219,15 +224,18 @@ def fc_importance_cmd(
     fmt: Annotated[str | None, typer.Option("--format")] = None,
     out: Annotated[Path | None, typer.Option("--out", help=OUT_HELP)] = None,
     force: Annotated[bool, typer.Option("--force")] = False,
+    task: Annotated[str | None, typer.Option("--task", help="Task of a package.module:factory model.")] = None,
+    weights: Annotated[Path | None, typer.Option("--weights", help=WEIGHTS_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Per-unit importance of the Linear layers (six criteria), their agreement, fc_importance.json."""
     from workbench.analyze import fc_importance
 
     out = out or _default_out(run, "fc-importance")
-    s = fc_importance(run, layer=layer, out=out, n=n, max_ablate=max_ablate, conductance_samples=conductance_samples,
-                      conductance_steps=conductance_steps, batch_size=batch_size, data=data, fmt=fmt, force=force,
-                      progress=_progress(not as_json))
+    with model_run(run, task=task, weights=weights, data=data, fmt=fmt) as folder:
+        s = fc_importance(str(folder), layer=layer, out=out, n=n, max_ablate=max_ablate,
+                          conductance_samples=conductance_samples, conductance_steps=conductance_steps,
+                          batch_size=batch_size, data=data, fmt=fmt, force=force, progress=_progress(not as_json))
     if as_json:
         print_json(s)
         return

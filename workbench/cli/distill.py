@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from workbench.cli._common import console, fail, parse_sets, print_json, user_errors
+from workbench.cli._common import console, fail, model_run, parse_sets, print_json, user_errors
 
 
 
@@ -56,9 +56,17 @@ def students_cmd(
     console.print(table)
 
 
+_SPEC_HELP = ("A run folder, a teacher name, or package.module:factory with --task (the working directory "
+              "is importable).")
+_TASK_HELP = "Task of a package.module:factory model."
+_WEIGHTS_HELP = "State dict file loaded into a name or factory model (torch.load weights_only=True)."
+_DEVICE_HELP = "auto, cpu or cuda[:N]."
+
+
 def distill_cmd(
-    run: Path = typer.Argument(..., help="The teacher's run folder."),
-    student: str = typer.Option(..., "--student", help="Student name (see `workbench students`)."),
+    run: str = typer.Argument(..., metavar="TEACHER", help="The teacher: " + _SPEC_HELP),
+    student: str = typer.Option(..., "--student", help="Student name (see `workbench students`), or "
+                                "package.module:factory of the teacher's task (its keyword arguments: --model)."),
     preset: str | None = typer.Option(None, "--preset", help="Student preset (default tiny)."),
     kd: str = typer.Option("response", "--kd", help="KD kinds, comma-separated: response, feature."),
     alpha: float = typer.Option(0.5, "--alpha", help="Weight of the KD loss: (1-alpha)*task + alpha*KD."),
@@ -76,22 +84,28 @@ def distill_cmd(
     seed: int | None = typer.Option(None, "--seed", help="Default: the teacher run's (same data)."),
     out: Path = typer.Option(..., "--out", help="Output folder: student/, control/, summary.json."),
     force: bool = typer.Option(False, "--force", help="Replace a non-empty --out."),
+    task: str | None = typer.Option(None, "--task", help="Task of a package.module:factory teacher."),
+    weights: Path | None = typer.Option(None, "--weights", help="The teacher's weights: " + _WEIGHTS_HELP),
+    device: str = typer.Option("auto", "--device", help=_DEVICE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON (no progress bars)."),
 ) -> None:
     """Distill a trained run into a student (response and/or FitNets feature KD), optionally with a no-KD control."""
     from workbench.compress.distill import distill
 
     recipe = {**parse_sets(sets, "--set"), **{k: v for k, v in {"lr": lr, "n_train": n_train}.items() if v is not None}}
-    summary = distill(run, out, student=student, preset=preset, student_overrides=parse_sets(model_sets, "--model"),
-                      kd=[k.strip() for k in kd.split(",") if k.strip()], alpha=alpha, temperature=temperature,
-                      hints=hints, hint_weight=hint_weight, response_loss=response_loss, control=control,
-                      epochs=epochs, recipe_overrides=recipe, seed=seed, force=force, progress=not as_json)
+    with model_run(run, task=task, weights=weights, device=device) as folder:
+        summary = distill(folder, out, student=student, preset=preset,
+                          student_overrides=parse_sets(model_sets, "--model"),
+                          kd=[k.strip() for k in kd.split(",") if k.strip()], alpha=alpha, temperature=temperature,
+                          hints=hints, hint_weight=hint_weight, response_loss=response_loss, control=control,
+                          epochs=epochs, recipe_overrides=recipe, seed=seed, force=force, progress=not as_json,
+                          device=device)
     if as_json:
         print_json(summary)
         return
     pm = summary["primary_metric"]
-    table = Table(title=f"distillation into {summary['student']['name']} ({summary['student']['preset']}), "
-                        f"task {summary['task']}")
+    spreset = f" ({summary['student']['preset']})" if summary["student"].get("preset") else ""
+    table = Table(title=f"distillation into {summary['student']['name']}{spreset}, task {summary['task']}")
     for col in ("model", "params", "MACs", f"best {pm}"):
         table.add_column(col, justify="left" if col == "model" else "right")
     t, s = summary["teacher"], summary["student"]
@@ -113,7 +127,7 @@ def distill_cmd(
 
 
 def quantize_cmd(
-    run: Path = typer.Argument(..., help="A run folder."),
+    run: str = typer.Argument(..., metavar="MODEL", help=_SPEC_HELP),
     out: Path = typer.Option(..., "--out", help="Output folder: model.onnx, model.int8.onnx, summary.json."),
     n_calib: int = typer.Option(256, "--n-calib", help="Calibration samples, drawn across subjects from the run's own training split."),
     n_eval: int | None = typer.Option(None, "--n-eval", help="Validation samples evaluated (default: all)."),
@@ -121,13 +135,21 @@ def quantize_cmd(
     threads: int = typer.Option(1, "--threads", help="onnxruntime intra-op threads for the latency."),
     repeats: int = typer.Option(200, "--repeats", help="Timed calls per model (batch 1)."),
     force: bool = typer.Option(False, "--force", help="Replace a non-empty --out."),
+    task: str | None = typer.Option(None, "--task", help=_TASK_HELP),
+    weights: Path | None = typer.Option(None, "--weights", help=_WEIGHTS_HELP),
+    preset: str | None = typer.Option(None, "--preset", help="Preset of a teacher or student name."),
+    model_sets: list[str] = typer.Option([], "--model", help="Model option key=value; repeatable."),
+    device: str = typer.Option("cpu", "--device", help=_DEVICE_HELP + " Where onnxruntime evaluates and times "
+                               "(its CUDA provider where installed); calibration runs on the CPU."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON (no progress bars)."),
 ) -> None:
     """int8 post-training static quantization with onnxruntime; accuracy and batch-1 latency against fp32."""
     from workbench.compress.quantize import quantize
 
-    summary = quantize(run, out, n_calib=n_calib, n_eval=n_eval, fmt=fmt, threads=threads, repeats=repeats,
-                       force=force, progress=not as_json)
+    with model_run(run, task=task, weights=weights, preset=preset, model_sets=model_sets, device=device) as folder:
+        summary = quantize(folder, out, n_calib=n_calib, n_eval=n_eval, fmt=fmt, threads=threads, repeats=repeats,
+                           force=force, progress=not as_json, device=device)
+    summary["run"] = run
     if as_json:
         print_json(summary)
         return

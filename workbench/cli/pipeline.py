@@ -10,9 +10,10 @@ from typing import List, Optional
 import typer
 
 from workbench.cli._common import err_console, print_error, print_json, user_errors
+from workbench.errors import WorkbenchError
 
 _RUN_HELP = (
-    "Run the whole path on SynthGaze: train the teacher, analyze it, prune, distill (with a control), quantize, "
+    "Run the whole path on SynthGaze, or on your model (--model) and data (--data): train the teacher, analyze it, prune, distill (with a control), quantize, "
     "profile and benchmark every model, export ONNX, and write the report.\n\n"
     "Without RECIPE the defaults run gazenet (examples/demo.toml documents every field). Each stage writes into "
     "OUT/TEACHER/STAGE/ and is skipped on the next run when its outputs exist with the same config, so an "
@@ -33,13 +34,22 @@ def run_cmd(
     recipe: Optional[Path] = typer.Argument(None, help="A TOML recipe (default: the built-in demo recipe on gazenet)."),
     teachers: Optional[str] = typer.Option(None, "--teachers", help="Comma-separated teachers, or 'all' (overrides the recipe)."),
     out: Optional[str] = typer.Option(None, "--out", help="Run folder (overrides the recipe's `out`)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Any model spec instead of the teachers: a name, or "
+                                        "package.module:factory with --task (overrides the recipe's `model`)."),
+    task: Optional[str] = typer.Option(None, "--task", help="Task of a package.module:factory --model."),
+    data: Optional[str] = typer.Option(None, "--data", help="'synth' or a data set path (overrides the recipe's `data`)."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="Layout of --data (default: detected)."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda[:N] (overrides the recipe's)."),
     as_json: bool = typer.Option(False, "--json", help="Print the final summary as JSON (stage lines still go to stderr)."),
 ) -> None:
     from workbench.pipeline import StageCrashed, load_recipe, run_pipeline
 
-    command = _command("run", recipe, ("--teachers", teachers), ("--out", out), ("--json", as_json))
+    if teachers and model:
+        raise WorkbenchError("give either --teachers or --model, not both")
+    command = _command("run", recipe, ("--teachers", teachers), ("--model", model), ("--task", task),
+                       ("--data", data), ("--format", fmt), ("--device", device), ("--out", out), ("--json", as_json))
     names = [t.strip() for t in teachers.split(",") if t.strip()] if teachers else None
-    rec = load_recipe(recipe, teachers=names, out=out)
+    rec = load_recipe(recipe, teachers=names, out=out, model=model, task=task, data_source=data, fmt=fmt, device=device)
     err_console.print(f"workbench run: {', '.join(rec.teachers)} -> {rec.out}", markup=False, highlight=False,
                       soft_wrap=True)
     try:

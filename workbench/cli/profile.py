@@ -8,9 +8,13 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from workbench.cli._common import console, fail, parse_sets, print_json, progress_bar, user_errors
+from workbench.cli._common import console, fail, model_run, parse_sets, print_json, progress_bar, user_errors
 
-_TARGET_HELP = "A teacher name (with --preset), a run folder, or package.module:factory (with --input)."
+_TARGET_HELP = ("A teacher or student name (with --preset), a run folder, or package.module:factory (with --task, "
+                "or with --input shapes).")
+_TASK_HELP = "Task of a package.module:factory model: it is checked against the task and fed its inputs."
+_WEIGHTS_HELP = "State dict file loaded into a name or factory model (torch.load weights_only=True)."
+_DEVICE_HELP = "auto, cpu or cuda[:N]."
 
 
 
@@ -35,6 +39,9 @@ def profile_cmd(
     depth: int = typer.Option(2, "--depth", help="Module depth of the per-layer table."),
     top: int | None = typer.Option(None, "--top", help="Show only the N layers with the most MACs."),
     batch: int = typer.Option(1, "--batch", help="Batch size counted."),
+    task: str | None = typer.Option(None, "--task", help=_TASK_HELP),
+    weights: Path | None = typer.Option(None, "--weights", help=_WEIGHTS_HELP),
+    device: str = typer.Option("cpu", "--device", help=_DEVICE_HELP + " Counts do not depend on it."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Params, MACs and FLOPs with a per-layer table (calflops, cross-checked against torch's counter)."""
@@ -45,7 +52,8 @@ def profile_cmd(
     if resize is not None and size is None:
         fail("--resize needs --image WxH")
     with progress_bar("profiling", 2, enabled=not as_json, transient=True) as advance:
-        t = resolve_target(target, preset=preset, input_specs=inputs, batch=batch, overrides=parse_sets(model_sets, "--model"))
+        t = resolve_target(target, preset=preset, input_specs=inputs, batch=batch, overrides=parse_sets(model_sets, "--model"),
+                           task=task, weights=weights, device=device)
         advance(1, "counting")
         report = profile_target(t, image=size, resize=resize, stride=stride, depth=depth, top=top)
         advance(1)
@@ -97,11 +105,16 @@ def _print_profile(r: dict[str, Any]) -> None:
 
 
 def export_cmd(
-    run: Path = typer.Argument(..., help="Run folder (config.json + checkpoints/)."),
+    run: str = typer.Argument(..., metavar="MODEL", help="A run folder (config.json + checkpoints/), or " + _TARGET_HELP),
     onnx_path: Path = typer.Option(..., "--onnx", help="Output .onnx file (written atomically)."),
     opset: int = typer.Option(17, "--opset", help="ONNX opset."),
     samples: int = typer.Option(8, "--samples", help="Samples of the run's own validation split the parity check runs on."),
     force: bool = typer.Option(False, "--force", help="Replace an existing file."),
+    task: str | None = typer.Option(None, "--task", help=_TASK_HELP),
+    weights: Path | None = typer.Option(None, "--weights", help=_WEIGHTS_HELP),
+    preset: str | None = typer.Option(None, "--preset", help="Preset of a teacher or student name."),
+    model_sets: list[str] = typer.Option([], "--model", help="Model option key=value; repeatable."),
+    device: str = typer.Option("cpu", "--device", help=_DEVICE_HELP + " Where onnxruntime runs the parity check."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Export a run's model to ONNX and check it in onnxruntime against PyTorch (max |diff| <= 1e-4)."""
@@ -112,7 +125,9 @@ def export_cmd(
     if onnx_path.exists() and not force:
         fail(f"{onnx_path}: file exists (use --force to replace it)")
     with progress_bar("exporting", 1, enabled=not as_json, transient=True) as advance:
-        out = export_run(run, onnx_path, n=samples, opset=opset)
+        with model_run(run, task=task, weights=weights, preset=preset, model_sets=model_sets, device=device) as folder:
+            out = export_run(folder, onnx_path, n=samples, opset=opset, device=device)
+        out["run"] = run
         advance(1)
     if as_json:
         print_json(out)
@@ -141,6 +156,9 @@ def bench_cmd(
     warmup: int = typer.Option(5, "--warmup", help="Untimed calls before timing."),
     repeats: int = typer.Option(30, "--repeats", help="Timed calls per cell."),
     backend: str = typer.Option("both", "--backend", help="eager, onnxruntime or both."),
+    task: str | None = typer.Option(None, "--task", help=_TASK_HELP),
+    weights: Path | None = typer.Option(None, "--weights", help=_WEIGHTS_HELP),
+    device: str = typer.Option("cpu", "--device", help=_DEVICE_HELP + " onnxruntime uses its CUDA provider there."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Latency at batch 1 and a throughput batch: PyTorch eager and onnxruntime, median and p90."""
@@ -159,19 +177,20 @@ def bench_cmd(
             fail("an .onnx file runs in onnxruntime only")
         subject, feed, label = target, random_inputs(parse_input_specs(inputs), 1), target
     else:
-        t = resolve_target(target, preset=preset, input_specs=inputs, batch=min(batch, 8), overrides=parse_sets(model_sets, "--model"))
+        t = resolve_target(target, preset=preset, input_specs=inputs, batch=min(batch, 8), overrides=parse_sets(model_sets, "--model"),
+                           task=task, weights=weights)
         subject, feed, label = t.model, t.inputs, t.label
         data = t.data
     cells = len(sizes) * (1 if target.endswith(".onnx") else len(backends))
     with progress_bar("benchmarking", cells, enabled=not as_json, transient=True) as advance:
         out = benchmark(subject, feed, batch_sizes=sizes, threads=threads, warmup=warmup, repeats=repeats,
-                        backends=backends, progress=advance)
+                        backends=backends, progress=advance, device=device)
     out["target"] = label
     out["data"] = locals().get("data") or {"source": "random inputs", "format": None, "split": None}
     if as_json:
         print_json(out)
         return
-    table = Table(title=f"latency of {label} ({threads} threads, {warmup} warm-up, {repeats} timed calls)")
+    table = Table(title=f"latency of {label} on {out['device']} ({threads} threads, {warmup} warm-up, {repeats} timed calls)")
     for col in ("backend", "batch", "median ms", "p90 ms", "items/s"):
         table.add_column(col, justify="left" if col == "backend" else "right")
     for b in (b for b in BACKENDS if b in out):

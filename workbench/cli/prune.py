@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from workbench.cli._common import console, fail, print_json, user_errors
+from workbench.cli._common import console, fail, model_run, print_json, user_errors
 
 
 def _parse_layers(text: str | None) -> dict[str, float] | None:
@@ -26,7 +26,8 @@ def _parse_layers(text: str | None) -> dict[str, float] | None:
 
 
 def prune_cmd(
-    run: Path = typer.Argument(..., help="A trained run folder."),
+    run: str = typer.Argument(..., metavar="MODEL", help="A trained run folder, or a teacher/student name or "
+                              "package.module:factory (with --task, --weights): fine-tuned on SynthGaze."),
     out: Path = typer.Option(..., "--out", help="The pruned run folder to write."),
     target_macs: float | None = typer.Option(None, "--target-macs", help="Keep this ratio of the MACs (0.5 = half)."),
     target_params: float | None = typer.Option(None, "--target-params", help="Keep this ratio of the parameters."),
@@ -47,7 +48,11 @@ def prune_cmd(
     calib_samples: int = typer.Option(512, "--calib-samples", help="Training samples that re-estimate BatchNorm "
                                       "statistics after each step (and give Taylor gradients)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing --out folder."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda (fine-tuning)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N] (fine-tuning)."),
+    task: str | None = typer.Option(None, "--task", help="Task of a package.module:factory model."),
+    weights: Path | None = typer.Option(None, "--weights", help="State dict file for a name or factory model."),
+    preset: str | None = typer.Option(None, "--preset", help="Preset of a teacher or student name."),
+    model_sets: list[str] = typer.Option([], "--model", help="Model option key=value; repeatable."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON (no progress bars)."),
 ) -> None:
     """Prune RUN until its MACs (or params) are at most the target ratio; write a run folder."""
@@ -57,11 +62,11 @@ def prune_cmd(
              if v is not None]
     if len(given) != 1:
         fail(f"give exactly one of --target-macs R, --target-params R or --layers NAME=FRACTION, got {given or 'none'}")
-    result = prune(run, out, target_macs=target_macs, target_params=target_params, layers=_parse_layers(layers),
-                   importance=importance, scope=scope, steps=steps, finetune_epochs=finetune_epochs,
-                   final_epochs=final_epochs,
-                   finetune_samples=finetune_samples, lr=lr, calib_samples=calib_samples, force=force, device=device,
-                   progress=not as_json)
+    with model_run(run, task=task, weights=weights, preset=preset, model_sets=model_sets, device=device) as folder:
+        result = prune(folder, out, target_macs=target_macs, target_params=target_params, layers=_parse_layers(layers),
+                       importance=importance, scope=scope, steps=steps, finetune_epochs=finetune_epochs,
+                       final_epochs=final_epochs, finetune_samples=finetune_samples, lr=lr, calib_samples=calib_samples, force=force,
+                       device=device, progress=not as_json)
     if as_json:
         print_json(result)
         return

@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from workbench.cli._common import console, fail, parse_sets, print_json, user_errors
+from workbench.cli._common import console, fail, model_run, parse_sets, print_json, user_errors
 
 
 
@@ -46,9 +46,20 @@ def _g(macs: int | None) -> str:
     return "n/a" if macs is None else f"{macs / 1e9:.3f} G" if macs >= 1e8 else f"{macs / 1e6:.1f} M"
 
 
+MODEL_HELP = ("A teacher or student name (see `workbench teachers` / `workbench students`), a run folder, or "
+              "package.module:factory with --task (the working directory is importable).")
+TASK_HELP = "Task of a package.module:factory model (see `workbench data tasks`)."
+WEIGHTS_HELP = "State dict file loaded into a name or factory model (torch.load weights_only=True)."
+DEVICE_HELP = "auto, cpu or cuda[:N]."
+
+
 def train_cmd(
-    teacher: str = typer.Argument(..., help="Teacher name (see `workbench teachers`)."),
-    preset: str = typer.Option("cpu", "--preset", help="cpu or paper."),
+    teacher: str = typer.Argument(..., metavar="MODEL", help="A teacher or student name, or package.module:factory "
+                                  "with --task (the working directory is importable)."),
+    task: Optional[str] = typer.Option(None, "--task", help=TASK_HELP),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="Starting weights: " + WEIGHTS_HELP),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Teacher preset cpu (default) or paper; a student's "
+                                         "tiny (default) or small."),
     data: str = typer.Option("synth", "--data", help="'synth' (SynthGaze) or a path to a data set."),
     fmt: Optional[str] = typer.Option(None, "--format", help="Layout of --data (default: detected)."),
     epochs: Optional[int] = typer.Option(None, "--epochs"),
@@ -57,25 +68,28 @@ def train_cmd(
     n_train: Optional[int] = typer.Option(None, "--n-train", help="SynthGaze training samples."),
     n_val: Optional[int] = typer.Option(None, "--n-val", help="SynthGaze validation samples (held-out subjects)."),
     sets: List[str] = typer.Option([], "--set", help="Training option key=value (e.g. patience=4); repeatable."),
-    model_sets: List[str] = typer.Option([], "--model", help="Model option key=value (e.g. backbone=mobv2); repeatable."),
+    model_sets: List[str] = typer.Option([], "--model", help="Model option key=value (e.g. backbone=mobv2; a "
+                                         "factory's keyword arguments); repeatable."),
     prior_head: Optional[bool] = typer.Option(None, "--prior-head/--no-prior-head", help="gazepose: head-pose prior."),
     prior_landmark: Optional[bool] = typer.Option(None, "--prior-landmark/--no-prior-landmark", help="gazepose: landmark prior."),
     gaussian_drop: Optional[bool] = typer.Option(None, "--gaussian-drop/--no-gaussian-drop", help="gazepose: temporal dropout."),
     seed: int = typer.Option(0, "--seed"),
-    out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default runs/<teacher>/<timestamp>)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default runs/<model>/<timestamp>)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out where it stopped."),
     force: bool = typer.Option(False, "--force", help="Replace an existing run folder."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     tensorboard: bool = typer.Option(False, "--tensorboard", help="Also log to TensorBoard (when installed)."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics summary as JSON (no progress bars)."),
 ) -> None:
-    """Train a teacher on SynthGaze (held-out subjects for validation) or on a data set."""
+    """Train a model (teacher, student or your own factory) on SynthGaze or on a data set."""
+    from workbench.modelspec import resolve_device
     from workbench.train.engine import TrainRequest, fit
 
     if resume and out is None:
         fail("--resume needs --out RUN_FOLDER")
     if resume and force:
         fail("--resume and --force contradict each other")
+    resolve_device(device)  # a missing device is one line before any work
     model_overrides = parse_sets(model_sets, "--model")
     for key, val in (("prior_head", prior_head), ("prior_landmark", prior_landmark), ("gaussian_drop", gaussian_drop)):
         if val is not None:
@@ -85,9 +99,8 @@ def train_cmd(
     named = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "n_train": n_train, "n_val": n_val}
     # Named options win over --set only when given.
     recipe_overrides = {**parse_sets(sets, "--set"), **{k: v for k, v in named.items() if v is not None}}
-    _check_teacher(teacher, preset)
     req = TrainRequest(teacher=teacher, preset=preset, model_overrides=model_overrides,
-                       recipe_overrides=recipe_overrides, data=data, fmt=fmt,
+                       recipe_overrides=recipe_overrides, data=data, fmt=fmt, task=task, weights=weights,
                        seed=seed, out=out, resume=resume, force=force, device=device, tensorboard=tensorboard,
                        progress=not as_json)
     summary = fit(req)
@@ -98,18 +111,9 @@ def train_cmd(
     console.print(f"run folder: [bold]{summary['run']}[/bold]")
 
 
-def _check_teacher(teacher: str, preset: str) -> None:
-    from teachers import list_teachers
-
-    names = list_teachers()
-    if teacher not in names:
-        fail(f"unknown teacher {teacher!r}; expected one of {', '.join(names)}")
-    if preset not in ("cpu", "paper"):
-        fail(f"unknown preset {preset!r}; expected cpu or paper")
-
-
 def _print_summary(summary: dict) -> None:
-    table = Table(title=f"{summary['teacher']} ({summary['preset']}), task {summary['task']}")
+    preset = f" ({summary['preset']})" if summary.get("preset") else ""
+    table = Table(title=f"{summary['teacher']}{preset}, task {summary['task']}")
     table.add_column("metric")
     table.add_column("model", justify="right")
     table.add_column("constant predictor", justify="right")
@@ -123,16 +127,24 @@ def _print_summary(summary: dict) -> None:
 
 
 def eval_cmd(
-    run: Path = typer.Argument(..., help="A run folder."),
+    run: str = typer.Argument(..., metavar="MODEL", help="A run folder, or any model spec: " + MODEL_HELP),
     data: str = typer.Option("val", "--data", help="'val' (the run's validation split), 'synth', or a data set path."),
     fmt: Optional[str] = typer.Option(None, "--format"),
     which: str = typer.Option("best", "--checkpoint", help="best or last."),
+    task: Optional[str] = typer.Option(None, "--task", help=TASK_HELP),
+    weights: Optional[Path] = typer.Option(None, "--weights", help=WEIGHTS_HELP),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Preset of a teacher or student name."),
+    model_sets: List[str] = typer.Option([], "--model", help="Model option key=value; repeatable."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Evaluate a run's checkpoint on its validation split or on another data set."""
+    """Evaluate a model (a run's checkpoint, or a name/factory with --weights) on a data set."""
     from workbench.train.evaluate import evaluate_run
 
-    result = evaluate_run(run, data=data, fmt=fmt, which=which)
+    with model_run(run, task=task, weights=weights, preset=preset, model_sets=model_sets, data=data, fmt=fmt,
+                   device=device) as folder:
+        result = evaluate_run(folder, data=data, fmt=fmt, which=which, device=device)
+    result["run"] = run
     if as_json:
         print_json(result)
         return
@@ -145,17 +157,24 @@ def eval_cmd(
 
 
 def predict_cmd(
-    run: Path = typer.Argument(..., help="A run folder."),
-    data: str = typer.Option(..., "--data", help="'synth' or a data set path."),
+    run: str = typer.Argument(..., metavar="MODEL", help="A run folder, or any model spec: " + MODEL_HELP),
+    data: str = typer.Option(..., "--data", help="'val', 'synth' or a data set path."),
     fmt: Optional[str] = typer.Option(None, "--format"),
     out: Path = typer.Option(..., "--out", help="Prediction file (MC4: three-line file; Looking-At-Me: CSV; else CSV)."),
     which: str = typer.Option("best", "--checkpoint"),
     n: int = typer.Option(256, "--n", help="Samples when --data synth."),
+    task: Optional[str] = typer.Option(None, "--task", help=TASK_HELP),
+    weights: Optional[Path] = typer.Option(None, "--weights", help=WEIGHTS_HELP),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Preset of a teacher or student name."),
+    model_sets: List[str] = typer.Option([], "--model", help="Model option key=value; repeatable."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
 ) -> None:
     """Write predictions in the write-up's format (MC4 three-line file, Looking-At-Me CSV, else CSV)."""
     from workbench.train.evaluate import predict_run
 
-    path, count = predict_run(run, data=data, fmt=fmt, out=out, which=which, n=n)
+    with model_run(run, task=task, weights=weights, preset=preset, model_sets=model_sets, data=data, fmt=fmt,
+                   device=device) as folder:
+        path, count = predict_run(folder, data=data, fmt=fmt, out=out, which=which, n=n, device=device)
     console.print(f"wrote {count} predictions to [bold]{path}[/bold]")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import typer
@@ -9,6 +10,7 @@ import typer
 from workbench.cli._common import (
     console,
     err_console,
+    model_run,
     print_json,
     progress_bar,
     user_errors,
@@ -16,7 +18,8 @@ from workbench.cli._common import (
 
 
 def visualize_cmd(
-    runs: list[Path] = typer.Argument(..., help="Run folder(s) of one task: several are drawn side by side."),
+    runs: list[str] = typer.Argument(..., metavar="MODEL...", help="Run folder(s) of one task, or model specs (a "
+                                     "name, or package.module:factory with --task): several are drawn side by side."),
     out: Path = typer.Option(..., "--out", help="A new folder of PNG frames, or a .mp4 file."),
     data: str = typer.Option("val", "--data", help="'val' (default: the run's own validation split, the data it "
                              "was trained on), 'train', 'synth' (fresh SynthGaze of held-out subjects), or a data set "
@@ -26,16 +29,24 @@ def visualize_cmd(
     which: str = typer.Option("best", "--checkpoint", help="best or last."),
     fps: float = typer.Option(2.0, "--fps", help="Frames per second of an MP4."),
     force: bool = typer.Option(False, "--force", help="Replace an existing output."),
+    task: str | None = typer.Option(None, "--task", help="Task of the package.module:factory models."),
+    weights: Path | None = typer.Option(None, "--weights", help="State dict file for a name or factory model."),
+    device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda[:N]: where the predictions are computed."),
     as_json: bool = typer.Option(False, "--json", help="Print the written files as JSON (no progress bar)."),
 ) -> None:
     """Draw ground truth (green) and prediction (red) of each run, sample by sample, as PNGs or an MP4."""
     from workbench.visualize import visualize
     from workbench.visualize.video import check_output
 
+    from workbench.modelspec import resolve_device
+
     check_output(out, force=force)  # a bad output name fails before any progress bar
-    with progress_bar("drawing", n, enabled=not as_json) as advance:
-        paths = visualize([str(r) for r in runs], out, data=data, fmt=fmt, n=n, which=which, fps=fps, force=force,
-                          progress=advance)
+    resolve_device(device)  # so does a missing device
+    with contextlib.ExitStack() as stack, progress_bar("drawing", n, enabled=not as_json) as advance:
+        folders = [stack.enter_context(model_run(r, task=task, weights=weights, data=data, fmt=fmt, device=device))
+                   for r in runs]
+        paths = visualize([str(f) for f in folders], out, data=data, fmt=fmt, n=n, which=which, fps=fps, force=force,
+                          progress=advance, device=device)
     if as_json:
         print_json({"out": str(out), "files": [str(p) for p in paths]})
         return
@@ -44,7 +55,8 @@ def visualize_cmd(
 
 
 def live_cmd(
-    run: Path = typer.Argument(..., help="Run folder (a full-frame evg model is the main use)."),
+    run: str = typer.Argument(..., metavar="MODEL", help="Run folder (a full-frame evg model is the main use), or a "
+                              "model spec: a name, or package.module:factory with --task and --weights."),
     source: str = typer.Option("0", "--source", help="Camera index (0, 1...) or a video file."),
     out: Path | None = typer.Option(None, "--out", help="Write annotated frames (a new folder, or a .mp4) "
                                        "instead of showing a window."),
@@ -55,6 +67,8 @@ def live_cmd(
     fps: float | None = typer.Option(None, "--fps", help="Frame rate of a written MP4 (default: the source's)."),
     which: str = typer.Option("best", "--checkpoint", help="best or last."),
     force: bool = typer.Option(False, "--force", help="Replace an existing output."),
+    task: str | None = typer.Option(None, "--task", help="Task of a package.module:factory model."),
+    weights: Path | None = typer.Option(None, "--weights", help="State dict file for a name or factory model."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON (no progress bar)."),
 ) -> None:
     """Run a model on a camera or video, the prediction drawn on each frame (keys 1-9: reference points)."""
@@ -67,8 +81,9 @@ def live_cmd(
     if total is None and not source.isdigit():
         total = max(video_info(source)["frames"], 0)
     notes = err_console.print if not as_json else None
-    with progress_bar("live", total or 0, enabled=not as_json and out is not None and bool(total)) as advance:
-        summary = live(str(run), source=source, out=out, ref=ref, cycle=cycle, max_frames=frames, fps=fps, force=force,
+    with model_run(run, task=task, weights=weights) as folder, \
+            progress_bar("live", total or 0, enabled=not as_json and out is not None and bool(total)) as advance:
+        summary = live(str(folder), source=source, out=out, ref=ref, cycle=cycle, max_frames=frames, fps=fps, force=force,
                        which=which, on_note=(lambda s: notes(f"note: {s}", markup=False)) if notes else None,
                        progress=advance)
     summary = {k: v for k, v in summary.items() if k != "predictions"}

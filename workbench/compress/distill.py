@@ -345,8 +345,10 @@ def distill(
     force: bool = False,
     progress: bool = True,
     on_event: Callable[[str, dict], None] | None = None,
+    device: str = "auto",
 ) -> dict[str, Any]:
-    """Distill the model of run folder ``run`` into student ``student``; returns (and writes) the summary.
+    """Distill the model of run folder ``run`` into student ``student`` (a registered name, or a
+    ``package.module:factory`` of the run's task, built by ``workbench.modelspec``) on ``device``; returns (and writes) the summary.
 
     Writes ``out/student`` (a run folder), ``out/control`` (a run folder, when ``control``) and
     ``out/summary.json``. The student trains on the teacher run's data, recipe (plus ``epochs`` and
@@ -380,15 +382,22 @@ def distill(
     teacher, config, task = load_run_model(run)
     teacher_cfg = dict(base_config(config["model"]))  # a pruned teacher's base config names its layers
     overrides = dict(student_overrides or {})
-    try:
-        spec = students.student_spec(student)
-        base = students.get_student(student, preset=preset).config
-        for key in _SHAPE_KEYS:
-            if key in base and key in teacher_cfg and key not in overrides:
-                overrides[key] = teacher_cfg[key]
-        probe = students.get_student(student, preset=preset, **overrides)
-    except ValueError as exc:
-        raise WorkbenchError(str(exc)) from None
+    if ":" in student and student not in students.list_students():  # the user's own factory as the student
+        from workbench.modelspec import parse_model_spec, resolve_model
+
+        probe = resolve_model(parse_model_spec(student, task=task.name, overrides=overrides)).model
+        if "feature" in kd and not pairs:
+            raise WorkbenchError(f"student {student!r} has no registered hint layer: give --hint TEACHER_LAYER:STUDENT_LAYER")
+    else:
+        try:
+            spec = students.student_spec(student)
+            base = students.get_student(student, preset=preset).config
+            for key in _SHAPE_KEYS:
+                if key in base and key in teacher_cfg and key not in overrides:
+                    overrides[key] = teacher_cfg[key]
+            probe = students.get_student(student, preset=preset, **overrides)
+        except ValueError as exc:
+            raise WorkbenchError(str(exc)) from None
     inputs = sample_inputs(task, config)
     _check_student(probe, teacher, task, inputs, student, run)
     if "feature" in kd and not pairs:
@@ -401,7 +410,7 @@ def distill(
 
     recipe = Recipe.from_dict(config["recipe"]).update(**(recipe_overrides or {}), epochs=epochs)
     run_seed = int(config["seed"] if seed is None else seed)
-    base_config = {**config, "teacher": student, "preset": probe.config["preset"], "model": probe.config,
+    base_config = {**config, "teacher": student, "preset": probe.config.get("preset"), "model": probe.config,
                    "recipe": recipe.to_dict(), "seed": run_seed}
     kd_record = {"teacher_run": str(run), "teacher": config.get("teacher"), "kd": list(kd), "alpha": alpha,
                  "temperature": temperature, "hints": [f"{t}:{s}" for t, s in pairs], "hint_weight": hint_weight,
@@ -440,14 +449,14 @@ def distill(
 
     t0 = time.time()
     s_fit = fit(TrainRequest(teacher=student, config={**base_config, "distill": kd_record}, out=out / "student",
-                             progress=progress, prepare_model=prepare, loss_fn=loss_fn), on_event=on_event)
+                             progress=progress, device=device, prepare_model=prepare, loss_fn=loss_fn), on_event=on_event)
     if hint_module is not None:
         hint_module.detach_hooks()
     c_fit = None
     if control:
         c_fit = fit(TrainRequest(teacher=student, config={**base_config, "distill": {**kd_record, "kd": [], "alpha": 0.0,
                                                                                      "control": True}},
-                                 out=out / "control", progress=progress), on_event=on_event)
+                                 out=out / "control", progress=progress, device=device), on_event=on_event)
 
     val = validation_data(task, base_config)  # the split the student was selected on
     teacher_metrics = evaluate(teacher.to("cpu"), task, val)
@@ -463,7 +472,7 @@ def distill(
         "data": {**resolve_data("val", base_config).describe(), "n": len(val)}, "higher_is_better": task.higher_is_better,
         "teacher": {"run": str(run), "name": config.get("teacher"), "params": t_params, "macs": t_macs,
                     "metrics": teacher_metrics, pm: teacher_metrics[pm]},
-        "student": {"name": student, "preset": probe.config["preset"], "config": probe.config,
+        "student": {"name": student, "preset": probe.config.get("preset"), "config": probe.config,
                     **_run_summary(s_fit, n_params, s_macs),
                     "macs_ratio": (s_macs / t_macs) if (s_macs and t_macs) else None},
         "kd": kd_record,

@@ -26,7 +26,7 @@ import logging
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -226,11 +226,13 @@ def _op_counts(path: Path) -> dict[str, int]:
 
 
 def onnx_metrics(path: Path, task: Task, feeds: list[tuple[dict[str, np.ndarray], dict]], outputs: dict[str, str], *,
-                 threads: int = 2, progress: Callable[[int], None] | None = None) -> dict[str, float]:
-    """The task's metrics of the ONNX model at ``path`` over ``feeds`` (``outputs``: task name -> graph name)."""
+                 threads: int = 2, progress: Callable[[int], None] | None = None,
+                 providers: Sequence[Any] | None = None) -> dict[str, float]:
+    """The task's metrics of the ONNX model at ``path`` over ``feeds`` (``outputs``: task name -> graph name);
+    ``providers``: onnxruntime execution providers (default CPU)."""
     from workbench.profile.export import onnx_session
 
-    session = onnx_session(path, threads=threads)
+    session = onnx_session(path, threads=threads, providers=providers)
     acc = task.accumulator()
     names = list(outputs)
     for feed, batch in feeds:
@@ -242,7 +244,8 @@ def onnx_metrics(path: Path, task: Task, feeds: list[tuple[dict[str, np.ndarray]
 
 
 def latency(paths: dict[str, Path], feed: dict[str, np.ndarray], *, threads: int = 1, warmup: int = 20,
-            repeats: int = 200, progress: Callable[[int], None] | None = None) -> dict[str, dict[str, float]]:
+            repeats: int = 200, progress: Callable[[int], None] | None = None,
+            providers: Sequence[Any] | None = None) -> dict[str, dict[str, float]]:
     """Batch latency of each ONNX model on ``feed``: {label: {median_ms, p90_ms, min_ms, cpu_median_ms}}.
 
     The models run in alternation, one call each per round, so slow phases of a shared CPU hit all alike.
@@ -253,7 +256,7 @@ def latency(paths: dict[str, Path], feed: dict[str, np.ndarray], *, threads: int
     """
     from workbench.profile.export import onnx_session
 
-    sessions = {k: onnx_session(p, threads=threads) for k, p in paths.items()}
+    sessions = {k: onnx_session(p, threads=threads, providers=providers) for k, p in paths.items()}
     for s in sessions.values():
         for _ in range(warmup):
             s.run(None, feed)
@@ -295,6 +298,7 @@ def quantize(
     repeats: int = 200,
     force: bool = False,
     progress: bool = True,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """int8 post-training static quantization of run folder ``run``; writes ``out/model.onnx`` (fp32),
     ``out/model.int8.onnx`` and ``out/summary.json``, and returns the summary.
@@ -306,7 +310,10 @@ def quantize(
             convs, where the model has them); the candidate fastest at batch 1 is kept.
         threads: onnxruntime intra-op threads for the latency and evaluation sessions.
         warmup, repeats: latency calls per model (untimed, timed).
+        device: where onnxruntime evaluates and times the models (cpu, or cuda[:N] with its CUDA provider
+            where installed; ``auto``: CUDA when both are there). Calibration runs on the CPU.
     """
+    from workbench.modelspec import ort_providers
     from workbench.cli._common import progress_bar
     from workbench.compress.distill import validation_data
     from workbench.profile.export import export_onnx
@@ -322,6 +329,7 @@ def quantize(
         raise WorkbenchError(f"--n-eval must be at least 1, got {n_eval}")
     if threads < 1 or warmup < 0 or repeats < 1:
         raise WorkbenchError(f"expected threads >= 1, warmup >= 0, repeats >= 1; got {threads}, {warmup}, {repeats}")
+    providers = ort_providers(device)
     out = ensure_new_dir(out, force=force)
     t0 = time.time()
     model, config, task = load_run_model(run)
@@ -337,7 +345,7 @@ def quantize(
         tmp.mkdir(parents=True)
         fp32 = tmp / "model.onnx"
         export = export_onnx(model, example, fp32, output_names=list(task.output_names),
-                             metadata={"config": config.get("model", {}), "task": task.name})
+                             metadata={"config": config.get("model", {}), "task": task.name}, device=device)
         names, outputs = export["inputs"], {k: export["outputs"][k] for k in task.output_names}
         calib_feeds = [f for f, _ in onnx_feeds(task, calib, names, 32)]
         candidates = [(f, stem, grouped) for f in (("qdq", "qoperator") if fmt == "auto" else (fmt,))
@@ -359,7 +367,7 @@ def quantize(
         one = onnx_feeds(task, val.subset(torch.arange(1)), names, 1)[0][0]
         with progress_bar("timing batch 1", repeats, enabled=progress) as advance:
             lat = latency({"fp32": fp32, **{k: tmp / f"{k}.onnx" for k in built}}, one, threads=threads,
-                          warmup=warmup, repeats=repeats, progress=advance)
+                          warmup=warmup, repeats=repeats, progress=advance, providers=providers)
         chosen = min(built, key=lambda k: lat[k]["cpu_median_ms"] or lat[k]["median_ms"])
         (tmp / f"{chosen}.onnx").rename(tmp / "model.int8.onnx")
         for k in built:
@@ -367,8 +375,9 @@ def quantize(
                 (tmp / f"{k}.onnx").unlink()
         feeds = onnx_feeds(task, val, names, 64)
         with progress_bar("evaluating fp32 and int8", 2 * len(val), enabled=progress) as advance:
-            m32 = onnx_metrics(fp32, task, feeds, outputs, threads=max(threads, 2), progress=advance)
-            m8 = onnx_metrics(tmp / "model.int8.onnx", task, feeds, outputs, threads=max(threads, 2), progress=advance)
+            m32 = onnx_metrics(fp32, task, feeds, outputs, threads=max(threads, 2), progress=advance, providers=providers)
+            m8 = onnx_metrics(tmp / "model.int8.onnx", task, feeds, outputs, threads=max(threads, 2), progress=advance,
+                              providers=providers)
         pm = task.primary_metric
         summary = {
             "run": str(run), "task": task.name, "model": config.get("teacher"), "primary_metric": pm,
@@ -394,7 +403,7 @@ def quantize(
                             "data": calib_desc},
             "evaluation": {"samples": len(val), "data": {**resolve_data("val", config).describe(), "n": len(val)}},
             "latency": {"batch": 1, "threads": threads, "warmup": warmup, "repeats": repeats,
-                        "runtime": "onnxruntime CPUExecutionProvider, all graph optimizations"},
+                        "runtime": f"onnxruntime {export['providers'][0]}, all graph optimizations"},
             "seconds": round(time.time() - t0, 1),
         }
         if summary["speedup_b1"] < 1:

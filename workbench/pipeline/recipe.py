@@ -7,6 +7,10 @@ silently ignored and change nothing).
 
     teachers = ["gazenet"]      # or "all"
     out = "runs/demo"           # also seed, preset, threads
+    model = "mymodel:make"      # instead of teachers: any model spec (a name, or package.module:factory)
+    task = "face_angles"        # the task of a package.module:factory model
+    data = "data/mpii"          # "synth" (default) or a data set path; format = its layout (default: detected)
+    device = "auto"             # auto, cpu or cuda[:N] for training, pruning and distillation
     [train]    any training-recipe field (workbench.train.recipes.Recipe); without a [train] table the
                demo budget DEMO_TRAIN applies; with one, its keys alone override the teacher's preset recipe
     [analyze]  method, n, checks, check_n, compare_checks, embeddings, embeddings_n, fc_importance, fc_n
@@ -106,7 +110,8 @@ SECTIONS: dict[str, type] = {
     "analyze": AnalyzeOptions, "prune": PruneOptions, "distill": DistillOptions, "quantize": QuantizeOptions,
     "bench": BenchOptions, "report": ReportOptions,
 }
-TOP_LEVEL = ("teachers", "out", "seed", "preset", "threads", "train", *SECTIONS)
+TOP_LEVEL = ("teachers", "model", "task", "data", "format", "device", "out", "seed", "preset", "threads", "train",
+             *SECTIONS)
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,11 @@ class PipelineRecipe:
     seed: int = 0  # seeds data, training and sampling in every stage
     preset: str = "cpu"  # teacher preset: cpu (trains in minutes on two cores) or paper
     threads: int | None = None  # PyTorch threads for every stage (None: one per core); bench.threads times latency
+    model: str | None = None  # any model spec (workbench.modelspec) instead of `teachers`; its folder is model_slug
+    task: str | None = None  # the task of a package.module:factory model
+    data: str = "synth"  # the training data: "synth" (SynthGaze) or a data set path
+    format: str | None = None  # the layout of a data set path (None: detected)
+    device: str = "auto"  # auto, cpu or cuda[:N] for training, pruning and distillation
     train: dict[str, Any] = field(default_factory=lambda: dict(DEMO_TRAIN))
     analyze: AnalyzeOptions = AnalyzeOptions()
     prune: PruneOptions = PruneOptions()
@@ -140,6 +150,23 @@ class PipelineRecipe:
 
     def to_dict(self) -> dict[str, Any]:
         return _json_native(asdict(self))
+
+    def train_source(self) -> dict[str, Any]:
+        """What the train stage trains on beyond the demo defaults (empty for a teacher on SynthGaze, so the
+        stage keys of existing demo runs do not change)."""
+        out: dict[str, Any] = {}
+        if self.model is not None:
+            out.update({"model": self.model, "task": self.task})
+        if self.data != "synth" or self.format is not None:
+            out.update({"data": self.data, "format": self.format})
+        return out
+
+
+def model_slug(spec: str) -> str:
+    """A model spec as a folder name: ``mymodel:make`` -> ``mymodel.make`` (see workbench.modelspec.slug)."""
+    from workbench.modelspec import slug
+
+    return slug(spec)
 
 
 def _json_native(d: Any) -> Any:
@@ -246,6 +273,27 @@ def parse_recipe(data: dict[str, Any], *, path: str | None = None) -> PipelineRe
     if unknown:
         raise WorkbenchError(f"{_where(path)}unknown key(s) {unknown}; expected some of {list(TOP_LEVEL)}")
     kwargs: dict[str, Any] = {"source": path}
+    for key, typ in (("model", "str | None"), ("task", "str | None"), ("data", "str"), ("format", "str | None"),
+                     ("device", "str")):
+        if key in data:
+            kwargs[key] = _check_type(data[key], typ, key, _where(path))
+    if kwargs.get("model") is not None:
+        if "teachers" in data:
+            raise WorkbenchError(f"{_where(path)}give either model (any model spec) or teachers, not both")
+        from workbench.modelspec import parse_model_spec
+
+        spec = parse_model_spec(kwargs["model"], task=kwargs.get("task"))
+        if spec.kind == "run":
+            raise WorkbenchError(f"{_where(path)}model {kwargs['model']!r} is a run folder; the pipeline trains its "
+                                 "model: give a model name or package.module:factory")
+        names.append(model_slug(kwargs["model"]))
+        data = {**data, "teachers": [model_slug(kwargs["model"])]}
+    elif kwargs.get("task") is not None:
+        raise WorkbenchError(f"{_where(path)}task applies to a package.module:factory model (the model key)")
+    if "device" in kwargs:
+        from workbench.modelspec import resolve_device
+
+        resolve_device(kwargs["device"])
     teachers = data.get("teachers", ["gazenet"])
     if teachers == ALL or teachers == [ALL]:
         teachers = names
@@ -322,8 +370,11 @@ def _compress_choices() -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(IMPORTANCES), tuple(KD_KINDS)
 
 
-def load_recipe(path: str | Path | None = None, *, teachers: list[str] | None = None, out: str | None = None) -> PipelineRecipe:
-    """Read and validate a recipe file (None: the defaults); ``teachers``/``out`` override the file."""
+def load_recipe(path: str | Path | None = None, *, teachers: list[str] | None = None, out: str | None = None,
+                model: str | None = None, task: str | None = None, data_source: str | None = None,
+                fmt: str | None = None, device: str | None = None) -> PipelineRecipe:
+    """Read and validate a recipe file (None: the defaults); ``teachers``/``out``/``model`` (any model spec,
+    with ``task``)/``data_source`` (with ``fmt``)/``device`` override the file."""
     data: dict[str, Any] = {}
     where = None
     if path is not None:
@@ -339,14 +390,21 @@ def load_recipe(path: str | Path | None = None, *, teachers: list[str] | None = 
             raise WorkbenchError(f"{path}: not valid TOML ({exc})") from None
     if teachers:
         data["teachers"] = teachers if teachers != [ALL] else ALL
-    if out:
-        data["out"] = out
+        data.pop("model", None)
+    if model:
+        data["model"] = model
+        data.pop("teachers", None)
+    for key, value in (("out", out), ("task", task), ("data", data_source), ("format", fmt), ("device", device)):
+        if value:
+            data[key] = value
     return parse_recipe(data, path=where)
 
 
 def describe_fields() -> str:
     """A short field reference for `workbench run --help`."""
     lines = ["top level: teachers (list or \"all\"), out, seed, preset (cpu|paper), threads",
+             "model (instead of teachers: a name, or package.module:factory with task), data (synth or a path), "
+             "format, device (auto, cpu, cuda[:N])",
              ("[train]: training-recipe overrides (n_train, n_val, epochs, batch_size, lr, ...); "
               "without it: n_train 6000, n_val 1000, epochs 6, milestones [4]")]
     for name, cls in SECTIONS.items():

@@ -64,10 +64,15 @@ def train(ctx: StageContext) -> dict[str, Any]:
 
     c = ctx.config
     resume = ctx.resume and (ctx.dir / "checkpoints" / "last.pt").is_file()
-    req = TrainRequest(teacher=ctx.teacher, preset=c["preset"], recipe_overrides=dict(c["recipe"]), seed=c["seed"],
-                       out=ctx.dir, resume=resume, force=not resume, progress=ctx.progress)
-    ctx.record(f"workbench.train.engine.fit(TrainRequest(teacher={ctx.teacher!r}, preset={c['preset']!r}, "
-               f"recipe_overrides={dict(c['recipe'])!r}, seed={c['seed']!r}, out={str(ctx.dir)!r}))")
+    model = c.get("model") or ctx.teacher  # a recipe's `model` (any model spec) or a teacher name
+    source = {k: c[k] for k in ("task", "data", "format", "device") if c.get(k) is not None}
+    preset = None if c.get("model") else c["preset"]
+    req = TrainRequest(teacher=model, preset=preset, recipe_overrides=dict(c["recipe"]), seed=c["seed"],
+                       out=ctx.dir, resume=resume, force=not resume, progress=ctx.progress,
+                       **{("fmt" if k == "format" else k): v for k, v in source.items()})
+    shown = "".join(f", {'fmt' if k == 'format' else k}={v!r}" for k, v in source.items())
+    ctx.record(f"workbench.train.engine.fit(TrainRequest(teacher={model!r}, preset={preset!r}, "
+               f"recipe_overrides={dict(c['recipe'])!r}, seed={c['seed']!r}{shown}, out={str(ctx.dir)!r}))")
     summary = fit(req)
     return {k: summary[k] for k in ("params", "primary_metric", "best", "best_epoch", "epochs_run", "final",
                                     "constant", "train_seconds") if k in summary}
@@ -126,7 +131,7 @@ def prune(ctx: StageContext) -> dict[str, Any]:
         importance = f"fc:{fc_file}"
     return _call(ctx, prune_fn, ctx.inputs["train"].dir, ctx.dir, target_macs=c["target_macs"],
                  importance=importance, scope=c["scope"], steps=c["steps"], finetune_epochs=c["finetune_epochs"],
-                 final_epochs=c["final_epochs"])
+                 final_epochs=c["final_epochs"], **({"device": c["device"]} if c.get("device") else {}))
 
 
 def resolve_student(teacher_run: Path, student: str) -> str:
@@ -160,6 +165,8 @@ def distill(ctx: StageContext) -> dict[str, Any]:
                               "temperature": c["temperature"], "control": c["control"], "epochs": c["epochs"]}
     if c.get("preset") is not None:
         kwargs["preset"] = c["preset"]
+    if c.get("device"):
+        kwargs["device"] = c["device"]
     return _call(ctx, distill_fn, run, ctx.dir, **kwargs)
 
 
@@ -274,11 +281,14 @@ def stage_configs(recipe: Any, teacher: str) -> dict[str, dict[str, Any]]:
     pipeline version."""
     opts = recipe.for_teacher(teacher)
     common = {"seed": recipe.seed, "version": PIPELINE_VERSION}
+    # Only what differs from the demo enters a key, so the demo's existing stage folders stay up to date.
+    device = {"device": recipe.device} if getattr(recipe, "device", "auto") != "auto" else {}
+    source = recipe.train_source() if hasattr(recipe, "train_source") else {}
     return {
-        "train": {**common, "preset": recipe.preset, "recipe": opts["train"]},
+        "train": {**common, "preset": recipe.preset, "recipe": opts["train"], **source, **device},
         "analyze": {**common, **{k: v for k, v in opts["analyze"].items() if k != "compare_checks"}},
-        "prune": {**common, **opts["prune"]},
-        "distill": {**common, **opts["distill"]},
+        "prune": {**common, **opts["prune"], **device},
+        "distill": {**common, **opts["distill"], **device},
         "quantize": {**common, **opts["quantize"]},
         "compare": {**common, **{k: opts["analyze"][k] for k in ("method", "n", "check_n", "compare_checks")}},
         "profile": {**common, **opts["bench"]},

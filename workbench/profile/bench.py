@@ -5,6 +5,9 @@ forward pass each (``time.perf_counter`` around the call; eager under ``torch.in
 PyTorch uses ``torch.set_num_threads(threads)`` (restored afterwards); onnxruntime a session with
 ``intra_op_num_threads = threads``, one inter-op thread, sequential execution, all graph
 optimizations. Inputs are a real batch repeated to each batch size.
+
+``device`` (auto, cpu, cuda[:N]) runs eager PyTorch there (CUDA timings synchronize around each call)
+and gives onnxruntime the CUDA execution provider where it is installed (``workbench.modelspec``).
 """
 
 from __future__ import annotations
@@ -36,28 +39,38 @@ def _stats(times_s: Sequence[float], batch: int) -> dict[str, float]:
             "repeats": len(t)}
 
 
-def _time(fn: Callable[[], Any], warmup: int, repeats: int) -> list[float]:
+def _time(fn: Callable[[], Any], warmup: int, repeats: int, sync: Callable[[], None] | None = None) -> list[float]:
+    """Wall-clock seconds of ``repeats`` calls after ``warmup``; ``sync`` waits for queued GPU work."""
     for _ in range(warmup):
         fn()
     out = []
     for _ in range(repeats):
+        if sync:
+            sync()
         t0 = time.perf_counter()
         fn()
+        if sync:
+            sync()
         out.append(time.perf_counter() - t0)
     return out
 
 
 def benchmark(model_or_onnx_path: nn.Module | str | Path, inputs: Mapping[str, torch.Tensor], *,
               batch_sizes: Sequence[int] = (1, 32), threads: int = 2, warmup: int = 5, repeats: int = 30,
-              backends: Sequence[str] = BACKENDS, progress: Callable[[int, str], None] | None = None) -> dict[str, Any]:
+              backends: Sequence[str] = BACKENDS, progress: Callable[[int, str], None] | None = None,
+              device: str = "cpu") -> dict[str, Any]:
     """Latency of ``model_or_onnx_path`` on ``inputs`` ({name: (B, ...)}) at each batch size.
 
     A model runs eager and, exported to a temporary ONNX file (parity-checked), in onnxruntime; an
     ``.onnx`` path runs in onnxruntime only. Returns {"eager"|"onnxruntime": {"batch_<n>": {median_ms,
     p90_ms, mean_ms, min_ms, items_per_s, repeats}}, threads, warmup, repeats, batch_sizes,
     input_shapes, onnx_max_abs_diff, speedup_onnxruntime (eager median / onnxruntime median per batch)}.
-    ``progress(k, status)`` is called after each cell.
+    ``progress(k, status)`` is called after each cell; ``device`` is where both backends run.
     """
+    from workbench.modelspec import ort_providers, resolve_device
+
+    dev = resolve_device(device)
+    providers = ort_providers(device) if "onnxruntime" in backends else None
     if threads < 1 or warmup < 0 or repeats < 1:
         raise WorkbenchError(f"expected threads >= 1, warmup >= 0, repeats >= 1; got {threads}, {warmup}, {repeats}")
     sizes = [int(b) for b in batch_sizes]
@@ -70,7 +83,8 @@ def benchmark(model_or_onnx_path: nn.Module | str | Path, inputs: Mapping[str, t
     if is_path and "eager" in backends:
         backends = [b for b in backends if b != "eager"]
     out: dict[str, Any] = {"threads": threads, "warmup": warmup, "repeats": repeats, "batch_sizes": sizes,
-                           "input_shapes": {k: list(v.shape[1:]) for k, v in inputs.items()}}
+                           "input_shapes": {k: list(v.shape[1:]) for k, v in inputs.items()}, "device": str(dev)}
+    sync = torch.cuda.synchronize if dev.type == "cuda" else None
     prev_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -79,21 +93,21 @@ def benchmark(model_or_onnx_path: nn.Module | str | Path, inputs: Mapping[str, t
                 model = model_or_onnx_path
                 names, _ = call_args(model, inputs)
                 was_training = model.training
-                model.eval()
+                model.eval().to(dev)
                 cells = {}
                 try:
                     for b in sizes:
-                        args = tuple(repeat_batch(inputs, b)[n] for n in names)
+                        args = tuple(repeat_batch(inputs, b)[n].to(dev) for n in names)
 
                         def run(args: tuple = args) -> None:
                             with torch.inference_mode():
                                 model(*args)
 
-                        cells[f"batch_{b}"] = _stats(_time(run, warmup, repeats), b)
+                        cells[f"batch_{b}"] = _stats(_time(run, warmup, repeats, sync), b)
                         if progress:
                             progress(1, f"eager batch {b}: {cells[f'batch_{b}']['median_ms']:.2f} ms")
                 finally:
-                    model.train(was_training)
+                    model.train(was_training).to("cpu")
                 out["eager"] = cells
             if "onnxruntime" in backends:
                 if is_path:
@@ -104,7 +118,8 @@ def benchmark(model_or_onnx_path: nn.Module | str | Path, inputs: Mapping[str, t
                     onnx_path = Path(tmp) / "model.onnx"
                     exp = export_onnx(model_or_onnx_path, repeat_batch(inputs, min(2, max(sizes))), onnx_path)
                     out["onnx_max_abs_diff"] = exp["max_abs_diff"]
-                session = onnx_session(onnx_path, threads=threads)
+                session = onnx_session(onnx_path, threads=threads, providers=providers)
+                out["onnxruntime_providers"] = session.get_providers()
                 feed_names = [i.name for i in session.get_inputs()]
                 missing = [n for n in feed_names if n not in inputs]
                 if missing:

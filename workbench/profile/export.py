@@ -49,8 +49,9 @@ class _Flat(nn.Module):
         return tuple(output_dict(self.model(*args), self.keys).values())
 
 
-def onnx_session(path: str | Path, *, threads: int | None = None) -> Any:
-    """An onnxruntime CPU session; ``threads`` sets intra-op threads (inter-op 1, sequential)."""
+def onnx_session(path: str | Path, *, threads: int | None = None, providers: Sequence[Any] | None = None) -> Any:
+    """An onnxruntime session (CPU unless ``providers``, e.g. :func:`workbench.modelspec.ort_providers`);
+    ``threads`` sets intra-op threads (inter-op 1, sequential)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -61,7 +62,7 @@ def onnx_session(path: str | Path, *, threads: int | None = None) -> Any:
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     try:
-        return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(path), sess_options=opts, providers=list(providers or ["CPUExecutionProvider"]))
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
         raise WorkbenchError(f"{path}: onnxruntime cannot load the model: {first_error_line(exc)}") from None
 
@@ -76,7 +77,8 @@ def _max_diff(session: Any, inputs: Mapping[str, torch.Tensor], ref: Mapping[str
 
 def export_onnx(model: nn.Module, inputs: Mapping[str, torch.Tensor], path: str | Path, *,
                 output_names: Sequence[str] | None = None, opset: int = DEFAULT_OPSET,
-                atol: float = PARITY_ATOL, metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                atol: float = PARITY_ATOL, metadata: Mapping[str, Any] | None = None,
+                device: str = "cpu") -> dict[str, Any]:
     """Export ``model`` to ``path`` (atomically) and check it in onnxruntime on ``inputs``.
 
     Args:
@@ -84,12 +86,17 @@ def export_onnx(model: nn.Module, inputs: Mapping[str, torch.Tensor], path: str 
         output_names: outputs in graph order (default ``model.output_names`` or the dict's keys).
         opset: ONNX opset. atol: the largest allowed absolute difference (fp32).
         metadata: extra JSON-able values stored in the file's metadata (``workbench.<key>``).
+        device: where onnxruntime runs the parity check (auto, cpu, cuda[:N]: its CUDA provider where
+            installed); the PyTorch reference runs on the CPU, where the model is exported.
 
     The check runs the batch as given and its first row alone (the batch axis is dynamic). If the
     largest difference exceeds ``atol`` an :class:`ExportParityError` is raised and no file is left.
     Returns {path, max_abs_diff, max_abs_diff_by_output, inputs, outputs (name -> ONNX name),
     unused_inputs, opset, batch_checked}.
     """
+    from workbench.modelspec import ort_providers
+
+    providers = ort_providers(device)
     names, args = call_args(model, inputs)
     was_training = model.training
     model.eval()
@@ -110,7 +117,7 @@ def export_onnx(model: nn.Module, inputs: Mapping[str, torch.Tensor], path: str 
                 except Exception as exc:  # noqa: BLE001 - the exporter fails in many ways on unsupported ops
                     raise WorkbenchError(f"ONNX export failed: {first_error_line(exc)}") from None
             _add_metadata(tmp, {"outputs": onnx_out, "inputs": names, **(metadata or {})})
-            session = onnx_session(tmp)
+            session = onnx_session(tmp, providers=providers)
             kept = [i.name for i in session.get_inputs()]
             one = {k: v[:1] for k, v in inputs.items()}
             with torch.no_grad():
@@ -128,7 +135,7 @@ def export_onnx(model: nn.Module, inputs: Mapping[str, torch.Tensor], path: str 
         "path": str(path), "max_abs_diff": worst, "max_abs_diff_by_output": by_output, "atol": atol,
         "inputs": kept, "outputs": onnx_out, "unused_inputs": [n for n in names if n not in kept],
         "opset": opset, "batch_checked": [int(next(iter(inputs.values())).shape[0]), 1],
-        "bytes": path.stat().st_size,
+        "bytes": path.stat().st_size, "providers": session.get_providers(),
     }
 
 
@@ -143,7 +150,8 @@ def _add_metadata(path: Path, meta: Mapping[str, Any]) -> None:
     onnx.save(model, str(path))
 
 
-def export_run(run_dir: str | Path, path: str | Path, *, n: int = 8, opset: int = DEFAULT_OPSET) -> dict[str, Any]:
+def export_run(run_dir: str | Path, path: str | Path, *, n: int = 8, opset: int = DEFAULT_OPSET,
+               device: str = "cpu") -> dict[str, Any]:
     """Export a run folder's best checkpoint; parity is checked on ``n`` samples of the run's own
     validation split (drawn across subjects, at its data's size). Returns :func:`export_onnx`'s dict plus
     run info, with ``data`` saying which samples."""
@@ -157,6 +165,6 @@ def export_run(run_dir: str | Path, path: str | Path, *, n: int = 8, opset: int 
     names = list(getattr(model, "input_names", None) or task.input_names)
     inputs, data, _ = run_data_batch(config, task, n, names)
     out = export_onnx(model, inputs, path, output_names=getattr(model, "output_names", None) or task.output_names,
-                      opset=opset, metadata={"config": config.get("model", {}), "task": task.name})
+                      opset=opset, metadata={"config": config.get("model", {}), "task": task.name}, device=device)
     out.update({"run": str(run), "task": task.name, "data": data})
     return out

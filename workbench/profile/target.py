@@ -1,18 +1,16 @@
 """What `workbench profile | bench` point at: a teacher name, a run folder, or ``package.module:factory``.
 
 Each resolves to a :class:`Target`: the model (eval mode), a batch of named inputs, and what is known
-about it (its task, whether it takes the full camera frame). Run folders are fed a real batch of their
-own validation split (drawn across subjects, at the size their data has); teachers get random inputs of their preset's shapes; a user's
-model gets random inputs of the ``--input name=CxHxW`` shapes.
+about it (its task, whether it takes the full camera frame). The spec is read as everywhere else
+(``workbench.modelspec``): run folders are fed a real batch of their own validation split (drawn across
+subjects, at the size their data has); teacher and student names get random inputs of their preset's
+shapes; a ``module:factory`` with ``--task`` a SynthGaze batch of that task, without one random inputs of
+the ``--input name=CxHxW`` shapes.
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib
-import os
-import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,6 @@ from torch import nn
 from workbench.errors import WorkbenchError
 from workbench.profile.counting import count_total, profile_model
 from workbench.profile.inputs import (
-    first_error_line,
     parse_input_specs,
     random_inputs,
     repeat_batch,
@@ -39,7 +36,7 @@ class Target:
     """A model to profile, with its inputs ({name: (B, ...)}) and what kind of thing it came from."""
 
     label: str
-    kind: str  # teacher | run | import
+    kind: str  # teacher | student | run | import
     model: nn.Module
     inputs: dict[str, torch.Tensor]
     task: Any = None  # workbench.tasks.Task, when known
@@ -110,66 +107,37 @@ def teacher_batch(name: str, preset: str, n: int, **overrides: Any) -> dict[str,
 # ---- resolving TARGET ---------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _cwd_on_path() -> Iterator[None]:
-    """Make modules in the current folder importable while a factory is loaded (as ``python -m`` does)."""
-    cwd = os.getcwd()
-    added = cwd not in sys.path and "" not in sys.path
-    if added:
-        sys.path.insert(0, cwd)
-    try:
-        yield
-    finally:
-        if added and cwd in sys.path:
-            sys.path.remove(cwd)
-
-
 def load_factory(spec: str) -> nn.Module:
-    """``"package.module:factory"`` -> ``factory()``, which must return an nn.Module."""
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise WorkbenchError(f"bad import path {spec!r}: expected package.module:factory")
-    with _cwd_on_path():
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise WorkbenchError(f"cannot import {module_name!r} (from {spec!r}): {first_error_line(exc)}") from None
-        except Exception as exc:  # noqa: BLE001 - the user's module raised while importing
-            raise WorkbenchError(f"importing {module_name!r} failed: {first_error_line(exc)}") from None
-    obj = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise WorkbenchError(f"module {module_name!r} has no attribute {attr!r} (from {spec!r})")
-        obj = getattr(obj, part)
-    if isinstance(obj, nn.Module):
-        model = obj
-    elif callable(obj):
-        try:
-            model = obj()
-        except Exception as exc:  # noqa: BLE001 - the user's factory may raise anything
-            raise WorkbenchError(f"factory {spec!r} raised {first_error_line(exc)}") from None
-    else:
-        raise WorkbenchError(f"{spec!r} is a {type(obj).__name__}, expected a factory function or an nn.Module")
-    if not isinstance(model, nn.Module):
-        raise WorkbenchError(f"factory {spec!r} returned {type(model).__name__}, expected a torch.nn.Module")
-    return model
+    """``"package.module:factory"`` -> ``factory()`` (see :func:`workbench.modelspec.load_factory`)."""
+    from workbench.modelspec import load_factory as _load
+
+    return _load(spec)
 
 
 def resolve_target(target: str, *, preset: str = "cpu", input_specs: Sequence[str] = (), batch: int = 1,
-                   overrides: Mapping[str, Any] | None = None) -> Target:
-    """A teacher name, a run folder or ``package.module:factory`` -> :class:`Target` with ``batch`` rows.
+                   overrides: Mapping[str, Any] | None = None, task: str | None = None,
+                   weights: str | Path | None = None, device: str = "cpu") -> Target:
+    """Any model spec (``workbench.modelspec``) -> :class:`Target` with ``batch`` rows on ``device``.
 
-    ``input_specs`` (``name=CxHxW``, per sample) set a user model's inputs, or override a teacher's or a
-    run's input shapes by name. ``overrides`` are a teacher's hyper-parameters (e.g. backbone=mobv2).
+    A teacher or student name, a run folder, or ``package.module:factory``: with ``task`` the factory is
+    checked against the task and fed a SynthGaze batch of it; without, its inputs come from ``input_specs``.
+    ``input_specs`` (``name=CxHxW``, per sample) also override a model's input shapes by name.
+    ``overrides`` are a name's hyper-parameters (e.g. backbone=mobv2) or a factory's keyword arguments;
+    ``weights`` a state dict file for a name or a factory.
     """
+    from students import list_students
     from teachers import example_inputs, get_teacher, list_teachers, teacher_spec
+    from workbench.modelspec import load_weights, parse_model_spec, resolve_device, resolve_model
+    from workbench.tasks import get_task
 
+    dev = resolve_device(device)
     if batch < 1:
         raise WorkbenchError(f"expected a batch size >= 1, got {batch}")
     shapes = parse_input_specs(input_specs)
     path = Path(target)
     overrides = dict(overrides or {})
     if path.is_dir() and ((path / "config.json").exists() or target not in list_teachers()):
+        parse_model_spec(target, task=task, weights=weights, overrides=overrides)  # options that do not apply
         t = _resolve_run(path, batch)
     elif target in list_teachers():
         try:
@@ -177,7 +145,6 @@ def resolve_target(target: str, *, preset: str = "cpu", input_specs: Sequence[st
             example = example_inputs(target, preset, batch=batch, **overrides)
         except ValueError as exc:
             raise WorkbenchError(str(exc)) from None
-        from workbench.tasks import get_task
         from workbench.train.recipes import get_recipe
 
         size = get_recipe(target, preset).size
@@ -185,19 +152,45 @@ def resolve_target(target: str, *, preset: str = "cpu", input_specs: Sequence[st
         t = Target(label, "teacher", model.eval(), example,
                    task=get_task(teacher_spec(target).task), config=dict(model.config),
                    default_image=tuple(size) if isinstance(size, (tuple, list)) else None)
+    elif target in list_students():
+        import students
+
+        spreset = None if preset == "cpu" else preset  # "cpu" is the teachers' default preset
+        try:
+            model = students.get_student(target, preset=spreset, **overrides)
+            example = students.example_inputs(target, spreset, batch=batch, **overrides)
+        except ValueError as exc:
+            raise WorkbenchError(str(exc)) from None
+        t = Target(f"{target} ({model.config['preset']})", "student", model.eval(), example,
+                   task=get_task(model.config["task"]), config=dict(model.config))
+    elif ":" in target and task is not None:
+        r = resolve_model(parse_model_spec(target, task=task, weights=weights, overrides=overrides))
+        task_obj = get_task(r.task)
+        names = list(getattr(r.model, "input_names", None) or task_obj.input_names)
+        t = Target(target, "import", r.model.eval(), synth_batch(task_obj, None, batch, names=names),
+                   task=task_obj, config=r.config)
+        weights = None
     elif ":" in target:
-        model = load_factory(target)
+        from workbench.modelspec import load_factory as _load
+
+        model = _load(target, overrides)
+        overrides = {}
         if not shapes:
-            raise WorkbenchError(f"{target}: give the model's inputs with --input name=CxHxW (per sample, no batch)")
+            raise WorkbenchError(f"{target}: give the model's inputs with --input name=CxHxW (per sample, no batch), "
+                                 "or its --task")
         t = Target(target, "import", model.eval(), random_inputs(shapes, batch))
         shapes = {}
     elif path.exists():
         raise WorkbenchError(f"{target}: not a run folder (expected a folder with config.json and checkpoints/)")
     else:
-        raise WorkbenchError(f"unknown target {target!r}: expected a teacher name ({', '.join(list_teachers())}), "
-                             "a run folder, or package.module:factory")
-    if overrides and t.kind != "teacher":
-        raise WorkbenchError(f"--model key=value applies to teacher names only, not to {t.kind} {target!r}")
+        raise WorkbenchError(f"unknown teacher, student or model {target!r}: expected a teacher ({', '.join(list_teachers())}), a student "
+                             f"({', '.join(list_students())}), a run folder, or package.module:factory")
+    if overrides and t.kind not in ("teacher", "student", "import"):
+        raise WorkbenchError(f"--model key=value applies to model names and factories, not to {t.kind} {target!r}")
+    if weights is not None:
+        if t.kind == "run":
+            raise WorkbenchError(f"{target}: a run folder holds its own weights; --weights applies to a name or factory")
+        load_weights(t.model, weights)
     if shapes:
         unknown = [k for k in shapes if k not in t.inputs]
         if unknown:
@@ -206,6 +199,8 @@ def resolve_target(target: str, *, preset: str = "cpu", input_specs: Sequence[st
         t.default_image = None  # the user set the size the network sees
     if "frame_hw" in overrides:
         t.default_image = None
+    t.model.to(dev)
+    t.inputs = {k: v.to(dev) for k, v in t.inputs.items()}
     run_model(t.model, t.inputs)  # a model that rejects its inputs fails here, in one line
     return t
 

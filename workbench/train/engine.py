@@ -29,10 +29,15 @@ from workbench.train.run import RunFolder, load_checkpoint, save_checkpoint, wri
 
 @dataclass
 class TrainRequest:
-    """What `workbench train` asks for; resolved into config.json."""
+    """What `workbench train` asks for; resolved into config.json.
+
+    ``teacher`` is any model spec (``workbench.modelspec``): a teacher or student name (with ``preset``,
+    default a teacher's cpu / a student's tiny), or ``package.module:factory`` with ``task`` (and optional
+    ``weights``, a state dict file the training starts from).
+    """
 
     teacher: str
-    preset: str = "cpu"
+    preset: str | None = None
     model_overrides: dict[str, Any] = field(default_factory=dict)
     recipe_overrides: dict[str, Any] = field(default_factory=dict)
     data: str = "synth"
@@ -42,6 +47,8 @@ class TrainRequest:
     resume: bool = False
     force: bool = False
     device: str = "auto"
+    task: str | None = None  # the task of a factory model
+    weights: Path | None = None  # starting weights (a state dict file, loaded with weights_only=True)
     tensorboard: bool = False
     progress: bool = True
     # For models that are not plain teachers (pruned models, students) and for distillation:
@@ -65,15 +72,10 @@ def seed_everything(seed: int) -> None:
 
 
 def pick_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise WorkbenchError(f"unknown device {device!r}; expected auto, cpu or cuda[:N]") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise WorkbenchError("--device cuda asked for, but no CUDA device is available")
-    return dev
+    """``auto | cpu | cuda[:N]`` -> torch.device (see :func:`workbench.modelspec.resolve_device`)."""
+    from workbench.modelspec import resolve_device
+
+    return resolve_device(device)
 
 
 def make_optimizer(model: nn.Module, r: Recipe) -> torch.optim.Optimizer:
@@ -133,8 +135,13 @@ def _better(task: Task, value: float, best: float | None, delta: float = 0.0) ->
 
 
 def resolve_config(req: TrainRequest) -> dict[str, Any]:
-    """The full, JSON-serializable config of a training run (what config.json holds)."""
-    from teachers import get_teacher
+    """The full, JSON-serializable config of a training run (what config.json holds).
+
+    The model spec is resolved by :mod:`workbench.modelspec` (a factory model is built and checked against
+    its task on a SynthGaze batch when the data is SynthGaze; on a data set, :func:`fit` checks it on the
+    data's own samples before any folder is written).
+    """
+    from workbench.modelspec import default_recipe, parse_model_spec, resolve_model
 
     if req.config is not None:
         missing = {"model", "recipe", "task", "data", "seed"} - set(req.config)
@@ -142,17 +149,28 @@ def resolve_config(req: TrainRequest) -> dict[str, Any]:
             raise WorkbenchError(f"training config lacks {sorted(missing)}")
         return json.loads(json.dumps(req.config))  # a JSON-native copy
 
-    recipe = get_recipe(req.teacher, req.preset).update(**req.recipe_overrides)
-    model = get_teacher(req.teacher, preset=req.preset, **req.model_overrides)
-    return {
-        "teacher": req.teacher, "preset": req.preset, "task": model_task(model.config),
-        "model": model.config, "recipe": recipe.to_dict(),
+    spec = parse_model_spec(req.teacher, task=req.task, weights=req.weights, preset=req.preset,
+                            overrides=req.model_overrides)
+    if spec.kind == "run":
+        raise WorkbenchError(f"{req.teacher}: is a run folder; continue it with --resume --out {req.teacher}, or "
+                             "give a model name or package.module:factory")
+    if spec.kind == "teacher" and spec.preset is None:
+        spec.preset = "cpu"
+    recipe = default_recipe(spec).update(**req.recipe_overrides)
+    resolved = resolve_model(spec, size=recipe.size, check=req.data == "synth")
+    config = {
+        "teacher": req.teacher, "preset": resolved.config.get("preset"), "task": resolved.task,
+        "model": resolved.config, "recipe": recipe.to_dict(),
         "data": {"source": req.data, "format": req.fmt}, "seed": req.seed,
     }
+    return config
 
 
 def default_run_dir(teacher: str, name: str | None = None) -> Path:
-    return Path("runs") / teacher / (name or time.strftime("%Y%m%d-%H%M%S"))
+    """``runs/<model>/<name or timestamp>`` (a factory's ``module:factory`` becomes ``module.factory``)."""
+    from workbench.modelspec import slug
+
+    return Path("runs") / slug(teacher) / (name or time.strftime("%Y%m%d-%H%M%S"))
 
 
 def fit(req: TrainRequest, *, on_event: Callable[[str, dict], None] | None = None) -> dict[str, Any]:
@@ -177,11 +195,8 @@ def _fit(req: TrainRequest, dist: D.DistInfo, on_event) -> dict[str, Any]:
             raise WorkbenchError(f"{out}: run folder is for teacher {config.get('teacher')!r}, not {req.teacher!r}")
     else:
         config = resolve_config(req)
-        if dist.is_main:
-            run = RunFolder.create(out, force=req.force)
-            write_json(run.config_path, config)
-        D.barrier(dist)
-        run = RunFolder(out)
+        if out.exists() and any(out.iterdir()) and not req.force:  # refuse before any work, not after
+            RunFolder.create(out, force=False)
     recipe = Recipe.from_dict(config["recipe"])
     task = get_task(config["task"], **recipe.task_options)
     seed = int(config["seed"])
@@ -202,10 +217,29 @@ def _fit(req: TrainRequest, dist: D.DistInfo, on_event) -> dict[str, Any]:
         config["model"] = {**config["model"], **model_changes}
         recipe = Recipe.from_dict(config["recipe"])
         task = get_task(config["task"], **recipe.task_options)
-        if dist.is_main:
-            write_json(run.config_path, config)
-    constant = task.constant_metrics(train_data, val_data)
     model = build_model(config["model"])
+    if req.weights is not None and not req.resume:
+        from workbench.modelspec import load_weights
+
+        load_weights(model, req.weights)
+    if not req.resume:
+        # The model must fit the data before a run folder exists: one forward pass on two training samples.
+        from workbench.modelspec import check_task_model
+
+        try:
+            check_task_model(model, task, train_data.batch(torch.arange(min(2, len(train_data)))),
+                             label=f"{req.teacher} on {config['data']['source']}")
+        except WorkbenchError as exc:
+            if config["data"]["source"] == "synth" or recipe.size is not None:
+                raise
+            raise WorkbenchError(f"{exc} (a model with a fixed input size: resize the data on the way in with "
+                                 "--set size=N)") from None
+        if dist.is_main:
+            run = RunFolder.create(out, force=req.force)
+            write_json(run.config_path, config)
+        D.barrier(dist)
+        run = RunFolder(out)
+    constant = task.constant_metrics(train_data, val_data)
     if req.init_state is not None and not (req.resume and run.last.exists()):
         try:
             model.load_state_dict(req.init_state)
@@ -232,7 +266,8 @@ def _fit(req: TrainRequest, dist: D.DistInfo, on_event) -> dict[str, Any]:
     ddp_model = D.wrap(model, dist, device)
     if dist.is_main:
         run.log("start" if not req.resume else "resume", epoch=start_epoch, params=n_params, data=data_desc,
-                device=str(device), world_size=dist.world_size, constant=constant)
+                device=str(device), world_size=dist.world_size, constant=constant,
+                **({"weights": str(req.weights)} if req.weights is not None and not req.resume else {}))
     writer = _tensorboard(run.path) if (req.tensorboard and dist.is_main) else None
     t0 = time.time()
     stopped_early = False

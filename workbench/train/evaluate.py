@@ -27,22 +27,27 @@ def _data_for(task: Task, config: dict[str, Any], data: str | None, fmt: str | N
     return ds, desc["label"]
 
 
-def evaluate_run(run: str | Path, *, data: str = "val", fmt: str | None = None, which: str = "best") -> dict[str, Any]:
-    """Metrics of a run's checkpoint on ``data`` ('val', 'synth' or a path)."""
+def evaluate_run(run: str | Path, *, data: str = "val", fmt: str | None = None, which: str = "best",
+                 device: str = "cpu") -> dict[str, Any]:
+    """Metrics of a run's checkpoint on ``data`` ('val', 'synth' or a path), computed on ``device``."""
+    from workbench.modelspec import resolve_device
+
+    dev = resolve_device(device)
     model, config, task = load_run_model(run, which)
     spec = resolve_data(data, config, fmt)
     ds, desc = load_split(task, config, spec)
     return {"run": str(run), "teacher": config["teacher"], "checkpoint": which, "data": desc, "samples": len(ds),
-            "metrics": evaluate(model, task, ds)}
+            "device": str(dev), "metrics": evaluate(model.to(dev), task, ds, device=dev)}
 
 
 @torch.no_grad()
-def _predict(model, task: Task, ds: TaskData, batch_size: int = 128) -> dict[str, torch.Tensor]:
+def _predict(model, task: Task, ds: TaskData, batch_size: int = 128,
+             device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
     outs: dict[str, list[torch.Tensor]] = {}
     for idx in _batches(len(ds), batch_size, torch.arange(len(ds))):
-        o = model(*task.inputs(ds.batch(idx)))
+        o = model(*(t.to(device) for t in task.inputs(ds.batch(idx))))
         for k, v in o.items():
-            outs.setdefault(k, []).append(v.float())
+            outs.setdefault(k, []).append(v.float().cpu())
     return {k: torch.cat(v) for k, v in outs.items()}
 
 
@@ -53,16 +58,20 @@ def _names(ds: TaskData) -> list[str]:
     return [f"s{int(s):03d}_{i:06d}" for i, s in enumerate(subj)]
 
 
-def predict_run(run: str | Path, *, data: str, fmt: str | None, out: Path, which: str = "best", n: int = 256) -> tuple[Path, int]:
+def predict_run(run: str | Path, *, data: str, fmt: str | None, out: Path, which: str = "best", n: int = 256,
+                device: str = "cpu") -> tuple[Path, int]:
     """Write predictions with the task's own writer (:meth:`Task.write_predictions`): e.g. MC4's three-line
     file, a Looking-At-Me CSV, or a CSV of the named outputs. A data set on disk is predicted whole; a
     SynthGaze source gives ``n`` fresh samples."""
+    from workbench.modelspec import resolve_device
+
+    dev = resolve_device(device)
     model, config, task = load_run_model(run, which)
     spec = resolve_data(data, config, fmt)
     ds, _ = _data_for(task, config, data, fmt, n=n if spec.split == "held-out" else None, unlabelled=True)
     if len(ds) == 0:
         raise WorkbenchError("no samples to predict")
-    outputs = _predict(model, task, ds)
+    outputs = _predict(model.to(dev), task, ds, device=dev)
     names = _names(ds)
     out = Path(out)
     with atomic_path(out) as tmp:

@@ -1,5 +1,5 @@
-"""Build any model of the workbench from its JSON config (teachers now; students and pruned models add
-their builders here), so checkpoints never need pickled modules."""
+"""Build any model of the workbench from its JSON config (teachers, students, pruned models and a user's
+``module:factory`` models), so checkpoints never need pickled modules."""
 
 from __future__ import annotations
 
@@ -32,6 +32,10 @@ def build_model(config: dict[str, Any]) -> nn.Module:
         from workbench.compress.pruned import build_pruned
 
         return build_pruned(config)
+    if "factory" in config:
+        from workbench.modelspec import build_factory
+
+        return build_factory(config)
     raise WorkbenchError(f"cannot tell what model this config describes (keys: {sorted(config)})")
 
 
@@ -49,4 +53,5 @@ def model_task(config: dict[str, Any]) -> str:
 
 
 def count_params(model: nn.Module) -> int:
+    """Number of parameters of ``model``."""
     return sum(p.numel() for p in model.parameters())

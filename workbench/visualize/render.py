@@ -43,9 +43,12 @@ def head(ds: TaskData, n: int) -> TaskData:
     return TaskData({k: v[idx] for k, v in ds.tensors.items()}, meta)
 
 
-def predict_all(model: torch.nn.Module, task: Task, ds: TaskData, painter: Painter) -> dict[str, torch.Tensor]:
-    """The model's outputs on every sample, plus the extras the task's painter needs."""
-    outputs = _predict(model, task, ds)
+def predict_all(model: torch.nn.Module, task: Task, ds: TaskData, painter: Painter,
+                device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    """The model's outputs on every sample (computed on ``device``), plus the extras the task's painter needs
+    (computed on the CPU)."""
+    outputs = _predict(model.to(device), task, ds, device=device)
+    model.to("cpu")
     for name, fn in painter.extras:
         outputs[name] = fn(model, task, ds)
     return outputs
@@ -61,8 +64,12 @@ def _metric_text(task: Task, outputs: dict[str, torch.Tensor], ds: TaskData) -> 
     return f"{task.primary_metric} {value:.3g} ({len(ds)} samples)"
 
 
-def load_columns(runs: Sequence[str | Path], *, data: str, fmt: str | None, n: int, which: str = "best") -> list[Column]:
+def load_columns(runs: Sequence[str | Path], *, data: str, fmt: str | None, n: int, which: str = "best",
+                 device: str = "cpu") -> list[Column]:
     """Load each run, its data (shared between runs with the same data recipe) and its predictions."""
+    from workbench.modelspec import resolve_device
+
+    dev = resolve_device(device)
     if not runs:
         raise WorkbenchError("expected at least one run folder")
     if n < 1:
@@ -84,7 +91,7 @@ def load_columns(runs: Sequence[str | Path], *, data: str, fmt: str | None, n: i
         if len(ds) == 0:
             raise WorkbenchError(f"{data}: no samples to show")
         with torch.no_grad():
-            outputs = predict_all(model, task, ds, painter)
+            outputs = predict_all(model, task, ds, painter, device=dev)
         synthetic = data == "synth" or (data == "val" and config["data"]["source"] == "synth")
         label = config.get("teacher") or config["model"].get("teacher") or "model"
         title = f"{label} \u00b7 {count_params(model) / 1e6:.2f} M params \u00b7 {_metric_text(task, outputs, ds)}"
@@ -116,7 +123,7 @@ def compose(columns: Sequence[Column], i: int, *, total: int | None = None) -> D
 
 def visualize(runs: Sequence[str | Path] | str | Path, out: str | Path, *, data: str = "val", fmt: str | None = None,
               n: int = 8, which: str = "best", fps: float = 2.0, force: bool = False,
-              progress: Callable[[int], None] | None = None) -> list[Path]:
+              progress: Callable[[int], None] | None = None, device: str = "cpu") -> list[Path]:
     """Draw ground truth and prediction of ``runs`` (one task; several runs side by side) on ``n`` samples.
 
     ``data``: "synth" (fresh SynthGaze samples of the runs' held-out subjects), "val" (the run's validation
@@ -126,7 +133,7 @@ def visualize(runs: Sequence[str | Path] | str | Path, out: str | Path, *, data:
     if isinstance(runs, (str, Path)):
         runs = [runs]
     writer = FrameWriter(out, fps=fps, force=force)  # refuses a bad or existing output before any work
-    columns = load_columns(runs, data=data, fmt=fmt, n=n, which=which)
+    columns = load_columns(runs, data=data, fmt=fmt, n=n, which=which, device=device)
     count = min(len(c.ctx.data) for c in columns)
     with writer:
         for i in range(count):
