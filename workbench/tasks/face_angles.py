@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from workbench.data.geometry import angular_error
-from workbench.tasks.base import Task, TaskData, finite_labels, require, to_float_image
+from workbench.tasks.base import FaceCrop, Task, TaskData, finite_labels, require, to_float_image
 from workbench.tasks.registry import register_task
 
 
@@ -21,6 +21,7 @@ class FaceAngles(Task):
     metric_keys = ("gaze",)
     primary_metric = "angular_error"
     explain_names = ("pitch", "yaw")
+    face_crop = FaceCrop("face", "image", gaze="pitchyaw")
 
     def prepare(self, data: dict[str, np.ndarray]) -> TaskData:
         require(data, ("image", "gaze_pitchyaw"), self.name)

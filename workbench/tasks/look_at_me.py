@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from workbench.errors import DataError
-from workbench.tasks.base import Task, TaskData, finite_labels, require, to_float_image
+from workbench.tasks.base import FaceCrop, Task, TaskData, finite_labels, require, to_float_image
 from workbench.tasks.metrics import average_precision, binary_accuracy
 from workbench.tasks.registry import register_task
 
@@ -23,6 +23,7 @@ class LookAtMe(Task):
     primary_metric = "ap"
     higher_is_better = True
     explain_names = ("logit",)
+    face_crop = FaceCrop("frames", "frames", frames=7, zeros=(("head_pose", (7, 3)), ("landmarks", (7, 5, 2))))
 
     def prepare(self, data: dict[str, np.ndarray]) -> TaskData:
         require(data, ("frames", "label"), self.name)

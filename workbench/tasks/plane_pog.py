@@ -41,6 +41,7 @@ class PlanePoG(Task):
     metric_keys = ("pog_cam", "eye_center", "hm_xy", "mm_per_px")
     primary_metric = "pog_error_mm"
     explain_names = ("pog_x_mm", "pog_y_mm", "peak")
+    full_frame = "frame"
 
     def __init__(self, **options):
         super().__init__(**options)
