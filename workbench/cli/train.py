@@ -146,15 +146,26 @@ def eval_cmd(
 
 def predict_cmd(
     run: Path = typer.Argument(..., help="A run folder."),
-    data: str = typer.Option(..., "--data", help="'synth' or a data set path."),
+    data: Optional[str] = typer.Option(None, "--data", help="'synth' or a data set path."),
     fmt: Optional[str] = typer.Option(None, "--format"),
     out: Path = typer.Option(..., "--out", help="Prediction file (MC4: three-line file; Looking-At-Me: CSV; else CSV)."),
     which: str = typer.Option("best", "--checkpoint"),
     n: int = typer.Option(256, "--n", help="Samples when --data synth."),
+    images: Optional[Path] = typer.Option(None, "--images", help="Photos instead of a data set: a folder, an image "
+                                          "or a video; faces are detected and normalized; CSV, one row per frame."),
+    detector: Optional[str] = typer.Option(None, "--detector", help="With --images: package.module:Class (default: "
+                                           "OpenCV's cascades)."),
+    as_json: bool = typer.Option(False, "--json", help="With --images: print the summary as JSON."),
 ) -> None:
     """Write predictions in the write-up's format (MC4 three-line file, Looking-At-Me CSV, else CSV)."""
     from workbench.train.evaluate import predict_run
 
+    if images is not None:
+        from workbench.cli._images import predict_images_cmd
+
+        return predict_images_cmd(run, images, out, which=which, detector=detector, as_json=as_json)
+    if data is None:
+        fail("give --data (a data set or 'synth') or --images (photos, a folder or a video)")
     path, count = predict_run(run, data=data, fmt=fmt, out=out, which=which, n=n)
     console.print(f"wrote {count} predictions to [bold]{path}[/bold]")
 

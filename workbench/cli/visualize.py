@@ -26,12 +26,20 @@ def visualize_cmd(
     fps: float = typer.Option(2.0, "--fps", help="Frames per second of an MP4."),
     force: bool = typer.Option(False, "--force", help="Replace an existing output."),
     as_json: bool = typer.Option(False, "--json", help="Print the written files as JSON (no progress bar)."),
+    images: Path | None = typer.Option(None, "--images", help="Photos instead of --data: a folder, an image or a "
+                                       "video; predictions drawn back on the original frames."),
+    detector: str | None = typer.Option(None, "--detector", help="With --images: package.module:Class."),
 ) -> None:
     """Draw ground truth (green) and prediction (red) of each run, sample by sample, as PNGs or an MP4."""
     from workbench.visualize import visualize
     from workbench.visualize.video import check_output
 
     check_output(out, force=force)  # a bad output name fails before any progress bar
+    if images is not None:
+        from workbench.cli._images import visualize_images_cmd
+
+        return visualize_images_cmd(runs, images, out, which=which, fps=fps, force=force, detector=detector,
+                                    as_json=as_json)
     with progress_bar("drawing", n, enabled=not as_json) as advance:
         paths = visualize([str(r) for r in runs], out, data=data, fmt=fmt, n=n, which=which, fps=fps, force=force,
                           progress=advance)
@@ -55,6 +63,8 @@ def live_cmd(
     which: str = typer.Option("best", "--checkpoint", help="best or last."),
     force: bool = typer.Option(False, "--force", help="Replace an existing output."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON (no progress bar)."),
+    detector: str | None = typer.Option(None, "--detector", help="Face detector package.module:Class (default: "
+                                        "OpenCV's cascades)."),
 ) -> None:
     """Run a model on a camera or video, the prediction drawn on each frame (keys 1-9: reference points)."""
     from workbench.visualize import live
@@ -69,13 +79,15 @@ def live_cmd(
     with progress_bar("live", total or 0, enabled=not as_json and out is not None and bool(total)) as advance:
         summary = live(str(run), source=source, out=out, ref=ref, cycle=cycle, max_frames=frames, fps=fps, force=force,
                        which=which, on_note=(lambda s: notes(f"note: {s}", markup=False)) if notes else None,
-                       progress=advance)
-    summary = {k: v for k, v in summary.items() if k != "predictions"}
+                       progress=advance, detector=detector)
+    summary = {k: v for k, v in summary.items() if k not in ("predictions", "face_boxes")}
     if as_json:
         print_json(summary)
         return
     console.print(f"{summary['frames']} frames, model {summary['model_ms_per_frame']} ms per frame"
                   + (f"; wrote {out}" if out is not None else ""), markup=False)
+    console.print(f"face found in {summary['faces_found']} frames, not found in {summary['faces_not_found']}",
+                  markup=False)
     for key, e in summary["reference_errors_px"].items():
         console.print(f"  reference {key}: {e['frames']} frames, mean error x {e['dx_px']:+.0f} px, y {e['dy_px']:+.0f} px, "
                       f"Euclidean {e['error_px']:.0f} px", markup=False)

@@ -129,6 +129,10 @@ class FacePipeline:
             self._face_crop(seen, faces[0])
         return seen
 
+    def normalize(self, rgb: np.ndarray, face: Face) -> Normalized:
+        """``face`` of ``rgb`` normalized to this model's crop (a face-crop task)."""
+        return normalize(rgb, face, self.geometry, self.size)
+
     def _full_frame(self, seen: Seen) -> None:
         h, w = seen.frame.rgb.shape[:2]
         M = letterbox_affine(w, h, self.size)
@@ -142,7 +146,7 @@ class FacePipeline:
 
     def _face_crop(self, seen: Seen, face: Face) -> None:
         spec = self.task.face_crop
-        norm = normalize(seen.frame.rgb, face, self.geometry, self.size)
+        norm = self.normalize(seen.frame.rgb, face)
         img = _chw(norm.crop, spec.grey)
         batch = {spec.key: (img.unsqueeze(0).repeat(spec.frames, 1, 1, 1) if spec.frames else img).unsqueeze(0)}
         boxes = {spec.key: norm.eye_boxes if not spec.frames else np.repeat(norm.eye_boxes[None], spec.frames, 0)}
