@@ -32,7 +32,7 @@ class Face:
     """One detected face, in the pixels of the image it was found in.
 
     ``box`` (4,) x0, y0, x1, y1; ``eye_boxes`` (2, 4) [image-left eye, image-right eye]; ``eyes`` (2, 2)
-    their centres (x, y); ``eyes_detected`` True when both eyes were found by the detector (else they are
+    the eye centres (x, y) inside them; ``eyes_detected`` True when both eyes were found by the detector (else they are
     estimated from the face box).
     """
 
@@ -93,13 +93,15 @@ class CascadeDetector:
         return clf
 
     def detect(self, rgb: np.ndarray) -> list[Face]:
-        """(H, W, 3) uint8 RGB -> faces, largest first."""
+        """(H, W, 3) uint8 RGB -> faces, largest first (those with both eyes found ahead of the others)."""
         cv2 = self._cv2
         grey = cv2.equalizeHist(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY))
         found = self.face.detectMultiScale(grey, scaleFactor=self.scale, minNeighbors=self.neighbours,
                                            minSize=(self.min_face, self.min_face))
         faces = [self._eyes(grey, np.array([x, y, x + w, y + h], dtype=np.float64)) for x, y, w, h in found]
-        return sorted(faces, key=lambda f: -f.area)
+        # Largest first, but faces with both eyes found before those without: the face cascade's false
+        # positives (a fold of cloth, a patch of sky) rarely hold two eyes.
+        return sorted(faces, key=lambda f: (not f.eyes_detected, -f.area))
 
     def _eyes(self, grey: np.ndarray, box: np.ndarray) -> Face:
         x0, y0, x1, y1 = (int(round(v)) for v in box)
@@ -114,7 +116,27 @@ class CascadeDetector:
         if pair is None:
             eb = estimated_eyes(box)
             return Face(box, eb, box_centres(eb), False)
-        return Face(box, pair, box_centres(pair), True)
+        return Face(box, pair, np.stack([dark_centre(grey, b) for b in pair]), True)
+
+
+def dark_centre(grey: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """(2,) the eye centre inside an eye box: the centroid of the darkest pixels (iris and pupil) of the box's
+    central part.
+
+    The eye cascade's boxes come in coarse steps and sit loosely around the eye, so their centres tilt the
+    eye line by a few degrees from one detection to the next; the dark centroid does not (on the tilted
+    astronaut photo: within 0.3 degrees of the tilt, against up to 2.5 for box centres).
+    """
+    x0, y0, x1, y1 = (float(v) for v in box)
+    w, h = x1 - x0, y1 - y0
+    ax0, ax1 = int(x0 + 0.2 * w), int(np.ceil(x1 - 0.2 * w))
+    ay0, ay1 = int(y0 + 0.3 * h), int(np.ceil(y1 - 0.2 * h))
+    roi = grey[max(ay0, 0):ay1, max(ax0, 0):ax1].astype(np.float64)
+    if roi.size < 4:
+        return box_centres(np.asarray(box)[None])[0]
+    weight = np.clip(np.percentile(roi, 12) - roi, 0, None) + 1e-9
+    ys, xs = np.mgrid[max(ay0, 0):max(ay0, 0) + roi.shape[0], max(ax0, 0):max(ax0, 0) + roi.shape[1]]
+    return np.array([(weight * xs).sum() / weight.sum() + 0.5, (weight * ys).sum() / weight.sum() + 0.5])
 
 
 def _pick_pair(boxes: np.ndarray, mid_x: float) -> np.ndarray | None:
