@@ -80,7 +80,7 @@ def live_cmd(
         summary = live(str(run), source=source, out=out, ref=ref, cycle=cycle, max_frames=frames, fps=fps, force=force,
                        which=which, on_note=(lambda s: notes(f"note: {s}", markup=False)) if notes else None,
                        progress=advance, detector=detector)
-    summary = {k: v for k, v in summary.items() if k not in ("predictions", "face_boxes")}
+    summary = {k: v for k, v in summary.items() if k != "predictions"}
     if as_json:
         print_json(summary)
         return

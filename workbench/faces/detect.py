@@ -25,6 +25,9 @@ from workbench.errors import WorkbenchError
 # the eye cascade misses.
 EYES_IN_BOX = np.array([[0.30, 0.38], [0.70, 0.38]])
 EYE_BOX_SIDE = 0.25  # an estimated eye box's side, as a fraction of the face box's width
+# Exact colours detections are drawn in (workbench.faces.draw, live), so tests find them by pixel value.
+FACE_BOX = (0, 255, 255)
+EYE_BOX = (255, 0, 255)
 
 
 @dataclass

@@ -16,13 +16,12 @@ import torch
 from PIL import Image, ImageDraw
 
 from workbench.errors import WorkbenchError
+from workbench.faces.detect import EYE_BOX, FACE_BOX
 from workbench.faces.images import FacePipeline, Seen
 from workbench.faces.normalize import invert
 from workbench.tasks import Task
 from workbench.visualize import draw as D
 
-FACE_BOX = (0, 255, 255)
-EYE_BOX = (255, 0, 255)
 
 
 def mark_faces(img: Image.Image, seen: Seen, *, quad: bool = True) -> None:

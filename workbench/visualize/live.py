@@ -29,7 +29,7 @@ from PIL import Image, ImageDraw
 
 from workbench.data import geometry as G
 from workbench.errors import WorkbenchError
-from workbench.faces.draw import FACE_BOX
+from workbench.faces.detect import FACE_BOX
 from workbench.faces.images import FacePipeline, Frame, Seen
 from workbench.faces.normalize import invert, letterbox_affine
 from workbench.tasks import Task
