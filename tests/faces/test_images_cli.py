@@ -134,10 +134,10 @@ def test_visualize_draws_gaze_back_on_the_original_frames(runs, clip, tmp_path):
     files = sorted(out.glob("frame_*.png"))
     assert len(files) == CLIP_FRAMES
     det = CascadeDetector()
-    for f, src in zip(files[:-1], clip_frames()[:-1]):
+    for f, src in zip(files[:-1], list(read_frames(clip))[:-1]):
         img = Image.open(f)
         assert on_box_edge(img, det.detect(src)[0].box, FACE_BOX) > 0.9
-        # The original frame is there, pixel for pixel, away from the marks (its bottom-left corner).
+        # The original (decoded) frame is there, pixel for pixel, away from the marks (its bottom-left corner).
         h = src.shape[0]
         np.testing.assert_array_equal(np.asarray(img)[h - 40:h, :40], src[h - 40:, :40])
     assert "not found in 1" in res.output
