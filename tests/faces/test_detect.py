@@ -151,3 +151,29 @@ def test_a_detector_plugs_in_by_import_path(tmp_path, monkeypatch, astronaut):
 
 def test_no_face_in_a_blank_image(detector):
     assert detector.detect(np.full((240, 320, 3), 90, np.uint8)) == []
+
+
+def test_evg_frames_without_face_boxes_get_the_detectors():
+    """plane_pog with ``detect_face_boxes``: frames whose face box is missing (NaN) get the detector's box as
+    the face_hm target; annotated boxes are kept as they are."""
+    from workbench.tasks import get_task
+
+    data = render("frame", 12, seed=1, subjects=range(12, 15))
+    truth = data["face_box"].copy()
+    data["face_box"][::2] = np.nan  # half the frames "ship" no face box
+    with pytest.raises(WorkbenchError, match="face_box"):
+        get_task("plane_pog").prepare(dict(data))  # without the option, NaN boxes are refused
+    prepared = get_task("plane_pog", detect_face_boxes=True).prepare(dict(data))
+    face_xy = prepared.tensors["face_xy"].double().numpy()
+    pad = np.array(prepared.meta["pad_offset"], dtype=np.float64)
+    want = (truth.reshape(-1, 2, 2).mean(1) + pad) / 4
+    np.testing.assert_allclose(face_xy[1::2], want[1::2], atol=1e-4)  # annotated: unchanged
+    det = CascadeDetector()
+    assert np.isfinite(face_xy[::2]).all(1).sum() >= 2  # these frames hold faces the cascade finds
+    for i in range(0, 12, 2):
+        faces = det.detect(np.ascontiguousarray(data["image"][i].transpose(1, 2, 0)))
+        if faces:  # the detector's box centre, on the output grid; close to the true face centre
+            np.testing.assert_allclose(face_xy[i], (faces[0].box.reshape(2, 2).mean(0) + pad) / 4, atol=1e-4)
+            assert np.linalg.norm(face_xy[i] - want[i]) < 6  # output cells (4 px each)
+        else:
+            assert np.isnan(face_xy[i]).all()

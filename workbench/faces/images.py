@@ -170,6 +170,22 @@ class FacePipeline:
         return self.task.check_outputs(model(*self.task.inputs(seen.batch)))
 
 
+def fill_face_boxes(images: np.ndarray, boxes: np.ndarray | None, *, detector: str | Detector | None = None,
+                    ) -> np.ndarray:
+    """(N, 4) face boxes for (N, 3, H, W) uint8 frames: the annotated ``boxes`` where they are finite, the
+    detector's largest face where a frame has none (missing or NaN), NaN where it finds no face either."""
+    n = len(images)
+    out = np.full((n, 4), np.nan, dtype=np.float32) if boxes is None else np.array(boxes, dtype=np.float32).reshape(n, 4)
+    todo = np.flatnonzero(~np.isfinite(out).all(1))
+    if len(todo):
+        det = load_detector(detector)
+        for i in todo:
+            faces = det.detect(np.ascontiguousarray(np.asarray(images[i]).transpose(1, 2, 0)))
+            if faces:
+                out[i] = faces[0].box
+    return out
+
+
 def face_columns(seen: Seen) -> dict[str, Any]:
     """CSV columns describing the detection of one frame (original image pixels; blank when no face)."""
     f = seen.face
