@@ -78,10 +78,23 @@ def test_predict_writes_one_row_per_video_frame(runs, clip, tmp_path):
     assert rows[-1]["pitch"] == "" and rows[-1]["face_x0"] == ""
     for r in rows[:-1]:
         assert np.isfinite([float(r["pitch"]), float(r["yaw"])]).all()
+        assert float(r["gaze_pitch_deg"]) == pytest.approx(np.degrees(float(r["pitch"])), abs=1e-4)
+        assert float(r["gaze_yaw_deg"]) == pytest.approx(np.degrees(float(r["yaw"])), abs=1e-4)
     # The photo moves CLIP_SHIFT px right per frame; so does the detected face.
     x0 = np.array([float(r["face_x0"]) for r in rows[:-1]])
     assert np.abs(np.diff(x0) - CLIP_SHIFT).max() <= 4
     assert "not found in 1" in res.output and "clip.mp4#5" in res.output
+
+
+def test_saliency_on_a_face_and_eye_model_has_figures_for_both_inputs(runs, astronaut, tmp_path):
+    from workbench.faces.explain import saliency_images
+
+    summary = saliency_images(runs("mc4"), astronaut[0], method="saliency", out=tmp_path / "mc4")
+    for target in ("gaze_lo", "gaze_la"):
+        for name in ("face", "eye"):  # the eye crop is cut around the detected image-right eye
+            r = summary["results"][target][name]
+            assert 0 <= r["share"] <= 1 and 0 < r["area_share"] < 1 and r["frames_with_eyes"] == 1
+    assert (tmp_path / "mc4" / "00000_astronaut.png").is_file()
 
 
 def test_predict_images_json_and_a_full_frame_model(runs, clip, tmp_path):

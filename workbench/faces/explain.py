@@ -116,7 +116,7 @@ def saliency_images(run: str | Path, images: str | Path, *, method: str = "ig", 
                                  layer=layer, progress=progress)
     t0 = attrs.targets[0]
     for name in boxes:  # boxes are in the fed image's pixels; a task that pads its input (centred) shifts them
-        if name in attrs.maps[t0]:
+        if name in attrs.maps[t0] and name in tensors:
             (mh, mw), (fh, fw) = attrs.heat(t0, name).shape[-2:], tensors[name].shape[-2:]
             boxes[name] = boxes[name] + np.array([(mw - fw) // 2, (mh - fh) // 2] * 2, dtype=np.float32)
     eyes_ok = np.array([s.face is not None and s.face.eyes_detected for s in kept])

@@ -109,6 +109,9 @@ class FacePipeline:
             self.geometry = crop_geometry(task, config)
             self.notes.append(f"faces normalized to {self.size}x{self.size} crops: eyes level, inter-ocular distance "
                               f"{self.geometry.iod * self.size:.1f} px as in the training crops ({self.geometry.source})")
+            if task.face_crop.frames:
+                self.notes.append(f"each photo or frame is a still {task.face_crop.frames}-frame track (its crop "
+                                  "repeated); `workbench live` builds tracks from consecutive frames")
         elif task.full_frame is not None:
             size = recipe.get("size") or (480, 270)
             self.size = (int(size[0]), int(size[1]))
@@ -156,6 +159,8 @@ class FacePipeline:
                 crop, full = cut(seen.frame.rgb, norm.M, centre, width, self.size)
                 batch[key] = _chw(crop, spec.grey).unsqueeze(0)
                 boxes[key] = map_boxes(full, box[None])
+        if spec.eye_input is not None and spec.eye_input[1] in boxes:
+            boxes[spec.eye_input[0]] = boxes[spec.eye_input[1]]  # eye boxes per model input, for eye-mass
         for key, shape in spec.zeros:
             batch[key] = torch.zeros(1, *shape)
         seen.batch, seen.M, seen.normalized = batch, norm.M, norm
@@ -184,6 +189,19 @@ def fill_face_boxes(images: np.ndarray, boxes: np.ndarray | None, *, detector: s
             if faces:
                 out[i] = faces[0].box
     return out
+
+
+def gaze_degrees(kind: str, gaze: torch.Tensor) -> np.ndarray:
+    """A face model's ``gaze`` output (2,) of ``task.face_crop.gaze`` kind -> (2,) pitch, yaw in degrees, in
+    the normalized camera of the crop (the same convention as SynthGaze's ``gaze_pitchyaw``)."""
+    from workbench.data.geometry import denormalize_angle01, lola_to_pitchyaw
+
+    g = gaze.double().reshape(-1)
+    if kind == "pitchyaw":
+        return np.rad2deg(g.numpy())
+    if kind == "lola01":
+        return np.rad2deg(np.asarray(lola_to_pitchyaw(denormalize_angle01(g).numpy()), dtype=np.float64))
+    raise WorkbenchError(f"unknown gaze kind {kind!r}; expected pitchyaw or lola01")
 
 
 def face_columns(seen: Seen) -> dict[str, Any]:
@@ -251,10 +269,16 @@ def predict_images(run: str | Path, images: str | Path, out: str | Path, *, whic
     rows: list[list[Any]] = []
     head: list[str] = []
 
+    kind = task.face_crop.gaze if task.face_crop is not None else None
+    if kind is not None:
+        names += ["gaze_pitch_deg", "gaze_yaw_deg"]
+
     def keep(seen: Seen, outputs: dict[str, torch.Tensor] | None) -> None:
         cols = {"name": seen.frame.name, "frame": seen.frame.index, **face_columns(seen)}
         head[:] = list(cols)
         values = [] if outputs is None else task.explain_target(outputs)[0].double().tolist()
+        if values and kind is not None:
+            values += gaze_degrees(kind, outputs["gaze"][0]).tolist()
         rows.append([*cols.values(), *([f"{v:.6f}" for v in values] if values else [""] * len(names))])
 
     info = run_frames(run, images, which=which, detector=detector, on_frame=keep, loaded=loaded)

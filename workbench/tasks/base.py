@@ -84,7 +84,8 @@ class FaceCrop:
     ``key``: the batch key of the face crop; ``view_key``: the same image in the task's view dict (its
     eye boxes give the crop geometry); ``grey``: one channel; ``frames``: > 0 for a track of that many
     crops (N, T, C, S, S); ``eyes``: batch keys of eye crops cut around the (image-left, image-right) eye,
-    each ``eye_span`` face-crop widths wide; ``zeros``: other inputs fed as zeros (per-sample shapes, e.g.
+    each ``eye_span`` face-crop widths wide, and ``eye_input`` (model input, batch key): which of them the
+    model reads at evaluation; ``zeros``: other inputs fed as zeros (per-sample shapes, e.g.
     priors a photo does not have); ``gaze``: how the output named ``gaze`` reads as a direction in the
     image ("pitchyaw": radians; "lola01": MC4 lo/la normalized by (a + 90) / 180), or None.
     """
@@ -95,6 +96,7 @@ class FaceCrop:
     frames: int = 0
     eyes: tuple[str, str] | None = None
     eye_span: float = 0.0
+    eye_input: tuple[str, str] | None = None
     zeros: tuple[tuple[str, tuple[int, ...]], ...] = ()
     gaze: str | None = None
 

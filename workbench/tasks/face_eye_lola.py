@@ -25,7 +25,8 @@ class FaceEyeLola(Task):
     explain_names = ("gaze_lo", "gaze_la")
     # The subject's left eye is the image-right one; an eye crop spans 44 mm of the 170 mm a face crop does
     # (SynthConfig eye_span / face_span).
-    face_crop = FaceCrop("face", "face", grey=True, eyes=("r_eye", "l_eye"), eye_span=44.0 / 170.0, gaze="lola01")
+    face_crop = FaceCrop("face", "face", grey=True, eyes=("r_eye", "l_eye"), eye_span=44.0 / 170.0,
+                         eye_input=("eye", "l_eye"), gaze="lola01")
 
     def prepare(self, data: dict[str, np.ndarray]) -> TaskData:
         require(data, ("face", "l_eye", "r_eye", "head_lola", "eye_lola", "gaze_lola"), self.name)
