@@ -177,3 +177,27 @@ def test_evg_frames_without_face_boxes_get_the_detectors():
             assert np.linalg.norm(face_xy[i] - want[i]) < 6  # output cells (4 px each)
         else:
             assert np.isnan(face_xy[i]).all()
+
+
+def test_a_run_trained_on_a_data_set_takes_the_crop_geometry_from_its_eye_boxes(tmp_path):
+    """A data set whose crops have the eyes 6 px lower (of 112) than SynthGaze's gives crops 6 px lower."""
+    from workbench.data.formats.npz import write_npz
+    from workbench.faces.normalize import crop_geometry
+    from workbench.tasks import get_task
+
+    data = render("face", 16, seed=3, subjects=range(3))
+    data["eye_boxes"] = data["eye_boxes"] + np.array([0, 6, 0, 6], dtype=np.float32)
+    path = write_npz(data, tmp_path / "faces.npz", view="face")
+    task = get_task("face_angles")
+    mine = crop_geometry(task, {"data": {"source": str(path), "format": "npz"}})
+    want = geometry_from_eye_boxes(data["eye_boxes"], 112, "want")
+    np.testing.assert_allclose(mine.eyes, want.eyes)
+    assert str(path) in mine.source
+    synth = crop_geometry(task, {"data": {"source": "synth"}})
+    assert 0.03 < mine.eyes[0, 1] - synth.eyes[0, 1] < 0.08  # ~6/112 lower, up to the sample's own spread
+    # A data set without eye boxes falls back to SynthGaze's geometry and says so.
+    data["eye_boxes"] = np.full_like(data["eye_boxes"], np.nan)  # the layout's way of saying "none"
+    bare = write_npz(data, tmp_path / "bare.npz", view="face")
+    fallback = crop_geometry(task, {"data": {"source": str(bare), "format": "npz"}})
+    np.testing.assert_allclose(fallback.eyes, synth.eyes)
+    assert "no eye boxes" in fallback.source

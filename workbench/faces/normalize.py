@@ -87,7 +87,10 @@ def crop_geometry(task: Any, config: dict[str, Any]) -> CropGeometry:
     except (WorkbenchError, OSError):
         raw = {}
     if "eye_boxes" in raw and spec.view_key in raw:
-        return geometry_from_eye_boxes(raw["eye_boxes"], int(np.asarray(raw[spec.view_key]).shape[-1]), str(path))
+        try:
+            return geometry_from_eye_boxes(raw["eye_boxes"], int(np.asarray(raw[spec.view_key]).shape[-1]), str(path))
+        except WorkbenchError:
+            pass  # only NaN boxes: the data has none really
     fallback = synth_geometry(task.view, spec.view_key)
     return CropGeometry(fallback.eyes, f"{fallback.source}; {path} has no eye boxes (or is not readable here)")
 
