@@ -177,3 +177,19 @@ def test_bad_input_is_one_line_and_exit_2(runs, tmp_path, make, message):
     res = runner.invoke(app, ["analyze", "saliency", str(runs("gazenet")), "--images", str(src), "--out",
                               str(tmp_path / "sal")])
     assert res.exit_code == 2 and not (tmp_path / "sal").exists()
+
+
+def test_live_on_a_full_frame_model_draws_the_face_box_through_the_letterbox(runs, clip, tmp_path):
+    """EVG sees the whole frame letterboxed to its training size (192x160: half the clip), padded by the task
+    (to 224x192, 16 px each side); the detected box is drawn on the view (the padded frame, 640 px wide)."""
+    from workbench.tasks import get_task
+    from workbench.visualize import live
+
+    summary = live(runs("evg", size=(192, 160)), source=str(clip), out=tmp_path / "evg")
+    assert summary["faces_found"] == CLIP_FRAMES - 1
+    files = sorted((tmp_path / "evg").glob("frame_*.png"))
+    pw, ph = get_task("plane_pog").padded(192, 160)
+    pad = np.array([(pw - 192) // 2, (ph - 160) // 2] * 2)
+    k = 640 / pw
+    for f, box in zip(files[:-1], summary["face_boxes"][:-1]):
+        assert on_box_edge(Image.open(f), (np.asarray(box) * 0.5 + pad) * k, FACE_BOX) > 0.9
