@@ -326,11 +326,10 @@ def load_samples(subject: Subject, *, n: int, data: str = "synth", fmt: str | No
         prepared = task.prepare(raw)
         desc = f"SynthGaze {task.view}, {n} samples of held-out subjects {val_ids[0]}..{val_ids[-1]} (seed {seed})"
     else:
-        from workbench.data import formats
-        from workbench.train.data import check_layout
+        from workbench.train.data import read_for_task
 
         path = Path(data)
-        raw = formats.read(check_layout(task, path, fmt), path)
+        raw, _, _ = read_for_task(task, path, fmt, _recipe(subject).size)
         if not any(isinstance(v, np.ndarray) and v.ndim and len(v) for v in raw.values()):
             raise WorkbenchError(f"{path}: the data set is empty (no samples to analyse)")
         prepared = task.prepare(raw)

@@ -41,7 +41,7 @@ def load_data(task: Task, recipe: Recipe, *, data: str = "synth", fmt: str | Non
         desc = {"source": "synth", "view": task.view, "train_subjects": train_ids, "val_subjects": val_ids,
                 "n_train": recipe.n_train, "n_val": recipe.n_val, "size": recipe.size, "seed": seed}
         return parts[0], parts[1], desc
-    return _load_path(task, Path(data), fmt, seed)
+    return _load_path(task, Path(data), fmt, seed, size=recipe.size)
 
 
 def check_layout(task: Task, path: Path, fmt: str | None) -> str:
@@ -57,17 +57,37 @@ def check_layout(task: Task, path: Path, fmt: str | None) -> str:
     return fmt
 
 
-def _load_path(task: Task, path: Path, fmt: str | None, seed: int) -> tuple[TaskData, TaskData, dict[str, Any]]:
-    from workbench.data import formats
+def read_for_task(task: Task, path: Path, fmt: str | None, size: Any = None,
+                  **kw: Any) -> tuple[dict[str, np.ndarray], str, dict[str, Any]]:
+    """Read the data set at ``path`` for ``task`` -> (view dict, format, resize info).
 
+    Images are resized to ``size`` (a recipe's size: int or (W, H); None keeps them) on the way in, with
+    their pixel-coordinate labels (see :mod:`workbench.data.resize`); ``kw`` goes to the reader.
+    """
+    from workbench.data import formats
+    from workbench.data.resize import fit_images
+
+    fmt = check_layout(task, path, fmt)
+    data, resized = fit_images(formats.read(fmt, path, **kw), task.view, size)
+    return data, fmt, resized
+
+
+def _load_path(task: Task, path: Path, fmt: str | None, seed: int,
+               size: Any = None) -> tuple[TaskData, TaskData, dict[str, Any]]:
     fmt = check_layout(task, path, fmt)
     desc: dict[str, Any] = {"source": str(path), "format": fmt, "view": task.view, "seed": seed}
     if fmt in ("evg", "itracker"):
-        train = task.prepare(formats.read(fmt, path, split="train"))
-        val = task.prepare(formats.read(fmt, path, split="val"))
+        train_raw, _, resized = read_for_task(task, path, fmt, size, split="train")
+        val_raw, _, _ = read_for_task(task, path, fmt, size, split="val")
+        train, val = task.prepare(train_raw), task.prepare(val_raw)
         desc["split"] = "layout splits train/val"
+        if resized:
+            desc["resized"] = resized
         return train, val, desc
-    everything = task.prepare(formats.read(fmt, path))
+    raw, _, resized = read_for_task(task, path, fmt, size)
+    if resized:
+        desc["resized"] = resized
+    everything = task.prepare(raw)
     subjects = np.asarray(everything.meta.get("subject", np.full(len(everything), -1)))
     ids = np.unique(subjects[subjects >= 0])
     if len(ids) >= 2:

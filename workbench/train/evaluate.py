@@ -11,7 +11,7 @@ import torch
 
 from workbench.errors import WorkbenchError
 from workbench.tasks import Task, TaskData
-from workbench.train.data import check_layout, load_data, synth_subjects
+from workbench.train.data import load_data, read_for_task, synth_subjects
 from workbench.train.engine import _batches, evaluate, load_run_model
 from workbench.train.recipes import Recipe
 from workbench.utils.io import atomic_path
@@ -30,10 +30,8 @@ def _data_for(task: Task, config: dict[str, Any], data: str, fmt: str | None, n:
         count = n or recipe.n_val
         # Fresh samples (another seed) of the held-out subjects.
         return task.prepare(render(task.view, count, seed=seed + 2, subjects=val_ids, size=recipe.size)), "SynthGaze (held-out subjects)"
-    from workbench.data import formats
-
     path = Path(data)
-    raw = formats.read(check_layout(task, path, fmt), path)
+    raw, _, _ = read_for_task(task, path, fmt, recipe.size)
     prepared = task.prepare(raw)
     if "name" in raw:
         prepared.meta["name"] = list(raw["name"])
