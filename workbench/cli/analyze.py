@@ -69,11 +69,20 @@ def saliency_cmd(
     out: Annotated[Path | None, typer.Option("--out", help=OUT_HELP)] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace a non-empty output folder.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON (no progress bars).")] = False,
+    images: Annotated[Path | None, typer.Option("--images", help="Photos instead of --data: a folder, an image or a "
+                                                "video; faces are detected, normalized, and the maps drawn back on the originals.")] = None,
+    detector: Annotated[str | None, typer.Option("--detector", help="With --images: package.module:Class.")] = None,
 ) -> None:
     """Attribution maps per input and target: overlay grids (PNG per input), raw .npz, summary.json."""
     from workbench.analyze import saliency
 
     out = out or _default_out(run, "saliency")
+    if images is not None:
+        from workbench.cli._images import saliency_images_cmd
+
+        return saliency_images_cmd(run, images, out=out, progress=_progress(not as_json), as_json=as_json,
+                                   method=method, target=target, batch_size=batch_size, steps=steps, baseline=baseline,
+                                   layer=layer, detector=detector, force=force)
     summary = saliency(run, method=method, n=n, out=out, target=target, batch_size=batch_size, steps=steps,
                        layer=layer, baseline=baseline, data=data, fmt=fmt, task=task, input_shapes=_shapes(inputs) or None,
                        force=force, progress=_progress(not as_json))

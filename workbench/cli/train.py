@@ -158,7 +158,7 @@ def eval_cmd(
 
 def predict_cmd(
     run: str = typer.Argument(..., metavar="MODEL", help="A run folder, or any model spec: " + MODEL_HELP),
-    data: str = typer.Option(..., "--data", help="'val', 'synth' or a data set path."),
+    data: Optional[str] = typer.Option(None, "--data", help="'val', 'synth' or a data set path."),
     fmt: Optional[str] = typer.Option(None, "--format"),
     out: Path = typer.Option(..., "--out", help="Prediction file (MC4: three-line file; Looking-At-Me: CSV; else CSV)."),
     which: str = typer.Option("best", "--checkpoint"),
@@ -168,12 +168,23 @@ def predict_cmd(
     preset: Optional[str] = typer.Option(None, "--preset", help="Preset of a teacher or student name."),
     model_sets: List[str] = typer.Option([], "--model", help="Model option key=value; repeatable."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    images: Optional[Path] = typer.Option(None, "--images", help="Photos instead of a data set: a folder, an image "
+                                          "or a video; faces are detected and normalized; CSV, one row per frame."),
+    detector: Optional[str] = typer.Option(None, "--detector", help="With --images: package.module:Class (default: "
+                                           "OpenCV's cascades)."),
+    as_json: bool = typer.Option(False, "--json", help="With --images: print the summary as JSON."),
 ) -> None:
     """Write predictions in the write-up's format (MC4 three-line file, Looking-At-Me CSV, else CSV)."""
     from workbench.train.evaluate import predict_run
 
+    if images is None and data is None:
+        fail("give --data (a data set, 'val' or 'synth') or --images (photos, a folder or a video)")
     with model_run(run, task=task, weights=weights, preset=preset, model_sets=model_sets, data=data, fmt=fmt,
                    device=device) as folder:
+        if images is not None:
+            from workbench.cli._images import predict_images_cmd
+
+            return predict_images_cmd(folder, images, out, which=which, detector=detector, as_json=as_json)
         path, count = predict_run(folder, data=data, fmt=fmt, out=out, which=which, n=n, device=device)
     console.print(f"wrote {count} predictions to [bold]{path}[/bold]")
 

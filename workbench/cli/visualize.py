@@ -33,6 +33,9 @@ def visualize_cmd(
     weights: Path | None = typer.Option(None, "--weights", help="State dict file for a name or factory model."),
     device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda[:N]: where the predictions are computed."),
     as_json: bool = typer.Option(False, "--json", help="Print the written files as JSON (no progress bar)."),
+    images: Path | None = typer.Option(None, "--images", help="Photos instead of --data: a folder, an image or a "
+                                       "video; predictions drawn back on the original frames."),
+    detector: str | None = typer.Option(None, "--detector", help="With --images: package.module:Class."),
 ) -> None:
     """Draw ground truth (green) and prediction (red) of each run, sample by sample, as PNGs or an MP4."""
     from workbench.visualize import visualize
@@ -42,6 +45,13 @@ def visualize_cmd(
 
     check_output(out, force=force)  # a bad output name fails before any progress bar
     resolve_device(device)  # so does a missing device
+    if images is not None:
+        from workbench.cli._images import visualize_images_cmd
+
+        with contextlib.ExitStack() as stack:
+            folders = [stack.enter_context(model_run(r, task=task, weights=weights, device=device)) for r in runs]
+            return visualize_images_cmd(folders, images, out, which=which, fps=fps, force=force, detector=detector,
+                                        as_json=as_json)
     with contextlib.ExitStack() as stack, progress_bar("drawing", n, enabled=not as_json) as advance:
         folders = [stack.enter_context(model_run(r, task=task, weights=weights, data=data, fmt=fmt, device=device))
                    for r in runs]
@@ -70,6 +80,8 @@ def live_cmd(
     task: str | None = typer.Option(None, "--task", help="Task of a package.module:factory model."),
     weights: Path | None = typer.Option(None, "--weights", help="State dict file for a name or factory model."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON (no progress bar)."),
+    detector: str | None = typer.Option(None, "--detector", help="Face detector package.module:Class (default: "
+                                        "OpenCV's cascades)."),
 ) -> None:
     """Run a model on a camera or video, the prediction drawn on each frame (keys 1-9: reference points)."""
     from workbench.visualize import live
@@ -85,13 +97,15 @@ def live_cmd(
             progress_bar("live", total or 0, enabled=not as_json and out is not None and bool(total)) as advance:
         summary = live(str(folder), source=source, out=out, ref=ref, cycle=cycle, max_frames=frames, fps=fps, force=force,
                        which=which, on_note=(lambda s: notes(f"note: {s}", markup=False)) if notes else None,
-                       progress=advance)
+                       progress=advance, detector=detector)
     summary = {k: v for k, v in summary.items() if k != "predictions"}
     if as_json:
         print_json(summary)
         return
     console.print(f"{summary['frames']} frames, model {summary['model_ms_per_frame']} ms per frame"
                   + (f"; wrote {out}" if out is not None else ""), markup=False)
+    console.print(f"face found in {summary['faces_found']} frames, not found in {summary['faces_not_found']}",
+                  markup=False)
     for key, e in summary["reference_errors_px"].items():
         console.print(f"  reference {key}: {e['frames']} frames, mean error x {e['dx_px']:+.0f} px, y {e['dy_px']:+.0f} px, "
                       f"Euclidean {e['error_px']:.0f} px", markup=False)

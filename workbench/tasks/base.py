@@ -89,6 +89,31 @@ class MetricAccumulator:
         return self.task.metrics(out, tgt)
 
 
+@dataclass(frozen=True)
+class FaceCrop:
+    """How a task's image input is a normalized face crop, so a photo or video frame can be turned into
+    it (``workbench.faces``: detect, rotate the eyes level, scale, crop).
+
+    ``key``: the batch key of the face crop; ``view_key``: the same image in the task's view dict (its
+    eye boxes give the crop geometry); ``grey``: one channel; ``frames``: > 0 for a track of that many
+    crops (N, T, C, S, S); ``eyes``: batch keys of eye crops cut around the (image-left, image-right) eye,
+    each ``eye_span`` face-crop widths wide, and ``eye_input`` (model input, batch key): which of them the
+    model reads at evaluation; ``zeros``: other inputs fed as zeros (per-sample shapes, e.g.
+    priors a photo does not have); ``gaze``: how the output named ``gaze`` reads as a direction in the
+    image ("pitchyaw": radians; "lola01": MC4 lo/la normalized by (a + 90) / 180), or None.
+    """
+
+    key: str
+    view_key: str
+    grey: bool = False
+    frames: int = 0
+    eyes: tuple[str, str] | None = None
+    eye_span: float = 0.0
+    eye_input: tuple[str, str] | None = None
+    zeros: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    gaze: str | None = None
+
+
 class Task(ABC):
     """A task contract. Subclasses set the class attributes and implement the abstract methods."""
 
@@ -106,6 +131,10 @@ class Task(ABC):
     eye_box_keys: dict[str, str] = {}
     # Input -> a note for reports on why attribution leaves that input out (beyond "not an image").
     input_notes: dict[str, str] = {}
+    # Real photos and videos (workbench.faces): a face-crop input and how to make it, or the batch key of
+    # a whole camera frame (letterboxed to the training size); neither: the task cannot take photos.
+    face_crop: FaceCrop | None = None
+    full_frame: str | None = None
 
     def __init__(self, **options: Any) -> None:
         self.options = options

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from workbench.data.geometry import angular_error
-from workbench.tasks.base import Task, TaskData, finite_labels, gaze_pitchyaw_degrees, require, to_float_image
+from workbench.tasks.base import FaceCrop, Task, TaskData, finite_labels, gaze_pitchyaw_degrees, require, to_float_image
 from workbench.tasks.registry import register_task
 
 
@@ -22,6 +22,7 @@ class FaceAngles(Task):
     primary_metric = "angular_error"
     explain_names = ("pitch", "yaw")
     eye_box_keys = {"face": "eye_boxes"}
+    face_crop = FaceCrop("face", "image", gaze="pitchyaw")
 
     def prepare(self, data: dict[str, np.ndarray]) -> TaskData:
         require(data, ("image", "gaze_pitchyaw"), self.name)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from workbench.data.geometry import angular_error, denormalize_angle01, lola_to_vector, normalize_angle01
 from workbench.errors import DataError
-from workbench.tasks.base import Task, TaskData, finite_labels, require, to_float_image
+from workbench.tasks.base import FaceCrop, Task, TaskData, finite_labels, require, to_float_image
 from workbench.tasks.registry import register_task
 
 
@@ -25,6 +25,10 @@ class FaceEyeLola(Task):
     explain_names = ("gaze_lo", "gaze_la")
     # The evaluation's eye input is the left-eye crop: its boxes are the renderer's (or reader's) l_eye_boxes.
     eye_box_keys = {"face": "eye_boxes", "eye": "l_eye_boxes"}
+    # The subject's left eye is the image-right one; an eye crop spans 44 mm of the 170 mm a face crop does
+    # (SynthConfig eye_span / face_span).
+    face_crop = FaceCrop("face", "face", grey=True, eyes=("r_eye", "l_eye"), eye_span=44.0 / 170.0,
+                         eye_input=("eye", "l_eye"), gaze="lola01")
 
     def prepare(self, data: dict[str, np.ndarray]) -> TaskData:
         require(data, ("face", "l_eye", "r_eye", "head_lola", "eye_lola", "gaze_lola"), self.name)

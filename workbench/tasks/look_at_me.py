@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from workbench.errors import DataError
-from workbench.tasks.base import Task, TaskData, finite_labels, require, to_float_image
+from workbench.tasks.base import FaceCrop, Task, TaskData, finite_labels, require, to_float_image
 from workbench.tasks.metrics import average_precision, binary_accuracy
 from workbench.tasks.registry import register_task
 
@@ -26,6 +26,7 @@ class LookAtMe(Task):
     eye_box_keys = {"frames": "eye_boxes"}  # (N, T, K, 4) per frame
     input_notes = {k: "GazePose bins its priors (round -> Embedding lookup), whose gradient is zero, so gradient "
                       "methods cannot attribute them (GazeLSTM ignores them)" for k in ("head_pose", "landmarks")}
+    face_crop = FaceCrop("frames", "frames", frames=7, zeros=(("head_pose", (7, 3)), ("landmarks", (7, 5, 2))))
 
     def prepare(self, data: dict[str, np.ndarray]) -> TaskData:
         require(data, ("frames", "label"), self.name)

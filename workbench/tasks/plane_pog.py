@@ -42,6 +42,7 @@ class PlanePoG(Task):
     primary_metric = "pog_error_mm"
     explain_names = ("pog_x_mm", "pog_y_mm", "peak")
     eye_box_keys = {"frame": "eye_boxes"}  # shifted by the stride-32 padding in prepare()
+    full_frame = "frame"
 
     def __init__(self, **options):
         super().__init__(**options)
@@ -108,7 +109,15 @@ class PlanePoG(Task):
         # The face-box centre on the output grid: the target of the write-up's optional face_hm head
         # (NaN where the data has no face box; the loss then skips it).
         box = data.get("face_box")
-        tensors["face_xy"] = (((finite_labels("face_box", box).double().view(n, 2, 2).mean(1) + pad) / OUTPUT_STRIDE).float()
+        if self.options.get("detect_face_boxes"):
+            # Frames without an annotated face box (missing, or NaN rows) get the face detector's box, so the
+            # face_hm head still has a target on data sets that ship none (NaN where no face is found either).
+            from workbench.faces.images import fill_face_boxes
+
+            box = torch.from_numpy(fill_face_boxes(data["image"], box))
+        elif box is not None:
+            box = finite_labels("face_box", box)
+        tensors["face_xy"] = (((box.double().view(n, 2, 2).mean(1) + pad) / OUTPUT_STRIDE).float()
                               if box is not None else torch.full((n, 2), float("nan")))
         meta = {"subject": np.asarray(data.get("subject", np.full(n, -1))), "pad_offset": ((pw - w) // 2, (ph - h) // 2)}
         if "eye_boxes" in data:

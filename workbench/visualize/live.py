@@ -2,8 +2,10 @@
 
 Frames go through the task's own preprocessing: a full-frame model (``plane_pog``, EVG) gets the frame
 letterboxed to its training size and padded to a multiple of 32 by the task, exactly as in training; a
-face-crop model gets the centre square of the frame (a stand-in for a face detector: the face should
-fill it, eyes about a third of the way down, as in SynthGaze's normalized crops). For point-of-gaze
+face-crop model gets the largest face found by the face detector (:mod:`workbench.faces`: OpenCV's
+cascades), normalized to its training crops (eyes level, the training inter-ocular distance). When no
+face is found the centre square of the frame is used instead, and the frame says so. The detected face
+box is drawn (cyan) for every model, the full-frame one included. For point-of-gaze
 models the keys 1-9 put a reference point on a 3x3 grid of the screen (1 = top left, 9 = bottom right)
 and show the prediction's pixel error against it (x, y and Euclidean), as in the EVG write-up. Without a
 window (``out``) the reference point is ``ref`` or cycles through the grid.
@@ -27,6 +29,9 @@ from PIL import Image, ImageDraw
 
 from workbench.data import geometry as G
 from workbench.errors import WorkbenchError
+from workbench.faces.detect import FACE_BOX
+from workbench.faces.images import FacePipeline, Frame, Seen
+from workbench.faces.normalize import invert, letterbox_affine
 from workbench.tasks import Task
 from workbench.train.engine import load_run_model
 from workbench.train.recipes import Recipe
@@ -87,12 +92,17 @@ def _chw(img: Image.Image) -> torch.Tensor:
 class _Live:
     """A run's model with the task-specific preprocessing and drawing of live frames."""
 
-    def __init__(self, model: torch.nn.Module, task: Task, recipe: Recipe) -> None:
+    def __init__(self, model: torch.nn.Module, task: Task, recipe: Recipe, config: dict[str, Any] | None = None,
+                 detector: str | None = None) -> None:
         self.model, self.task = model, task
         self.notes: list[str] = []
+        self.seen: Seen | None = None
+        self.count = 0
         if task.name == "eyes_pog":
             raise WorkbenchError("live needs a frame or a face crop; eyes_pog models take four eye images from "
                                  "two cameras, which one video cannot give (use `workbench visualize`)")
+        self.pipe = FacePipeline(task, config if config is not None else {"recipe": {"size": recipe.size}},
+                                 detector=detector)
         if task.name == "plane_pog":
             size = recipe.size or (480, 270)
             self.size = (int(size[0]), int(size[1]))
@@ -106,13 +116,22 @@ class _Live:
         else:
             self.size = int(recipe.size or 112)
             self.screen = None
-            self.notes.append(f"no face detector: the centre square of each frame is the face crop, resized to "
-                              f"{self.size}x{self.size}; keep the face centred and filling it")
+            self.notes.extend(self.pipe.notes)
+            self.notes.append("where no face is found, the centre square of the frame stands in for the face crop")
         self.track: deque[torch.Tensor] = deque(maxlen=7)
 
     @torch.no_grad()
     def __call__(self, rgb: np.ndarray) -> Reading:
+        self.seen = Seen(Frame("live", self.count, rgb), self.pipe.detector.detect(rgb))
+        self.count += 1
         return getattr(self, f"_{self.task.name}")(rgb)
+
+    def _face_box(self, view: Image.Image, M: np.ndarray) -> None:
+        """The detected face box (original pixels through ``M`` into the view) in cyan."""
+        face = self.seen.face if self.seen is not None else None
+        if face is not None:
+            c = face.box.reshape(2, 2) @ M[:, :2].T + M[:, 2]
+            ImageDraw.Draw(view).rectangle([*c[0], *c[1]], outline=FACE_BOX, width=2)
 
     # ---- full frame ---------------------------------------------------------------------------------
     def _plane_pog(self, rgb: np.ndarray) -> Reading:
@@ -126,74 +145,94 @@ class _Live:
         view = D.resized(D.to_pil(padded), VIEW_W)
         ImageDraw.Draw(view).rectangle([left * k, top * k, (left + self.size[0]) * k - 1,
                                         (top + self.size[1]) * k - 1], outline=D.DIM)
+        h, w = rgb.shape[:2]
+        self._face_box(view, np.diag([k, k, 1.0])[:2] @ np.vstack([letterbox_affine(w, h, self.size), [0, 0, 1]])
+                       + np.array([[0, 0, left * k], [0, 0, top * k]]))
         peak = float(torch.sigmoid(outputs["hm"].float()).max())
         lines = [((f"prediction: ({xy[0]:+.0f}, {xy[1]:+.0f}) mm from the camera = ({pog_px[0]:.0f}, {pog_px[1]:.0f}) "
                   f"screen px; heatmap peak {peak:.2f}"), D.PRED)]
         return Reading(view, lines, pog_px, [float(pog_px[0]), float(pog_px[1])])
 
     # ---- face crops ---------------------------------------------------------------------------------
-    def _crop_view(self, rgb: np.ndarray) -> tuple[Image.Image, Image.Image, float, np.ndarray]:
-        """(the frame for display, the crop, display px per crop px, the crop's top-left on the display)."""
-        crop, (x0, y0, side) = centre_crop(rgb)
+    def _crop_view(self, rgb: np.ndarray) -> tuple[Image.Image, Image.Image, Callable, Callable, np.ndarray, list[Any]]:
+        """(the frame for display, the square crop the model sees, crop fractions -> display points, crop
+        directions (fractions) -> display vectors, eye centres as crop fractions, a line saying which crop)."""
         view = D.resized(Image.fromarray(rgb), VIEW_W)
         k = VIEW_W / rgb.shape[1]
+        face = self.seen.face if self.seen is not None else None
+        if face is not None:
+            norm = self.pipe.normalize(rgb, face)
+            A = k * invert(norm.M)
+            s = norm.crop.shape[1]
+            q = norm.quad() * k
+            d = ImageDraw.Draw(view)
+            d.line([*map(tuple, q), tuple(q[0])], fill=D.DIM, width=1)
+            self._face_box(view, np.array([[k, 0, 0], [0, k, 0]]))
+            eyes = "eyes detected" if face.eyes_detected else "eyes estimated from the face box"
+            return (view, Image.fromarray(norm.crop), lambda p: A[:, :2] @ (np.asarray(p) * s) + A[:, 2],
+                    lambda v: A[:, :2] @ (np.asarray(v) * s), self.pipe.geometry.eyes,
+                    [(f"face found ({eyes}); normalized crop outlined", D.DIM)])
+        crop, (x0, y0, side) = centre_crop(rgb)
         ImageDraw.Draw(view).rectangle([x0 * k, y0 * k, (x0 + side) * k - 1, (y0 + side) * k - 1], outline=D.DIM)
-        return view, Image.fromarray(crop), side * k, np.array([x0 * k, y0 * k])
+        origin, sk = np.array([x0 * k, y0 * k]), side * k
+        return (view, Image.fromarray(crop), lambda p: origin + np.asarray(p) * sk, lambda v: np.asarray(v) * sk, EYES,
+                [("no face found: the centre square of the frame is used as the face crop", D.REF)])
 
     def _face_angles(self, rgb: np.ndarray) -> Reading:
-        view, crop, side, origin = self._crop_view(rgb)
+        view, crop, place, vec, eyes, which = self._crop_view(rgb)
         face = _chw(crop.resize((self.size, self.size), Image.BILINEAR))
         gaze = self.model(*self.task.inputs({"face": face}))["gaze"][0].double().numpy()
         d = ImageDraw.Draw(view)
-        for e in EYES:
-            o = origin + e * side
-            D.arrow(d, o, o + 0.45 * side * gaze_dir(gaze), D.PRED, width=3)
+        for e in eyes:
+            o = place(e)
+            D.arrow(d, o, o + 0.45 * vec(gaze_dir(gaze)), D.PRED, width=3)
         p, y = np.rad2deg(gaze)
-        return Reading(view, [(f"prediction: gaze pitch {p:+.1f}\u00b0 yaw {y:+.1f}\u00b0", D.PRED)],
+        return Reading(view, [(f"prediction: gaze pitch {p:+.1f}\u00b0 yaw {y:+.1f}\u00b0", D.PRED), *which],
                        value=[float(p), float(y)])
 
     def _face_eye_lola(self, rgb: np.ndarray) -> Reading:
-        view, crop, side, origin = self._crop_view(rgb)
+        view, crop, place, vec, eyes, which = self._crop_view(rgb)
         s = self.size
         face = _chw(crop.convert("L").resize((s, s), Image.BILINEAR))
         # The subject's left eye is the image-right one.
-        cx, cy = EYES[1] * crop.width
+        cx, cy = eyes[1] * crop.width
         half = EYE_SPAN * crop.width / 2
         eye = _chw(crop.convert("L").crop((round(cx - half), round(cy - half), round(cx + half), round(cy + half)))
                    .resize((s, s), Image.BILINEAR))
         out = self.model(*self.task.inputs({"face": face, "l_eye": eye, "r_eye": eye}))
         lola = {k: G.denormalize_angle01(out[k][0].double()).numpy() for k in ("head", "eye", "gaze")}
         d = ImageDraw.Draw(view)
-        centre = origin + side / 2
-        D.arrow(d, centre, centre + 0.42 * side * lola_dir(lola["head"]), D.PRED, width=4, head=12, dashed=True)
-        for e in EYES:
-            o = origin + e * side
-            D.arrow(d, o, o + 0.4 * side * lola_dir(lola["gaze"]), D.PRED, width=3)
-        k = side / crop.width
-        d.rectangle([origin[0] + (cx - half) * k, origin[1] + (cy - half) * k, origin[0] + (cx + half) * k,
-                     origin[1] + (cy + half) * k], outline=D.DIM)
+        centre = place([0.5, 0.5])
+        D.arrow(d, centre, centre + 0.42 * vec(lola_dir(lola["head"])), D.PRED, width=4, head=12, dashed=True)
+        for e in eyes:
+            o = place(e)
+            D.arrow(d, o, o + 0.4 * vec(lola_dir(lola["gaze"])), D.PRED, width=3)
+        w = crop.width
+        corners = [place(np.array(c) / w) for c in ((cx - half, cy - half), (cx + half, cy - half),
+                                                    (cx + half, cy + half), (cx - half, cy + half))]
+        d.line([*map(tuple, corners), tuple(corners[0])], fill=D.DIM)
         txt = "  ".join(f"{k} ({v[0]:+.1f}, {v[1]:+.1f})" for k, v in lola.items())
-        return Reading(view, [(f"prediction lo/la: {txt} (head dashed)", D.PRED)],
+        return Reading(view, [(f"prediction lo/la: {txt} (head dashed)", D.PRED), *which],
                        value=[float(x) for x in lola["gaze"]])
 
     def _look_at_me(self, rgb: np.ndarray) -> Reading:
-        view, crop, side, origin = self._crop_view(rgb)
+        view, crop, place, _, _, which = self._crop_view(rgb)
         self.track.append(_chw(crop.resize((self.size, self.size), Image.BILINEAR))[0])
         t = self.track.maxlen
         if len(self.track) < t:
-            return Reading(view, [(f"collecting a {t}-frame track ({len(self.track)}/{t})", D.DIM)])
+            return Reading(view, [(f"collecting a {t}-frame track ({len(self.track)}/{t})", D.DIM), *which])
         frames = torch.stack(list(self.track)).unsqueeze(0)
         # No head-pose or landmark priors live: zeros, as the task feeds data sets that lack them.
         batch = {"frames": frames, "head_pose": torch.zeros(1, t, 3), "landmarks": torch.zeros(1, t, 5, 2)}
         score = float(torch.sigmoid(self.model(*self.task.inputs(batch))["logit"].reshape(-1)[0].float()))
         d = ImageDraw.Draw(view)
-        x0, y0 = origin[0], origin[1] + side + 4
-        if y0 + 10 > view.height:
-            y0 = view.height - 12
-        d.rectangle([x0, y0, x0 + side, y0 + 8], fill=D.PANEL)
-        d.rectangle([x0, y0, x0 + side * score, y0 + 8], fill=D.PRED)
+        (x0, y0), (x1, _) = place([0.0, 1.0]), place([1.0, 1.0])
+        x0, x1 = min(x0, x1), max(x0, x1)
+        y0 = min(y0 + 4, view.height - 12)
+        d.rectangle([x0, y0, x1, y0 + 8], fill=D.PANEL)
+        d.rectangle([x0, y0, x0 + (x1 - x0) * score, y0 + 8], fill=D.PRED)
         return Reading(view, [((f"P(looking at the camera) {score:.2f} for the frame {t // 2} frames ago (the centre of "
-                               f"the {t}-frame window)"), D.PRED)], value=[score])
+                               f"the {t}-frame window)"), D.PRED), *which], value=[score])
 
 
 def screen_panel(screen: G.Screen, pog_px: np.ndarray | None, ref: int | None) -> tuple[D.Panel, dict[str, float] | None]:
@@ -242,7 +281,7 @@ def _display_problem(cv2: Any) -> str | None:
 def live(run: str | Path, *, source: str | int = 0, out: str | Path | None = None, ref: int | None = None,
          cycle: int = 30, max_frames: int | None = None, fps: float | None = None, force: bool = False,
          which: str = "best", on_note: Callable[[str], None] | None = None,
-         progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+         progress: Callable[[int], None] | None = None, detector: str | None = None) -> dict[str, Any]:
     """Run ``run``'s model on a camera (index) or video file and draw each prediction.
 
     With ``out`` (a new folder of PNGs, or a .mp4) the annotated frames are written; without it they are
@@ -255,7 +294,7 @@ def live(run: str | Path, *, source: str | int = 0, out: str | Path | None = Non
     if cycle < 1:
         raise WorkbenchError(f"expected a positive cycle length, got {cycle}")
     model, config, task = load_run_model(run, which)
-    runner = _Live(model, task, Recipe.from_dict(config["recipe"]))
+    runner = _Live(model, task, Recipe.from_dict(config["recipe"]), config, detector=detector)
     cv2 = cv2_module()
     if out is None:
         problem = _display_problem(cv2)
@@ -273,6 +312,7 @@ def live(run: str | Path, *, source: str | int = 0, out: str | Path | None = Non
     refs: dict[int, list[dict[str, float]]] = {}
     predictions: list[list[float]] = []
     times: list[float] = []
+    faces: list[list[float] | None] = []  # the detected face box per frame (original pixels), None: not found
     cap = open_capture(source)
     count = 0
     try:
@@ -289,6 +329,8 @@ def live(run: str | Path, *, source: str | int = 0, out: str | Path | None = Non
             reading = runner(rgb)
             times.append(time.perf_counter() - start)
             predictions.append(reading.value)
+            face = runner.seen.face if runner.seen is not None else None
+            faces.append(None if face is None else [round(float(v), 1) for v in face.box])
             frame, err = _annotate(runner, reading, key, notes, windowed=out is None)
             if err is not None:
                 refs.setdefault(err["ref"], []).append(err)
@@ -331,7 +373,8 @@ def live(run: str | Path, *, source: str | int = 0, out: str | Path | None = Non
                "reference_errors_px": {str(k): {"frames": len(v), **{m: round(float(np.mean([e[m] for e in v])), 1)
                                                                     for m in ("dx_px", "dy_px", "error_px")}}
                                        for k, v in sorted(refs.items())},
-               "predictions": predictions}
+               "faces_found": sum(f is not None for f in faces), "faces_not_found": sum(f is None for f in faces),
+               "face_boxes": faces, "predictions": predictions}
     return summary
 
 
@@ -355,5 +398,5 @@ def _annotate(runner: _Live, reading: Reading, key: int | None, notes: list[str]
     if windowed:
         text.append(("keys 1-9: reference point on the 3x3 screen grid, 0: none, q: quit", D.DIM))
     # A fixed height (the longest possible text), so every frame of a video has the same size.
-    footer = D.text_panel(text, width, rows=4 + 2 * len(notes) + int(windowed))
+    footer = D.text_panel(text, width, rows=5 + 2 * len(notes) + int(windowed))
     return D.stack([row, footer], horizontal=False, gap=2).image, err
