@@ -264,3 +264,23 @@ def test_fit_accepts_a_given_config_initial_weights_and_a_loss_hook(tmp_path):
     assert extra.weight.grad is not None and torch.equal(extra.weight.detach(), before)
     with pytest.raises(Exception, match="lacks"):
         fit(TrainRequest(teacher="x", config={"model": {}}, out=tmp_path / "c", progress=False))
+
+
+def test_evaluation_and_prediction_keep_a_trailing_sample_of_one(tmp_path):
+    """33 samples in batches of 32: training drops the lone sample (BatchNorm), evaluation must not."""
+    from workbench.train.engine import _batches, evaluate
+
+    order = torch.arange(33)
+    assert sum(len(b) for b in _batches(33, 32, order)) == 32
+    assert sum(len(b) for b in _batches(33, 32, order, train=False)) == 33
+    task = get_task("face_angles")
+    data = task.prepare(render("face", 33, seed=0, subjects=2, size=112))
+    seen = []
+
+    class Const(torch.nn.Module):
+        def forward(self, face):
+            seen.append(len(face))
+            return {"gaze": torch.zeros(len(face), 2)}
+
+    evaluate(Const(), task, data, batch_size=32)
+    assert sum(seen) == 33

@@ -94,10 +94,11 @@ def make_scheduler(opt: torch.optim.Optimizer, r: Recipe) -> torch.optim.lr_sche
     return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(r.milestones), gamma=r.gamma)
 
 
-def _batches(n: int, batch_size: int, order: torch.Tensor) -> list[torch.Tensor]:
-    """Index batches over ``order``; a trailing batch of one is dropped (BatchNorm cannot train on it)."""
+def _batches(n: int, batch_size: int, order: torch.Tensor, *, train: bool = True) -> list[torch.Tensor]:
+    """Index batches over ``order``. In training a trailing batch of one is dropped (BatchNorm cannot train
+    on it); evaluation and prediction (``train=False``) keep every sample."""
     out = [order[i:i + batch_size] for i in range(0, n, batch_size)]
-    if out and len(out[-1]) < 2 and len(out) > 1:
+    if train and out and len(out[-1]) < 2 and len(out) > 1:
         out.pop()
     return out
 
@@ -120,7 +121,7 @@ def evaluate(model: nn.Module, task: Task, data: TaskData, *, batch_size: int = 
     was_training = model.training
     model.eval()
     acc = task.accumulator()
-    for idx in _batches(len(data), batch_size, torch.arange(len(data))):
+    for idx in _batches(len(data), batch_size, torch.arange(len(data)), train=False):
         batch = _to(data.batch(idx), torch.device(device))
         outputs = task.check_outputs(model(*task.inputs(batch)))
         acc.update(outputs, batch)

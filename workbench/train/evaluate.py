@@ -44,7 +44,7 @@ def evaluate_run(run: str | Path, *, data: str = "val", fmt: str | None = None, 
 def _predict(model, task: Task, ds: TaskData, batch_size: int = 128,
              device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
     outs: dict[str, list[torch.Tensor]] = {}
-    for idx in _batches(len(ds), batch_size, torch.arange(len(ds))):
+    for idx in _batches(len(ds), batch_size, torch.arange(len(ds)), train=False):
         o = model(*(t.to(device) for t in task.inputs(ds.batch(idx))))
         for k, v in o.items():
             outs.setdefault(k, []).append(v.float().cpu())
