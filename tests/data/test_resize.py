@@ -72,3 +72,23 @@ def test_train_on_faces_larger_than_the_model_input(tmp_path):
     res = runner.invoke(app, ["eval", str(out), "--data", str(root), "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["samples"] == 48
+
+
+def test_mpiifacegaze_is_read_and_shrunk_one_subject_at_a_time(tmp_path, monkeypatch):
+    """The real release is 27 GB at 448 px: each subject is fitted before the next one is read."""
+    from workbench.tasks import get_task
+    from workbench.train.data import read_for_task
+
+    data = render("face", 30, seed=1, subjects=3, size=224)
+    root = formats.write("mpiifacegaze", data, tmp_path / "mpii")
+    task = get_task("face_angles")
+    whole, _, info_whole = read_for_task(task, root, None, None)
+    calls = []
+    real_read = formats.read
+    monkeypatch.setattr(formats, "read", lambda fmt, path, **kw: calls.append(kw) or real_read(fmt, path, **kw))
+    parts, fmt, info = read_for_task(task, root, None, 112)
+    assert fmt == "mpiifacegaze" and calls == [{"subjects": [s]} for s in sorted(set(data["subject"].tolist()))]
+    assert info == {"image": {"from": [224, 224], "to": [112, 112]}} and info_whole == {}
+    fitted, _ = fit_images(whole, "face", 112)
+    for key in ("image", "gaze_pitchyaw", "landmarks", "eye_boxes", "subject"):
+        np.testing.assert_array_equal(parts[key], fitted[key], err_msg=key)

@@ -84,7 +84,19 @@ def read_for_task(task: Task, path: Path, fmt: str | None, size: Any = None,
     from workbench.data.resize import fit_images
 
     fmt = check_layout(task, path, fmt)
-    data, resized = fit_images(formats.read(fmt, path, **kw), task.view, size)
+    parts = formats.FORMATS[fmt].parts if fmt in formats.FORMATS else None
+    if size is None or parts is None or kw:
+        data, resized = fit_images(formats.read(fmt, path, **kw), task.view, size)
+        return data, fmt, resized
+    # One part (subject) at a time, each shrunk before the next is read: peak memory is one subject at
+    # the native size plus the fitted whole, not the whole at its native size.
+    pieces, resized = [], {}
+    for opts in parts(path):
+        piece, info = fit_images(formats.read(fmt, path, **opts), task.view, size)
+        pieces.append(piece)
+        resized = resized or info
+    keys = [k for k, v in pieces[0].items() if isinstance(v, np.ndarray) and v.ndim > 0]
+    data = {**pieces[0], **{k: np.concatenate([p[k] for p in pieces]) for k in keys}}
     return data, fmt, resized
 
 

@@ -45,6 +45,8 @@ from workbench.data.formats.itracker import read_itracker, write_itracker
 from workbench.data.formats.lam import read_lam, write_lam
 from workbench.data.formats.mc4 import read_mc4, read_mc4_predictions, write_mc4, write_mc4_predictions
 from workbench.data.formats.mpiifacegaze import (
+    mpiifacegaze_parts,
+    mpiifacegaze_pre_parts,
     read_mpiifacegaze,
     read_mpiifacegaze_pre,
     write_mpiifacegaze,
@@ -101,6 +103,9 @@ class Format:
     writer: Callable[..., Path]
     looks_for: str  # what detect_format checks, for error messages
     splits: bool = False  # the layout names its own train/val splits (reader takes split="train"|"val")
+    # Reader options that read the data set in parts (one subject each), so images can be shrunk part by
+    # part instead of holding a whole data set at its native size; None: read at once.
+    parts: Callable[[Path], list[dict[str, Any]]] | None = None
 
 
 def _read_npz_data(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -110,8 +115,10 @@ def _read_npz_data(path: str | os.PathLike) -> dict[str, np.ndarray]:
 FORMATS: dict[str, Format] = {
     f.name: f
     for f in [
-        Format("mpiifacegaze", "face", read_mpiifacegaze, write_mpiifacegaze, "pNN.mat files"),
-        Format("mpiifacegaze-pre", "face", read_mpiifacegaze_pre, write_mpiifacegaze_pre, "<sid>/labels.dict"),
+        Format("mpiifacegaze", "face", read_mpiifacegaze, write_mpiifacegaze, "pNN.mat files",
+               parts=mpiifacegaze_parts),
+        Format("mpiifacegaze-pre", "face", read_mpiifacegaze_pre, write_mpiifacegaze_pre, "<sid>/labels.dict",
+               parts=mpiifacegaze_pre_parts),
         Format("mc4", "mc4", read_mc4, write_mc4, "head/ with head_label.txt or l_eye/ r_eye/"),
         Format("evg", "frame", read_evg, write_evg, "images/ and annotations_<split>.json", splits=True),
         Format("eve", "frame", read_eve, write_eve, "trainNN|valNN|testNN/stepNNN_*/ with .h5 labels", splits=True),

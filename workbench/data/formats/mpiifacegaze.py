@@ -291,6 +291,25 @@ def _read_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"{path}: cannot read MATLAB v7.3 (HDF5) file ({msg})") from None
 
 
+def _mat_files(root: Path) -> dict[int, Path]:
+    found = {int(m.group(1)): p for p in root.iterdir() if (m := re.fullmatch(r"p(\d+)\.mat", p.name)) and p.is_file()}
+    if not found:
+        raise DataError(f"{root}: no pNN.mat files (the MPIIFaceGaze layout has p00.mat, p01.mat, ...)")
+    return found
+
+
+def mpiifacegaze_parts(root: str | os.PathLike) -> list[dict[str, Any]]:
+    """Reader options that read the data set one subject at a time (``[{"subjects": [0]}, ...]``), so a
+    caller can shrink each subject's 448 px faces before the next is read: the whole release at its
+    native size is 45,000 x 448 x 448 x 3 bytes, about 27 GB."""
+    return [{"subjects": [s]} for s in sorted(_mat_files(require_dir(root, "mpiifacegaze")))]
+
+
+def mpiifacegaze_pre_parts(root: str | os.PathLike) -> list[dict[str, Any]]:
+    """:func:`mpiifacegaze_parts` for write-up 000's PNG folders."""
+    return [{"subjects": [s]} for s in sorted(_subject_folders(require_dir(root, "mpiifacegaze-pre")))]
+
+
 def read_mpiifacegaze(root: str | os.PathLike, *, subjects: Iterable[int] | None = None) -> dict[str, np.ndarray]:
     """Read ``root/pNN.mat`` files (all, or the selected ``subjects``) into a ``face`` view dict.
 
@@ -299,9 +318,7 @@ def read_mpiifacegaze(root: str | os.PathLike, *, subjects: Iterable[int] | None
     ``subject`` (N,) int64. Other files in ``root`` are ignored.
     """
     root = require_dir(root, "mpiifacegaze")
-    found = {int(m.group(1)): p for p in root.iterdir() if (m := re.fullmatch(r"p(\d+)\.mat", p.name)) and p.is_file()}
-    if not found:
-        raise DataError(f"{root}: no pNN.mat files (the MPIIFaceGaze layout has p00.mat, p01.mat, ...)")
+    found = _mat_files(root)
     images, labels, subj = [], [], []
     first: tuple[Path, tuple[int, ...]] | None = None
     for s, path in _select(found, subjects, root, "p{:02d}.mat"):
