@@ -86,9 +86,10 @@ def test_train_records_the_factory_and_the_users_data(workspace):
 def test_eval_predict_on_the_run_and_on_the_bare_factory(workspace):
     tmp, _ = workspace
     r = _ok(["eval", "runs/mine", "--device", "cpu", "--json"])
-    assert r["data"] == "validation split" and r["samples"] > 0
+    assert r["data"]["source"] == "data" and r["data"]["split"] == "val" and r["samples"] > 0
+    assert r["data"]["how"].startswith("held-out subjects")
     r = _ok(["eval", "runs/mine", "--data", "data", "--json"])
-    assert r["data"] == "data" and r["samples"] == 96
+    assert r["data"]["source"] == "data" and r["data"]["split"] == "all" and r["samples"] == 96
     _ok(["predict", "runs/mine", "--data", "data", "--out", "pred.csv", "--device", "cpu"])
     lines = (tmp / "pred.csv").read_text().splitlines()
     assert lines[0] == "name,gaze_0,gaze_1" and len(lines) >= 96
@@ -119,7 +120,8 @@ def test_compress_commands_take_the_users_run(workspace):
     # The distilled factory student reopens from its run folder.
     assert _ok(["eval", "kd2/student", "--json"])["samples"] > 0
     q = _ok(["quantize", "runs/mine", "--out", "q", "--n-calib", "16", "--repeats", "3", "--device", "cpu", "--json"])
-    assert q["int8"]["metrics"] and "data set's training split" in q["calibration"]["data"]
+    assert q["int8"]["metrics"] and q["calibration"]["data"]["split"] == "train"
+    assert q["calibration"]["data"]["source"] == "data" and q["calibration"]["data"]["n"] == 16
 
 
 def test_export_bench_profile_visualize_report(workspace):

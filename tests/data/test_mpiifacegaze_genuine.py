@@ -411,3 +411,14 @@ def test_cli_trains_and_checks_gazenet_on_the_genuine_release(tmp_path: Path) ->
     # pixel centres of 34 columns each (15+2k..48+2k, 59+2k..92+2k) and of rows 20..46 (27): 2*34*27 of 112*112.
     assert mass["area_share"] == pytest.approx(2 * 34 * 27 / 112**2, abs=1e-5)
     assert np.isfinite(mass["share"]) and np.isfinite(mass["ratio"])
+
+
+def test_cli_trains_gazenet_on_the_scripts_folders(tmp_path: Path) -> None:
+    """write-up 000's PNG folders train with nothing but --data, like the .mat release."""
+    root = genuine_pre(tmp_path / "raw", {0: 6, 1: 6, 2: 6}, sorted(FOREIGN)[0])
+    res = runner.invoke(app, ["train", "gazenet", "--data", str(root), "--epochs", "1", "--batch-size", "6",
+                              "--out", str(tmp_path / "run"), "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)["data"]
+    assert data["format"] == "mpiifacegaze-pre" and data["split"] == "held-out subjects [2]"
+    assert data["resized"] == {"image": {"from": [H, W], "to": [112, 112]}}
