@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import json
 import os
 import sys
 import tempfile
@@ -433,12 +434,21 @@ def resolve_model(spec: ModelSpec, *, size: Any = None, check: bool = True) -> R
             model.config = factory_config(spec.text, str(spec.task), spec.overrides)  # imported: its folder is known
     except ValueError as exc:
         raise WorkbenchError(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - only well-typed user values reach here: a value the model rejects
+        if not spec.overrides:
+            raise
+        raise WorkbenchError(f"{spec.text} with --model {_sets(spec.overrides)} could not be built: "
+                             f"{_first_line(exc)}") from None
     if spec.weights is not None:
         load_weights(model, spec.weights)
     task = get_task(str(spec.task))
     if check and spec.kind == "factory":
         check_task_model(model, task, example_batch(task, size), label=spec.text)
     return ResolvedModel(model, dict(model.config), str(spec.task), spec)
+
+
+def _sets(overrides: Mapping[str, Any]) -> str:
+    return " ".join(f"{k}={json.dumps(v)}" for k, v in overrides.items())
 
 
 def default_recipe(spec: ModelSpec) -> Any:

@@ -144,7 +144,30 @@ def resolve_preset(kind: str, name: str, presets: Mapping[str, Mapping[str, Any]
     if unknown:
         raise ValueError(f"unknown override(s) {unknown} for {kind} {name!r}; "
                          f"valid keys: {', '.join(sorted(base))}")
+    for key, value in overrides.items():
+        expected = _kind_of(base[key])
+        if expected is not None and _kind_of(value) != expected and not (expected == "number" and _kind_of(value) == "integer"):
+            raise ValueError(f"override {key}={json.dumps(value)} for {kind} {name!r}: expected "
+                             f"{'an' if expected[0] in 'aeiou' else 'a'} {expected} like the preset's {json.dumps(base[key])}")
     return json_native({**copy.deepcopy(base), **overrides}, f"overrides of {name!r}")
+
+
+def _kind_of(value: Any) -> str | None:
+    """A JSON value's kind for override checks: integer, number (float), boolean, string, list, object; None
+    for null (a preset's null admits anything)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, (list, tuple)):
+        return "list"
+    return "object"
 
 
 def preset_shapes(shapes: ShapeFn, presets: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, tuple[int, ...]]]:
