@@ -20,14 +20,8 @@ import torch
 from torch import nn
 
 from workbench.errors import WorkbenchError
+from workbench.progress import ProgressArg, as_progress
 from workbench.tasks import Task, TaskData, get_task
-
-Progress = Callable[[str, int], contextlib.AbstractContextManager[Callable[..., None]]]
-
-
-def no_progress(description: str, total: int) -> contextlib.AbstractContextManager[Callable[..., None]]:
-    return contextlib.nullcontext(lambda k=1, status="": None)
-
 
 @dataclass
 class Subject:
@@ -219,7 +213,7 @@ def _data_config(subject: Subject) -> dict[str, Any] | None:
 
 
 def load_samples(subject: Subject, *, n: int, data: str | None = None, fmt: str | None = None,
-                 purpose: str = "saliency", progress: Progress = no_progress) -> Samples:
+                 purpose: str = "saliency", progress: ProgressArg = False) -> Samples:
     """``n`` samples to analyse ``subject`` on, drawn across subjects for ``purpose``
     (:func:`workbench.train.data.draw`) from the data spec ``data`` (default: the run's own validation
     split; see :func:`workbench.train.data.resolve_data`). Eye boxes come from the data through the
@@ -235,7 +229,7 @@ def load_samples(subject: Subject, *, n: int, data: str | None = None, fmt: str 
                        source={"source": "random N(0, 1) inputs", "format": None, "split": None, "n": n})
     config = _data_config(subject)
     spec = resolve_data(data, config, fmt)
-    with progress(f"loading {spec.label()}", 1) as advance:
+    with as_progress(progress)(f"loading {spec.label()}", 1) as advance:
         # SynthGaze renders only the split's first rows (enough to span its subjects); disk data is read whole.
         pool, desc = load_split(task, config, spec, limit=max(64, 8 * n))
         advance(1)

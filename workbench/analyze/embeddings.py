@@ -29,7 +29,6 @@ import torch
 from torch import nn
 
 from workbench.analyze._load import (
-    Progress,
     Samples,
     Subject,
     check_out,
@@ -37,10 +36,10 @@ from workbench.analyze._load import (
     json_ready,
     load_samples,
     load_subject,
-    no_progress,
     write_folder,
 )
 from workbench.errors import WorkbenchError
+from workbench.progress import ProgressArg, as_progress
 
 
 def _first_tensor(x: Any) -> torch.Tensor | None:
@@ -104,7 +103,7 @@ def _parse_layer(model: nn.Module, spec: str, rows: list[dict[str, Any]]) -> tup
 
 
 def collect(subject: Subject, samples: Samples, layer: str, *, batch_size: int = 64,
-            progress: Progress = no_progress) -> np.ndarray:
+            progress: ProgressArg = False) -> np.ndarray:
     """(N, D) float32 embeddings of ``layer`` (``NAME`` or ``NAME:input``) over ``samples``."""
     rows = trace_layers(subject, samples)
     name, use_input = _parse_layer(subject.model, layer, rows)
@@ -120,7 +119,7 @@ def collect(subject: Subject, samples: Samples, layer: str, *, batch_size: int =
     parts = []
     try:
         slices = list(samples.slices(batch_size))
-        with progress(f"embeddings of {layer}", len(slices)) as advance, torch.no_grad():
+        with as_progress(progress)(f"embeddings of {layer}", len(slices)) as advance, torch.no_grad():
             for sl in slices:
                 grabbed.clear()
                 inputs = samples.inputs(sl)
@@ -230,7 +229,7 @@ def ridge_probe(x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, folds: int 
 
 def embeddings(run: Any, *, layer: str | None = None, out: str | Path | None = None, n: int = 512,
                list_layers: bool = False, batch_size: int = 64, data: str | None = None, fmt: str | None = None,
-               task: str | None = None, force: bool = False, progress: Progress = no_progress) -> dict[str, Any]:
+               task: str | None = None, force: bool = False, progress: ProgressArg = False) -> dict[str, Any]:
     """Collect a layer's embeddings of ``run``'s model over ``n`` samples and report how much of it is
     used and how linearly it carries the gaze (see the module docstring). ``list_layers``: return the
     layers (name, type, shapes) and the default, computing nothing else."""

@@ -45,14 +45,12 @@ import torch
 from torch import nn
 
 from workbench.analyze._load import (
-    Progress,
     Samples,
     Subject,
     check_out,
     json_ready,
     load_samples,
     load_subject,
-    no_progress,
     parse_target,
     write_folder,
 )
@@ -70,6 +68,7 @@ from workbench.analyze.saliency import (
     write_overlays,
 )
 from workbench.errors import WorkbenchError
+from workbench.progress import ProgressArg, as_progress
 
 TARGETS = {"eye_mass_ratio": 3.0, "pointing": 0.8, "randomization_spearman": 0.2, "deletion_worse_by": 0.1}
 
@@ -210,7 +209,7 @@ def _randomized_copy(subject: Subject, seed: int) -> Subject:
 
 def randomization(subject: Subject, samples: Samples, trained: Attributions, targets: Sequence[int], *,
                   steps: int, settings: Settings, batch_size: int, layer: str | None, seed: int = 0,
-                  progress: Progress = no_progress, keep_maps: int = 0) -> Randomization:
+                  progress: ProgressArg = False, keep_maps: int = 0) -> Randomization:
     """Cascading randomization: per target, one row per step (layers re-initialized, the deepest one,
     Spearman of |maps| and of signed maps), the first ``keep_maps`` samples' maps per step, and the
     floor: the same Spearman between the fully randomized model and a second, independently randomized
@@ -232,7 +231,7 @@ def randomization(subject: Subject, samples: Samples, trained: Attributions, tar
     kept = []
     done = 0
     cuts = cascade_cuts(len(order), steps)
-    with progress("model randomization", len(cuts) + 1) as advance:
+    with as_progress(progress)("model randomization", len(cuts) + 1) as advance:
         for cut in cuts:
             for k in range(done, cut):
                 reinitialize(order[k][1], seed + k, fresh_layers.get(order[k][0]))
@@ -299,7 +298,7 @@ def _metric(subject: Subject, samples: Samples, inputs: list[torch.Tensor], refe
 
 def deletion(subject: Subject, samples: Samples, attrs: Attributions, *, fractions: int = 21, fill: str = "blur",
              random_orders: int = 3, batch_size: int = 32, seed: int = 0,
-             progress: Progress = no_progress) -> dict[str, dict[str, Any]]:
+             progress: ProgressArg = False) -> dict[str, dict[str, Any]]:
     """Per target: the metric after removing the top fraction of pixels by attribution, and by random
     orders; areas under the curves (trapezoid over [0, 1]) and ``worse_by``."""
     names = list(subject.input_names)
@@ -316,7 +315,7 @@ def deletion(subject: Subject, samples: Samples, attrs: Attributions, *, fractio
     n = len(samples)
     rng = np.random.default_rng(seed)
     result = {}
-    with progress("deletion curves", len(attrs.targets) * (1 + random_orders)) as advance:
+    with as_progress(progress)("deletion curves", len(attrs.targets) * (1 + random_orders)) as advance:
         for target in attrs.targets:
             score = np.concatenate([attrs.heat(target, names[i]).reshape(n, -1) for i in attributed], 1)
             orders = {"attribution": np.argsort(-score, axis=1, kind="stable")}
@@ -393,7 +392,7 @@ def check(run: Any, *, method: str = "ig", n: int = 32, out: str | Path | None =
           fill: str = "blur", random_orders: int = 3,
           fractions: int = 21, layer: str | None = None, baseline: str = "zero", data: str | None = None,
           fmt: str | None = None, task: str | None = None, force: bool = False,
-          progress: Progress = no_progress) -> dict[str, Any]:
+          progress: ProgressArg = False) -> dict[str, Any]:
     """Faithfulness of ``method``'s maps for ``run`` (see the module docstring); returns the summary.
 
     ``headline`` averages the targets (every explain_target column unless ``target`` picks one).

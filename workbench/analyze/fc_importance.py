@@ -49,7 +49,6 @@ import torch
 from torch import nn
 
 from workbench.analyze._load import (
-    Progress,
     Samples,
     Subject,
     check_out,
@@ -58,11 +57,11 @@ from workbench.analyze._load import (
     load_samples,
     load_subject,
     no_inplace,
-    no_progress,
     write_folder,
 )
 from workbench.analyze.attribution import make_forward, split_inputs
 from workbench.errors import WorkbenchError
+from workbench.progress import ProgressArg, as_progress
 
 CRITERIA = ("mean_abs", "variance", "weight_norm", "taylor", "conductance", "ablation")
 DEFAULT_CRITERION = "taylor"
@@ -115,7 +114,7 @@ def head_layers(subject: Subject, samples: Samples, names: list[str]) -> set[str
 
 
 def _activation_stats(subject: Subject, samples: Samples, layers: dict[str, nn.Linear], batch_size: int,
-                      progress: Progress) -> dict[str, dict[str, np.ndarray]]:
+                      progress: ProgressArg) -> dict[str, dict[str, np.ndarray]]:
     """mean |a|, variance and Taylor |a dL/da| per unit, in one pass with the task's loss."""
     task = subject.task
     grabbed: dict[str, torch.Tensor] = {}
@@ -130,7 +129,7 @@ def _activation_stats(subject: Subject, samples: Samples, layers: dict[str, nn.L
     handles = [m.register_forward_hook(hook(k)) for k, m in layers.items()]
     try:
         slices = list(samples.slices(batch_size))
-        with progress("activations and Taylor scores", len(slices)) as advance, torch.enable_grad():
+        with as_progress(progress)("activations and Taylor scores", len(slices)) as advance, torch.enable_grad():
             for sl in slices:
                 grabbed.clear()
                 batch = samples.batch(sl)
@@ -268,7 +267,7 @@ def cumulative(scores: np.ndarray, points: int = 51) -> tuple[list[float], float
 def fc_importance(run: Any, *, layer: str | None = None, out: str | Path | None = None, n: int = 256,
                   max_ablate: int = 32, conductance_samples: int = 64, conductance_steps: int = 16,
                   batch_size: int = 32, seed: int = 0, data: str | None = None, fmt: str | None = None,
-                  task: str | None = None, force: bool = False, progress: Progress = no_progress) -> dict[str, Any]:
+                  task: str | None = None, force: bool = False, progress: ProgressArg = False) -> dict[str, Any]:
     """Per-unit importance of every Linear layer of ``run``'s model (or only ``layer``), six criteria,
     their Spearman agreement and cumulative curves (see the module docstring). With ``out`` writes
     fc_importance.json, fc_importance.png and summary.json. Returns the summary."""
@@ -299,7 +298,7 @@ def fc_importance(run: Any, *, layer: str | None = None, out: str | Path | None 
     plan = {k: (np.arange(m.out_features) if m.out_features <= max_ablate
                 else np.sort(rng.choice(m.out_features, size=max_ablate, replace=False))) for k, m in layers.items()}
     result: dict[str, Any] = {}
-    with progress("conductance and ablation", sum(len(u) for u in plan.values()) + len(layers)) as advance:
+    with as_progress(progress)("conductance and ablation", sum(len(u) for u in plan.values()) + len(layers)) as advance:
         for name, mod in layers.items():
             notes = []
             scores = {**stats[name], "weight_norm": mod.weight.detach().norm(dim=1).double().numpy()}

@@ -39,6 +39,7 @@ from workbench.compress.importance import (
 from workbench.compress.pruned import pruned_config
 from workbench.errors import WorkbenchError
 from workbench.profile.quick import count_macs
+from workbench.progress import progress_bar
 from workbench.tasks import Task, TaskData
 from workbench.train.models import count_params
 from workbench.train.recipes import Recipe
@@ -346,7 +347,6 @@ def prune(run: str | Path, out: str | Path, *, target_macs: float | None = 0.5, 
     (default: its n_train and 0.1x its lr; the last epoch of each fine-tune runs at the recipe's gamma
     times that). Returns the summary also written to ``out/metrics.json``.
     """
-    from workbench.cli._common import progress_bar
     from workbench.train.engine import evaluate, load_run_model
 
     what, ratio = _check_args(None if (target_params is not None or layers is not None) else target_macs,

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from workbench.errors import WorkbenchError
+from workbench.progress import progress_bar
 from workbench.tasks import Task, TaskData
 
 __all__ = ["FORMATS", "LAYER_KINDS", "conv_kind", "grouped_convs", "latency", "layer_census", "onnx_metrics", "quantize",
@@ -314,7 +315,6 @@ def quantize(
             where installed; ``auto``: CUDA when both are there). Calibration runs on the CPU.
     """
     from workbench.modelspec import ort_providers
-    from workbench.cli._common import progress_bar
     from workbench.compress.distill import validation_data
     from workbench.profile.export import export_onnx
     from workbench.train.data import resolve_data

@@ -28,13 +28,10 @@ PIPELINE_VERSION = 1
 def _call(ctx: StageContext, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Call ``fn`` and record the call; ``progress`` is passed only to functions that take it."""
     params = inspect.signature(fn).parameters
-    if "progress" in params and "progress" not in kwargs:
-        # A flag, or (analysis) a factory ``(description, total) -> context yielding advance``.
-        param = params["progress"]
-        if isinstance(param.default, bool):
-            kwargs["progress"] = ctx.progress
-        elif str(param.annotation) == "Progress":
-            kwargs["progress"] = _progress_factory(ctx.progress)
+    # Library functions take ``progress: bool | Progress`` (workbench.progress); a function whose
+    # ``progress`` is something else (an ``advance`` callback, default None) is left alone.
+    if "progress" in params and "progress" not in kwargs and isinstance(params["progress"].default, bool):
+        kwargs["progress"] = ctx.progress
     shown = [_show(a) for a in args] + [f"{k}={_show(v)}" for k, v in kwargs.items() if k != "progress"]
     ctx.record(f"{fn.__module__}.{fn.__name__}({', '.join(shown)})")
     return fn(*args, **kwargs)
@@ -49,12 +46,6 @@ def _show(v: Any) -> str:
     if hasattr(v, "shape") and hasattr(v, "dtype"):
         return f"<{str(v.dtype).replace('torch.', '')} tensor {'x'.join(str(d) for d in v.shape)}>"
     return repr(v)
-
-
-def _progress_factory(enabled: bool) -> Callable[[str, int], Any]:
-    from workbench.cli._common import progress_bar
-
-    return lambda description, total: progress_bar(description, total, enabled=enabled)
 
 
 # ---- train ----------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import WorkbenchError
+from workbench.progress import progress_bar
 from workbench.report import figures as F
 from workbench.report.collect import collect_teacher, discover, read_json
 from workbench.report.render import Part, html_page, markdown_page
@@ -395,7 +396,6 @@ def build_report(runs: Iterable[str | Path], out: str | Path, *, force: bool = F
     non-empty ``out`` needs ``force``; the folder is written to a temporary place and renamed, so a
     failure leaves no half-written report. Returns the paths and each section's status.
     """
-    from workbench.cli._common import progress_bar
     from workbench.utils.io import atomic_path, ensure_new_dir
 
     runs = [Path(r) for r in runs]
