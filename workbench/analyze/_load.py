@@ -328,19 +328,3 @@ def write_folder(out: str | Path, write: Callable[[Path], None], *, force: bool 
     return [str(Path(out) / name) for name in names]
 
 
-def json_ready(obj: Any) -> Any:
-    """Floats rounded to 6 significant digits, NaN -> None, numpy -> Python: compact, valid JSON."""
-    if isinstance(obj, dict):
-        return {str(k): json_ready(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_ready(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return json_ready(obj.tolist())
-    if isinstance(obj, (np.floating, float)):
-        v = float(obj)
-        return None if not np.isfinite(v) else float(f"{v:.6g}")
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    return obj

@@ -33,13 +33,13 @@ from workbench.analyze._load import (
     Subject,
     check_out,
     find_module,
-    json_ready,
     load_samples,
     load_subject,
     write_folder,
 )
 from workbench.errors import WorkbenchError
 from workbench.progress import ProgressArg, as_progress
+from workbench.utils.jsonio import json_ready
 
 
 def _first_tensor(x: Any) -> torch.Tensor | None:

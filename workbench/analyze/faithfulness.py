@@ -48,7 +48,6 @@ from workbench.analyze._load import (
     Samples,
     Subject,
     check_out,
-    json_ready,
     load_samples,
     load_subject,
     parse_target,
@@ -69,6 +68,7 @@ from workbench.analyze.saliency import (
 )
 from workbench.errors import WorkbenchError
 from workbench.progress import ProgressArg, as_progress
+from workbench.utils.jsonio import json_ready
 
 TARGETS = {"eye_mass_ratio": 3.0, "pointing": 0.8, "randomization_spearman": 0.2, "deletion_worse_by": 0.1}
 

@@ -53,7 +53,6 @@ from workbench.analyze._load import (
     Subject,
     check_out,
     find_module,
-    json_ready,
     load_samples,
     load_subject,
     no_inplace,
@@ -62,6 +61,7 @@ from workbench.analyze._load import (
 from workbench.analyze.attribution import make_forward, split_inputs
 from workbench.errors import WorkbenchError
 from workbench.progress import ProgressArg, as_progress
+from workbench.utils.jsonio import json_ready
 
 CRITERIA = ("mean_abs", "variance", "weight_norm", "taylor", "conductance", "ablation")
 DEFAULT_CRITERION = "taylor"

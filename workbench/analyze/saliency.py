@@ -26,7 +26,6 @@ from workbench.analyze._load import (
     Samples,
     Subject,
     check_out,
-    json_ready,
     load_samples,
     load_subject,
     parse_target,
@@ -43,6 +42,7 @@ from workbench.analyze.attribution import (
 )
 from workbench.errors import WorkbenchError
 from workbench.progress import ProgressArg, as_progress
+from workbench.utils.jsonio import json_ready
 
 
 @dataclass

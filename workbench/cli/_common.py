@@ -13,6 +13,7 @@ from rich.console import Console
 
 from workbench.errors import WorkbenchError
 from workbench.progress import err_console, progress_bar  # noqa: F401  (re-exported to the commands)
+from workbench.utils.jsonio import json_default
 
 console = Console()
 
@@ -43,17 +44,7 @@ def print_error(message: str) -> None:
 
 def print_json(obj: Any) -> None:
     """Machine-readable output: one JSON document on stdout, nothing else."""
-    sys.stdout.write(json.dumps(obj, indent=2, default=_json_default) + "\n")
-
-
-def _json_default(o: Any) -> Any:
-    import numpy as np
-
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
+    sys.stdout.write(json.dumps(obj, indent=2, default=json_default) + "\n")
 
 
 def parse_sets(items: list[str] | None, what: str) -> dict[str, Any]:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import json
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -39,6 +38,7 @@ from torch import nn
 from workbench.errors import WorkbenchError
 from workbench.tasks import Task, TaskData
 from workbench.train.recipes import Recipe
+from workbench.utils.jsonio import write_json
 
 __all__ = [
     "KD_KINDS",
@@ -489,8 +489,6 @@ def distill(
         better = s_best > c_best if task.higher_is_better else s_best < c_best
         summary["kd_vs_control"] = {"student": s_best, "control": c_best, "difference": s_best - c_best,
                                     "kd_better": bool(better)}
-    from workbench.train.run import write_json
-
-    write_json(out / "summary.json", json.loads(json.dumps(summary, default=float)))
+    write_json(out / "summary.json", summary)
     summary["out"] = str(out)
     return summary

@@ -43,8 +43,9 @@ from workbench.progress import progress_bar
 from workbench.tasks import Task, TaskData
 from workbench.train.models import count_params
 from workbench.train.recipes import Recipe
-from workbench.train.run import save_checkpoint, write_json
+from workbench.train.run import save_checkpoint
 from workbench.utils.io import atomic_path, ensure_new_dir
+from workbench.utils.jsonio import write_json
 
 __all__ = ["apply_selection", "prune", "prune_model", "recalibrate_batchnorm"]
 

@@ -36,6 +36,7 @@ import torch
 from workbench.errors import WorkbenchError
 from workbench.progress import progress_bar
 from workbench.tasks import Task, TaskData
+from workbench.utils.jsonio import write_json
 
 __all__ = ["FORMATS", "LAYER_KINDS", "conv_kind", "grouped_convs", "latency", "layer_census", "onnx_metrics", "quantize",
            "quantize_onnx", "stem_convs"]
@@ -410,7 +411,5 @@ def quantize(
             summary["warning"] = (f"int8 is slower than fp32 at batch 1 ({summary['speedup_b1']:.2f}x); keep the fp32 "
                                   "model. See 'layers' in summary.json for where the MACs sit, and "
                                   "benchmarks/int8_kernels.py (--pair OUT) for what int8 does with each kind of layer on this CPU.")
-        from workbench.train.run import write_json
-
         write_json(tmp / "summary.json", summary)
     return summary

@@ -13,13 +13,13 @@ checks, embeddings, FC importance of the teacher), ``prune/`` (the pruned model'
 from __future__ import annotations
 
 import inspect
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from workbench.errors import WorkbenchError
-from workbench.pipeline.runner import Stage, StageContext, write_json
+from workbench.pipeline.runner import Stage, StageContext
+from workbench.utils.jsonio import read_json, write_json
 
 # Bump when a stage's outputs change meaning, so old markers stop matching.
 PIPELINE_VERSION = 1
@@ -94,8 +94,6 @@ def _has_linear(run: Path) -> bool:
     from torch import nn
 
     from workbench.train.models import build_model
-    from workbench.train.run import read_json
-
     model = build_model(read_json(Path(run) / "config.json")["model"])
     return any(isinstance(m, nn.Linear) for m in model.modules())
 
@@ -128,7 +126,6 @@ def prune(ctx: StageContext) -> dict[str, Any]:
 def resolve_student(teacher_run: Path, student: str) -> str:
     """``"auto"`` -> the default student of the teacher's task; a name is checked against the registry."""
     import students
-    from workbench.train.run import read_json
 
     task = read_json(Path(teacher_run) / "config.json")["task"]
     names = students.list_students(task)
@@ -199,10 +196,7 @@ def compare(ctx: StageContext) -> dict[str, Any]:
 
 # ---- profile, benchmark, export -------------------------------------------------------------------
 def _metrics(run: Path) -> dict[str, Any]:
-    try:
-        m = json.loads((Path(run) / "metrics.json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
+    m = read_json(Path(run) / "metrics.json", default={})
     return {"primary_metric": m.get("primary_metric"), "best": m.get("best"), "final": m.get("final", {}),
             "constant": m.get("constant", {})}
 

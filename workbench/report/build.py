@@ -18,8 +18,9 @@ from typing import Any
 from workbench.errors import WorkbenchError
 from workbench.progress import progress_bar
 from workbench.report import figures as F
-from workbench.report.collect import collect_teacher, discover, read_json
+from workbench.report.collect import collect_teacher, discover
 from workbench.report.render import Part, html_page, markdown_page
+from workbench.utils.jsonio import read_json
 
 PARTS = ("stages", "models", "pareto", "saliency", "faithfulness", "embeddings", "fc-importance", "training", "export")
 TITLE = "Gaze Workbench report"
@@ -353,7 +354,7 @@ def _provenance_part(runs: list[Path], teachers: list[dict[str, Any]], command: 
             continue
         seen.add(pfile.resolve())
         run = pfile.parent
-        pipe = read_json(pfile) or {}
+        pipe = read_json(pfile, default=None) or {}
         invocations = pipe.get("invocations", [])
         for inv in invocations:
             inv_rows.append([str(run), inv.get("command", ""), inv.get("started", ""), inv.get("status", ""),
