@@ -69,8 +69,9 @@ from workbench.analyze.saliency import (
 from workbench.errors import WorkbenchError
 from workbench.progress import ProgressArg, as_progress
 from workbench.utils.jsonio import json_ready
+from workbench.utils.stats import FAITHFULNESS_TARGETS, spearman_rows
 
-TARGETS = {"eye_mass_ratio": 3.0, "pointing": 0.8, "randomization_spearman": 0.2, "deletion_worse_by": 0.1}
+TARGETS = FAITHFULNESS_TARGETS
 
 
 # ---- eye-mass and pointing, pooled over inputs ---------------------------------------------------------
@@ -150,22 +151,6 @@ def cascade_cuts(n_layers: int, steps: int) -> list[int]:
         raise WorkbenchError(f"expected at least one cascade step, got {steps}")
     cuts = [1] + [round(n_layers * i / max(1, steps - 1)) for i in range(1, steps)]
     return sorted({min(max(1, c), n_layers) for c in cuts})
-
-
-def _rank_rows(a: np.ndarray) -> np.ndarray:
-    from scipy.stats import rankdata
-
-    return rankdata(a, axis=1)
-
-
-def spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Spearman correlation of each row of a with the same row of b (NaN where a row is constant)."""
-    ra, rb = _rank_rows(a.reshape(len(a), -1)), _rank_rows(b.reshape(len(b), -1))
-    ra -= ra.mean(1, keepdims=True)
-    rb -= rb.mean(1, keepdims=True)
-    den = np.sqrt((ra ** 2).sum(1) * (rb ** 2).sum(1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, (ra * rb).sum(1) / np.where(den > 0, den, 1), np.nan)
 
 
 def _compare(trained: Attributions, other: Attributions) -> dict[str, dict[str, float]]:
@@ -445,9 +430,9 @@ def check(run: Any, *, method: str = "ig", n: int = 32, out: str | Path | None =
         "deletion_worse_by": mean(c["worse_by"] for c in curves.values()),
     }
     criteria = {
-        "eye_mass_ratio >= 3": head["eye_mass_ratio"] >= TARGETS["eye_mass_ratio"] if regions else None,
-        "pointing >= 0.8": head["pointing"] >= TARGETS["pointing"] if regions else None,
-        "randomization_spearman < 0.2": head["randomization_spearman"] < TARGETS["randomization_spearman"],
+        f"eye_mass_ratio >= {TARGETS['eye_mass_ratio']:g}": head["eye_mass_ratio"] >= TARGETS["eye_mass_ratio"] if regions else None,
+        f"pointing >= {TARGETS['pointing']:g}": head["pointing"] >= TARGETS["pointing"] if regions else None,
+        f"randomization_spearman < {TARGETS['randomization_spearman']:g}": head["randomization_spearman"] < TARGETS["randomization_spearman"],
         "deletion clearly worse than random": all(c["clearly_worse"] for c in curves.values()),
     }
     summary = json_ready({

@@ -61,7 +61,7 @@ from workbench.analyze._load import (
 from workbench.analyze.attribution import make_forward, split_inputs
 from workbench.errors import WorkbenchError
 from workbench.progress import ProgressArg, as_progress
-from workbench.utils.jsonio import json_ready
+from workbench.utils.jsonio import json_ready, read_json
 
 CRITERIA = ("mean_abs", "variance", "weight_norm", "taylor", "conductance", "ablation")
 DEFAULT_CRITERION = "taylor"
@@ -361,17 +361,20 @@ def fc_importance(run: Any, *, layer: str | None = None, out: str | Path | None 
 
 
 def load_fc_importance(path: str | Path) -> dict[str, Any]:
-    """Read fc_importance.json back (for a pruner): checks the format tag and the score lengths."""
+    """Read an fc_importance.json back (the one reader; the pruner's ``fc:`` importance uses it): a
+    missing, broken or foreign file is one line; checks the format tag (a hand-written file may leave it
+    out) and that every criterion has one score per unit."""
     path = Path(path)
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise WorkbenchError(f"{path}: cannot read FC importance ({exc})") from None
-    if doc.get("format") != FORMAT:
-        raise WorkbenchError(f"{path}: not an fc_importance.json (format {doc.get('format')!r}, expected {FORMAT!r})")
+    doc = read_json(path)
+    if not isinstance(doc, dict) or not isinstance(doc.get("layers"), dict):
+        raise WorkbenchError(f"{path}: not an fc_importance.json (expected keys 'model' and 'layers')")
+    if doc.get("format", FORMAT) != FORMAT:
+        raise WorkbenchError(f"{path}: not an fc_importance.json (format {doc['format']!r}, expected {FORMAT!r})")
     for name, lay in doc["layers"].items():
+        if not isinstance(lay, dict) or not isinstance(lay.get("scores"), dict):
+            raise WorkbenchError(f"{path}: layer {name!r} has no 'scores'")
         for crit, vals in lay["scores"].items():
-            if len(vals) != lay["out_features"]:
+            if "out_features" in lay and len(vals) != lay["out_features"]:
                 raise WorkbenchError(f"{path}: layer {name!r} criterion {crit!r} has {len(vals)} scores for "
                                      f"{lay['out_features']} units")
     return doc

@@ -28,7 +28,6 @@ from workbench.errors import WorkbenchError
 __all__ = ["IMPORTANCES", "FCScores", "Scorer", "load_fc_scores", "rank_units"]
 
 IMPORTANCES = ("magnitude", "taylor", "lamp")
-FC_FORMAT = "gaze-workbench/fc-importance/1"  # written by `workbench analyze fc-importance`
 
 
 @dataclass
@@ -57,17 +56,12 @@ class FCScores:
 
 def load_fc_scores(path: str | Path, model: nn.Module, model_config: dict[str, Any]) -> FCScores:
     """Read an fc_importance.json and check that it describes ``model`` (same config, same layer widths)."""
+    from workbench.analyze.fc_importance import load_fc_importance
+
     path = Path(path)
-    try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise WorkbenchError(f"{path}: importance file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise WorkbenchError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("layers"), dict) or "model" not in doc:
+    doc = load_fc_importance(path)
+    if "model" not in doc:
         raise WorkbenchError(f"{path}: not an fc_importance.json (expected keys 'model' and 'layers')")
-    if doc.get("format", FC_FORMAT) != FC_FORMAT:
-        raise WorkbenchError(f"{path}: unknown fc_importance format {doc['format']!r}, expected {FC_FORMAT!r}")
     if doc["model"] != model_config:
         theirs = doc["model"].get("teacher", doc["model"]) if isinstance(doc["model"], dict) else doc["model"]
         ours = model_config.get("teacher", "?")

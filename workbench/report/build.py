@@ -21,6 +21,7 @@ from workbench.report import figures as F
 from workbench.report.collect import collect_teacher, discover
 from workbench.report.render import Part, html_page, markdown_page
 from workbench.utils.jsonio import read_json
+from workbench.utils.stats import FAITHFULNESS_TARGETS
 
 PARTS = ("stages", "models", "pareto", "saliency", "faithfulness", "embeddings", "fc-importance", "training", "export")
 TITLE = "Gaze Workbench report"
@@ -188,8 +189,11 @@ def _saliency_regions(summary: dict[str, Any] | None) -> dict[str, Any]:
             "share": _mean([r.get("share") for r in rows]), "area_share": _mean([r.get("area_share") for r in rows])}
 
 
-_HEADLINE = (("eye_mass_ratio", "eye-mass ratio (target >= 3)"), ("pointing", "pointing game (target >= 0.8)"),
-             ("randomization_spearman", "randomization: Spearman with the trained map after re-initialization (target < 0.2)"),
+_T = FAITHFULNESS_TARGETS
+_HEADLINE = (("eye_mass_ratio", f"eye-mass ratio (target >= {_T['eye_mass_ratio']:g})"),
+             ("pointing", f"pointing game (target >= {_T['pointing']:g})"),
+             ("randomization_spearman", "randomization: Spearman with the trained map after re-initialization "
+                                        f"(target < {_T['randomization_spearman']:g})"),
              ("randomization_floor", "randomization: the same Spearman between two random models (its floor)"),
              ("randomization_spearman_signed", "randomization: Spearman of the signed maps"),
              ("deletion_area", "deletion area, most attributed pixels first"),

@@ -14,6 +14,7 @@ import numpy as np
 
 from workbench.errors import WorkbenchError
 from workbench.utils.jsonio import read_json, read_jsonl
+from workbench.utils.stats import spearman_rows
 
 STAGE_ORDER = ("train", "analyze", "prune", "distill", "quantize", "compare", "profile", "export")
 MODEL_ORDER = ("teacher", "pruned", "student", "control", "int8")
@@ -241,30 +242,6 @@ def _heat(a: np.ndarray, pool: bool = False) -> np.ndarray:
         h2, w2 = h // k * k, w // k * k
         a = a[..., :h2, :w2].reshape(*a.shape[:-2], h2 // k, k, w2 // k, k).sum(axis=(-3, -1))
     return a.reshape(len(a), -1)
-
-
-def _rank(x: np.ndarray) -> np.ndarray:
-    """Ranks (1-based) along each row, ties given their average rank (as scipy's rankdata)."""
-    out = np.empty(x.shape, dtype=np.float64)
-    for i, v in enumerate(x):
-        order = np.argsort(v, kind="stable")
-        s = v[order]
-        first = np.r_[True, s[1:] != s[:-1]]  # where each group of equal values starts
-        starts = np.flatnonzero(first)
-        ends = np.r_[starts[1:], len(s)]
-        out[i, order] = ((starts + ends + 1) / 2.0)[np.cumsum(first) - 1]
-    return out
-
-
-def spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Spearman rank correlation of each row of ``a`` with the same row of ``b`` (ties averaged);
-    NaN for a constant row."""
-    ra, rb = _rank(a), _rank(b)
-    ra -= ra.mean(1, keepdims=True)
-    rb -= rb.mean(1, keepdims=True)
-    den = np.sqrt((ra ** 2).sum(1) * (rb ** 2).sum(1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, (ra * rb).sum(1) / np.where(den > 0, den, 1.0), np.nan)
 
 
 def load_attributions(folder: Path) -> dict[str, np.ndarray]:
