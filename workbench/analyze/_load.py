@@ -9,6 +9,7 @@ boxes come from the data through the task contract, per model input, in that inp
 from __future__ import annotations
 
 import contextlib
+import difflib
 import importlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -268,15 +269,20 @@ def parse_target(target: int | str | None, names: Sequence[str]) -> list[int]:
     return [list(names).index(target)]
 
 
-def find_module(model: nn.Module, name: str, *, kinds: tuple[type, ...] | None = None, what: str = "layer") -> nn.Module:
-    """``model``'s submodule ``name``; an unknown name (or one of the wrong kind) lists the valid ones."""
+def find_module(model: nn.Module, name: str, *, kinds: tuple[type, ...] | None = None, what: str = "layer",
+                more: str = "see --list-layers") -> nn.Module:
+    """``model``'s submodule ``name``; an unknown name (or one of the wrong kind) lists the valid ones (the
+    first 40, then ``more`` says where the rest are) and the closest names."""
     modules = dict(model.named_modules())
     valid = [k for k, m in modules.items() if k and (kinds is None or isinstance(m, kinds))]
-    if name not in modules or (kinds is not None and not isinstance(modules[name], kinds)):
-        shown = ", ".join(valid[:40]) + (f", ... ({len(valid) - 40} more; see --list-layers)" if len(valid) > 40 else "")
+    if name not in modules or not name or (kinds is not None and not isinstance(modules[name], kinds)):
+        rest = f"{len(valid) - 40} more" + (f"; {more}" if more else "")
+        shown = ", ".join(valid[:40]) + (f", ... ({rest})" if len(valid) > 40 else "")
         kind = f" ({'/'.join(k.__name__ for k in kinds)})" if kinds else ""
-        got = "" if name not in modules else f" is a {type(modules[name]).__name__}"
-        raise WorkbenchError(f"unknown {what} {name!r}{got}; valid {what}s{kind}: {shown or 'none'}")
+        got = "" if name not in modules or not name else f" is a {type(modules[name]).__name__}"
+        close = difflib.get_close_matches(name, valid, n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise WorkbenchError(f"unknown {what} {name!r}{got}; valid {what}s{kind}: {shown or 'none'}{hint}")
     return modules[name]
 
 

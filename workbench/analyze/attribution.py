@@ -27,6 +27,7 @@ from torch import nn
 from workbench.analyze._load import Subject, find_module, frozen, is_image, no_inplace
 from workbench.errors import WorkbenchError
 from workbench.facts import registered_gradcam_layers
+from workbench.utils.hooks import forward_hooks
 
 METHODS = ("saliency", "ig", "gradshap", "smoothgrad", "gradcam", "occlusion")
 _ALIASES = {
@@ -121,17 +122,13 @@ def gradcam_layers(subject: Subject, inputs: Sequence[torch.Tensor], image_idx: 
     # Trace: which modules' outputs depend on which image input (one sample, parameters frozen).
     probe = [x[:1].detach().clone().requires_grad_(is_image(x)) for x in inputs]
     records: list[tuple[str, nn.Module, torch.Tensor]] = []
-    handles = []
-    for name, mod in model.named_modules():
-        if name:
-            handles.append(mod.register_forward_hook(
-                lambda m, a, o, name=name: records.append((name, m, o[0] if isinstance(o, tuple) else o))))
-    try:
-        with no_inplace(model), frozen(model), torch.enable_grad():
-            model(*probe)
-    finally:
-        for h in handles:
-            h.remove()
+
+    def record(name: str, m: nn.Module, _args: tuple, o: Any) -> None:
+        records.append((name, m, o[0] if isinstance(o, tuple) else o))
+
+    with forward_hooks([(n, m) for n, m in model.named_modules() if n], record), no_inplace(model), \
+            frozen(model), torch.enable_grad():
+        model(*probe)
     by_name = {name: (mod, out) for name, mod, out in records}
     result: dict[int, tuple[str, nn.Module]] = {}
     for i in image_idx:

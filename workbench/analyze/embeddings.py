@@ -39,6 +39,7 @@ from workbench.analyze._load import (
 )
 from workbench.errors import WorkbenchError
 from workbench.progress import ProgressArg, as_progress
+from workbench.utils.hooks import forward_hooks
 from workbench.utils.jsonio import json_ready
 
 
@@ -54,23 +55,16 @@ def trace_layers(subject: Subject, samples: Samples) -> list[dict[str, Any]]:
     """Every module that runs in a forward pass on two samples, in the order they finish:
     name, type, input and output shapes (batch dimension included)."""
     rows: list[dict[str, Any]] = []
-    handles = []
 
-    def hook(mod, args, out, name):
+    def hook(name, mod, args, out):
         i, o = _first_tensor(args), _first_tensor(out)
         rows.append({"name": name, "type": type(mod).__name__,
                      "input_shape": None if i is None else list(i.shape),
                      "output_shape": None if o is None else list(o.shape)})
 
-    for name, mod in subject.model.named_modules():
-        if name:
-            handles.append(mod.register_forward_hook(lambda m, a, o, name=name: hook(m, a, o, name)))
-    try:
+    with forward_hooks([(n, m) for n, m in subject.model.named_modules() if n], hook):
         with torch.no_grad():
             subject.model(*samples.inputs(slice(0, min(2, len(samples)))))
-    finally:
-        for h in handles:
-            h.remove()
     return rows
 
 
@@ -110,14 +104,13 @@ def collect(subject: Subject, samples: Samples, layer: str, *, batch_size: int =
     module = dict(subject.model.named_modules())[name]
     grabbed: list[torch.Tensor] = []
 
-    def hook(mod, args, out):
+    def hook(_name, mod, args, out):
         t = _first_tensor(args if use_input else out)
         if t is not None and not grabbed:  # a module run twice in one pass: its first call
             grabbed.append(t.detach())
 
-    handle = module.register_forward_hook(hook)
     parts = []
-    try:
+    with forward_hooks([(name, module)], hook):
         slices = list(samples.slices(batch_size))
         with as_progress(progress)(f"embeddings of {layer}", len(slices)) as advance, torch.no_grad():
             for sl in slices:
@@ -130,8 +123,6 @@ def collect(subject: Subject, samples: Samples, layer: str, *, batch_size: int =
                     raise WorkbenchError(f"layer {layer!r} output {tuple(t.shape)} cannot be split into {b} samples")
                 parts.append(t.reshape(b, -1).float().numpy())
                 advance(1)
-    finally:
-        handle.remove()
     return np.concatenate(parts)
 
 

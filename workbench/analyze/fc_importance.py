@@ -61,6 +61,7 @@ from workbench.analyze._load import (
 from workbench.analyze.attribution import make_forward, split_inputs
 from workbench.errors import WorkbenchError
 from workbench.progress import ProgressArg, as_progress
+from workbench.utils.hooks import forward_hooks
 from workbench.utils.jsonio import json_ready, read_json
 
 CRITERIA = ("mean_abs", "variance", "weight_norm", "taylor", "conductance", "ablation")
@@ -120,14 +121,11 @@ def _activation_stats(subject: Subject, samples: Samples, layers: dict[str, nn.L
     grabbed: dict[str, torch.Tensor] = {}
     sums = {k: {"abs": 0.0, "s1": 0.0, "s2": 0.0, "taylor": 0.0, "rows": 0, "samples": 0} for k in layers}
 
-    def hook(name):
-        def fn(mod, args, out):
-            grabbed[name] = out
-            return out.clone()  # later in-place ops act on the clone; `out` keeps the unit's value
-        return fn
+    def hook(name, _mod, _args, out):
+        grabbed[name] = out
+        return out.clone()  # later in-place ops act on the clone; `out` keeps the unit's value
 
-    handles = [m.register_forward_hook(hook(k)) for k, m in layers.items()]
-    try:
+    with forward_hooks(layers.items(), hook):
         slices = list(samples.slices(batch_size))
         with as_progress(progress)("activations and Taylor scores", len(slices)) as advance, torch.enable_grad():
             for sl in slices:
@@ -152,9 +150,6 @@ def _activation_stats(subject: Subject, samples: Samples, layers: dict[str, nn.L
                         s["taylor"] += per.double().sum(0)
                     s["samples"] += b
                 advance(1)
-    finally:
-        for h in handles:
-            h.remove()
     out = {}
     for k, s in sums.items():
         if s["rows"] == 0:
@@ -200,12 +195,13 @@ def _conductance(subject: Subject, samples: Samples, name: str, layer: nn.Linear
 def layer_out_2d(subject: Subject, samples: Samples, layer: nn.Module) -> bool:
     """Whether ``layer``'s output is 2-D (rows, units): with more rows than samples, it runs per frame."""
     shapes = []
-    handle = layer.register_forward_hook(lambda m, a, o: shapes.append(o.dim()) if not shapes else None)
-    try:
-        with torch.no_grad():
-            subject.model(*samples.inputs(slice(0, 1)))
-    finally:
-        handle.remove()
+
+    def first_dim(_name: str, _m: nn.Module, _args: tuple, o: torch.Tensor) -> None:
+        if not shapes:
+            shapes.append(o.dim())
+
+    with forward_hooks([("", layer)], first_dim), torch.no_grad():
+        subject.model(*samples.inputs(slice(0, 1)))
     return bool(shapes) and shapes[0] == 2
 
 
@@ -226,19 +222,16 @@ def _ablation(subject: Subject, samples: Samples, layer: nn.Linear, units: np.nd
     scores = np.full(layer.out_features, np.nan)
     current = {"unit": 0}
 
-    def hook(mod, args, out):
+    def hook(_name, _mod, _args, out):
         out = out.clone()
         out[..., current["unit"]] = 0.0
         return out
 
-    handle = layer.register_forward_hook(hook)
-    try:
+    with forward_hooks([("", layer)], hook):
         for u in units:
             current["unit"] = int(u)
             scores[u] = sign * (_metric(subject, samples, batch_size) - base)
             advance(1)
-    finally:
-        handle.remove()
     return scores
 
 

@@ -23,7 +23,6 @@ weights) on the task loss alone into ``out/control``.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import shutil
 import time
@@ -35,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from workbench.analyze._load import find_module
 from workbench.errors import WorkbenchError
 from workbench.tasks import Task, TaskData
 from workbench.train.recipes import Recipe
@@ -92,14 +92,7 @@ def _first(x: Any) -> torch.Tensor:
 
 
 def _module(model: nn.Module, name: str, who: str) -> nn.Module:
-    modules = dict(model.named_modules())
-    if name in modules and name != "":
-        return modules[name]
-    names = [n for n in modules if n and n.count(".") <= 1]
-    close = difflib.get_close_matches(name, [n for n in modules if n], n=3)
-    hint = f" (did you mean {', '.join(close)}?)" if close else ""
-    raise WorkbenchError(f"unknown {who} layer {name!r}{hint}; valid {who} layers (two levels shown, any deeper "
-                         f"name from named_modules() works): {', '.join(names)}")
+    return find_module(model, name, what=f"{who} layer", more="any name from named_modules() works")
 
 
 def parse_hint(text: str) -> tuple[str, str]:
