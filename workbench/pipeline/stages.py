@@ -135,9 +135,6 @@ def resolve_student(teacher_run: Path, student: str) -> str:
         if student not in names:
             raise WorkbenchError(f"student {student!r} does not serve task {task!r}; students for it: {names}")
         return student
-    default = getattr(students, "default_student", None)
-    if callable(default):
-        return default(task)
     if not names:
         raise WorkbenchError(f"no student is registered for task {task!r}; set [distill] student")
     return names[0]

@@ -161,22 +161,6 @@ def _saliency_part(data: dict[str, Any], figs: Path, slug: str) -> Part:
     return p
 
 
-def _scalars(d: Any, prefix: str = "", depth: int = 3) -> dict[str, float]:
-    """Numeric leaves of a nested summary, keyed by their dotted path (lists skipped)."""
-    out: dict[str, float] = {}
-    if not isinstance(d, dict) or depth == 0:
-        return out
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, bool):
-            continue
-        if isinstance(v, (int, float)):
-            out[key] = v
-        elif isinstance(v, dict):
-            out.update(_scalars(v, key + ".", depth - 1))
-    return out
-
-
 def _mean(values: list[Any]) -> float | None:
     vals = [v for v in values if isinstance(v, (int, float)) and not math.isnan(v)]
     return sum(vals) / len(vals) if vals else None
@@ -247,16 +231,6 @@ def _faithfulness_part(data: dict[str, Any], figs: Path, slug: str) -> Part:
         if imgs:
             p.blocks.append(("imgs", imgs))
     return p
-
-
-def _scalar_table(per_model: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
-    cols = list(per_model)
-    flat = {m: {k: v for k, v in _scalars(s).items() if k not in ("seconds", "n") and not k.startswith("settings.")}
-            for m, s in per_model.items()}
-    keys: list[str] = []
-    for f in flat.values():
-        keys += [k for k in f if k not in keys]
-    return ["figure", *cols], [[k, *[flat[m].get(k, "–") for m in cols]] for k in keys]
 
 
 def _embeddings_part(data: dict[str, Any], figs: Path, slug: str) -> Part:
