@@ -28,17 +28,18 @@ from workbench.analyze._load import Subject, find_module, frozen, is_image, no_i
 from workbench.errors import WorkbenchError
 from workbench.facts import registered_gradcam_layers
 from workbench.utils.hooks import forward_hooks
+from workbench.utils.registry import ClassRegistry
 
-_REGISTRY: dict[str, "Method"] = {}
+_REGISTRY = ClassRegistry("attribution method")
 _ALIASES: dict[str, str] = {}
 
 
 def register_method(cls: type["Method"]) -> type["Method"]:
     """Class decorator: register an attribution method under ``cls.name`` (and its ``aliases``)."""
-    for key in (cls.name, *cls.aliases):
-        if key in _REGISTRY or key in _ALIASES:
-            raise ValueError(f"attribution method name {key!r} is already registered")
-    _REGISTRY[cls.name] = cls()
+    taken = [k for k in (cls.name, *cls.aliases) if k in _ALIASES or (k != cls.name and k in _REGISTRY)]
+    if taken:
+        raise ValueError(f"attribution method name {taken[0]!r} is already registered")
+    _REGISTRY.register(cls)
     _ALIASES.update({a: cls.name for a in cls.aliases})
     return cls
 
@@ -179,7 +180,7 @@ def attribute(subject: Subject, inputs: Sequence[torch.Tensor], target: int, met
     method = canonical_method(method)
     inputs = [x.detach() for x in inputs]
     attributed, others = split_inputs(inputs)
-    impl = _REGISTRY[method]
+    impl = _REGISTRY[method]()
     if impl.reads_layers:
         layers = layers or gradcam_layers(subject, inputs, attributed)
         attributed = [i for i in attributed if i in layers]

@@ -24,6 +24,7 @@ from torch import nn
 from workbench.compress.graph import Channels, PruneGraph
 from workbench.compress.lstm_pruner import lstm_input_importance, lstm_unit_importance
 from workbench.errors import WorkbenchError
+from workbench.utils.registry import ClassRegistry
 
 __all__ = ["IMPORTANCES", "FCImportance", "FCScores", "Importance", "LampImportance", "MagnitudeImportance",
            "TaylorImportance", "get_importance", "load_fc_scores", "rank_units", "register_importance"]
@@ -122,15 +123,12 @@ class Importance:
         """Channels ``idxs`` of ``layer`` were pruned (a criterion holding per-channel state follows)."""
 
 
-_REGISTRY: dict[str, type[Importance]] = {}
+_REGISTRY = ClassRegistry("pruning importance")
 
 
 def register_importance(cls: type[Importance]) -> type[Importance]:
     """Class decorator: register a pruning criterion under ``cls.name`` (``--importance NAME``)."""
-    if cls.name in _REGISTRY:
-        raise ValueError(f"pruning importance {cls.name!r} is already registered")
-    _REGISTRY[cls.name] = cls
-    return cls
+    return _REGISTRY.register(cls)
 
 
 @register_importance
