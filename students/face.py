@@ -16,7 +16,7 @@ from torch import nn
 from students._blocks import TinyTrunk, out_size
 from students.registry import get_student, register_student
 from teachers._checks import expect_shape
-from workbench.nn import ConvBNReLU, make_divisible, mobilenet_v2
+from workbench.nn import mobilenet_v2_trunk
 
 __all__ = ["MobileFace", "TinyFace", "mobileface", "tinyface"]
 
@@ -102,9 +102,7 @@ class MobileFace(nn.Module):
                  input_size: int) -> None:
         super().__init__()
         self.input_size = int(input_size)
-        trunk = mobilenet_v2(width_mult=width_mult, num_classes=0)
-        last_in = make_divisible(320 * width_mult, 8)
-        self.features = nn.Sequential(*list(trunk.features)[:18], ConvBNReLU(last_in, feature_channels, kernel_size=1))
+        self.features = mobilenet_v2_trunk(width_mult=width_mult, out_channels=feature_channels)
         g = out_size(self.input_size, [2, 2, 2, 2])
         self.fc = _head(feature_channels * g * g, fc_hidden, dropout)
 

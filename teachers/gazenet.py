@@ -18,7 +18,7 @@ from torch import nn
 
 from teachers._checks import expect_shape
 from teachers.registry import get_teacher, register_teacher
-from workbench.nn import ConvBNReLU, make_divisible, mobilenet_v2
+from workbench.nn import mobilenet_v2_trunk
 from workbench.train.recipes import Recipe
 
 __all__ = ["GazeNet", "SpatialWeights", "gazenet"]
@@ -109,11 +109,7 @@ class GazeNet(nn.Module):
                  input_size: int) -> None:
         super().__init__()
         self.input_size = int(input_size)
-        trunk = mobilenet_v2(width_mult=width_mult, num_classes=0)
-        last_in = make_divisible(320 * width_mult, 8)
-        self.features = nn.Sequential(
-            *list(trunk.features)[:18], ConvBNReLU(last_in, feature_channels, kernel_size=1)
-        )
+        self.features = mobilenet_v2_trunk(width_mult=width_mult, out_channels=feature_channels)
         self.spatial_weights = SpatialWeights(feature_channels)
         grid = _trunk_size(self.input_size)
         self.fc = nn.Sequential(

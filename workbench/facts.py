@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from workbench.errors import WorkbenchError
+from workbench.utils.hooks import forward_hooks
 
 __all__ = ["base_config", "default_hint_layer", "registered_gradcam_layers", "registered_hint_layer"]
 
@@ -58,16 +59,9 @@ def default_hint_layer(model: nn.Module, inputs: Sequence[torch.Tensor]) -> str:
     the forward pass runs them, the one before the last (the last is the head). Its output is the
     features the head reads, the usual FitNets hint."""
     order: list[str] = []
-    handles = []
-    for name, mod in model.named_modules():
-        if name and any(True for _ in mod.parameters(recurse=False)):
-            handles.append(mod.register_forward_hook(lambda m, a, o, name=name: order.append(name)))
-    try:
-        with torch.no_grad():
-            model.eval()(*inputs)
-    finally:
-        for h in handles:
-            h.remove()
+    owners = [(n, m) for n, m in model.named_modules() if n and any(True for _ in m.parameters(recurse=False))]
+    with forward_hooks(owners, lambda name, _m, _a, _o: order.append(name)), torch.no_grad():
+        model.eval()(*inputs)
     ran = list(dict.fromkeys(order))  # first run of each module
     if not ran:
         raise WorkbenchError("the model has no layer with parameters to take a hint from")

@@ -9,6 +9,7 @@ boxes come from the data through the task contract, per model input, in that inp
 from __future__ import annotations
 
 import contextlib
+import difflib
 import importlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -20,14 +21,8 @@ import torch
 from torch import nn
 
 from workbench.errors import WorkbenchError
+from workbench.progress import ProgressArg, as_progress
 from workbench.tasks import Task, TaskData, get_task
-
-Progress = Callable[[str, int], contextlib.AbstractContextManager[Callable[..., None]]]
-
-
-def no_progress(description: str, total: int) -> contextlib.AbstractContextManager[Callable[..., None]]:
-    return contextlib.nullcontext(lambda k=1, status="": None)
-
 
 @dataclass
 class Subject:
@@ -219,7 +214,7 @@ def _data_config(subject: Subject) -> dict[str, Any] | None:
 
 
 def load_samples(subject: Subject, *, n: int, data: str | None = None, fmt: str | None = None,
-                 purpose: str = "saliency", progress: Progress = no_progress) -> Samples:
+                 purpose: str = "saliency", progress: ProgressArg = False) -> Samples:
     """``n`` samples to analyse ``subject`` on, drawn across subjects for ``purpose``
     (:func:`workbench.train.data.draw`) from the data spec ``data`` (default: the run's own validation
     split; see :func:`workbench.train.data.resolve_data`). Eye boxes come from the data through the
@@ -235,7 +230,7 @@ def load_samples(subject: Subject, *, n: int, data: str | None = None, fmt: str 
                        source={"source": "random N(0, 1) inputs", "format": None, "split": None, "n": n})
     config = _data_config(subject)
     spec = resolve_data(data, config, fmt)
-    with progress(f"loading {spec.label()}", 1) as advance:
+    with as_progress(progress)(f"loading {spec.label()}", 1) as advance:
         # SynthGaze renders only the split's first rows (enough to span its subjects); disk data is read whole.
         pool, desc = load_split(task, config, spec, limit=max(64, 8 * n))
         advance(1)
@@ -274,15 +269,20 @@ def parse_target(target: int | str | None, names: Sequence[str]) -> list[int]:
     return [list(names).index(target)]
 
 
-def find_module(model: nn.Module, name: str, *, kinds: tuple[type, ...] | None = None, what: str = "layer") -> nn.Module:
-    """``model``'s submodule ``name``; an unknown name (or one of the wrong kind) lists the valid ones."""
+def find_module(model: nn.Module, name: str, *, kinds: tuple[type, ...] | None = None, what: str = "layer",
+                more: str = "see --list-layers") -> nn.Module:
+    """``model``'s submodule ``name``; an unknown name (or one of the wrong kind) lists the valid ones (the
+    first 40, then ``more`` says where the rest are) and the closest names."""
     modules = dict(model.named_modules())
     valid = [k for k, m in modules.items() if k and (kinds is None or isinstance(m, kinds))]
-    if name not in modules or (kinds is not None and not isinstance(modules[name], kinds)):
-        shown = ", ".join(valid[:40]) + (f", ... ({len(valid) - 40} more; see --list-layers)" if len(valid) > 40 else "")
+    if name not in modules or not name or (kinds is not None and not isinstance(modules[name], kinds)):
+        rest = f"{len(valid) - 40} more" + (f"; {more}" if more else "")
+        shown = ", ".join(valid[:40]) + (f", ... ({rest})" if len(valid) > 40 else "")
         kind = f" ({'/'.join(k.__name__ for k in kinds)})" if kinds else ""
-        got = "" if name not in modules else f" is a {type(modules[name]).__name__}"
-        raise WorkbenchError(f"unknown {what} {name!r}{got}; valid {what}s{kind}: {shown or 'none'}")
+        got = "" if name not in modules or not name else f" is a {type(modules[name]).__name__}"
+        close = difflib.get_close_matches(name, valid, n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise WorkbenchError(f"unknown {what} {name!r}{got}; valid {what}s{kind}: {shown or 'none'}{hint}")
     return modules[name]
 
 
@@ -334,19 +334,3 @@ def write_folder(out: str | Path, write: Callable[[Path], None], *, force: bool 
     return [str(Path(out) / name) for name in names]
 
 
-def json_ready(obj: Any) -> Any:
-    """Floats rounded to 6 significant digits, NaN -> None, numpy -> Python: compact, valid JSON."""
-    if isinstance(obj, dict):
-        return {str(k): json_ready(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_ready(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return json_ready(obj.tolist())
-    if isinstance(obj, (np.floating, float)):
-        v = float(obj)
-        return None if not np.isfinite(v) else float(f"{v:.6g}")
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    return obj

@@ -27,19 +27,28 @@ from torch import nn
 from workbench.analyze._load import Subject, find_module, frozen, is_image, no_inplace
 from workbench.errors import WorkbenchError
 from workbench.facts import registered_gradcam_layers
+from workbench.utils.hooks import forward_hooks
+from workbench.utils.registry import ClassRegistry
 
-METHODS = ("saliency", "ig", "gradshap", "smoothgrad", "gradcam", "occlusion")
-_ALIASES = {
-    "integratedgradients": "ig", "integrated_gradients": "ig", "gradientshap": "gradshap", "shap": "gradshap",
-    "noisetunnel": "smoothgrad", "layergradcam": "gradcam", "grad_cam": "gradcam", "grad-cam": "gradcam",
-    "gradient": "saliency", "integrated-gradients": "ig",
-}
+_REGISTRY = ClassRegistry("attribution method")
+_ALIASES: dict[str, str] = {}
+
+
+def register_method(cls: type["Method"]) -> type["Method"]:
+    """Class decorator: register an attribution method under ``cls.name`` (and its ``aliases``)."""
+    taken = [k for k in (cls.name, *cls.aliases) if k in _ALIASES or (k != cls.name and k in _REGISTRY)]
+    if taken:
+        raise ValueError(f"attribution method name {taken[0]!r} is already registered")
+    _REGISTRY.register(cls)
+    _ALIASES.update({a: cls.name for a in cls.aliases})
+    return cls
+
 
 def canonical_method(method: str) -> str:
     key = method.strip().lower()
     key = _ALIASES.get(key, key)
-    if key not in METHODS:
-        raise WorkbenchError(f"unknown attribution method {method!r}; expected one of {', '.join(METHODS)}")
+    if key not in _REGISTRY:
+        raise WorkbenchError(f"unknown attribution method {method!r}; expected one of {', '.join(_REGISTRY)}")
     return key
 
 
@@ -121,17 +130,13 @@ def gradcam_layers(subject: Subject, inputs: Sequence[torch.Tensor], image_idx: 
     # Trace: which modules' outputs depend on which image input (one sample, parameters frozen).
     probe = [x[:1].detach().clone().requires_grad_(is_image(x)) for x in inputs]
     records: list[tuple[str, nn.Module, torch.Tensor]] = []
-    handles = []
-    for name, mod in model.named_modules():
-        if name:
-            handles.append(mod.register_forward_hook(
-                lambda m, a, o, name=name: records.append((name, m, o[0] if isinstance(o, tuple) else o))))
-    try:
-        with no_inplace(model), frozen(model), torch.enable_grad():
-            model(*probe)
-    finally:
-        for h in handles:
-            h.remove()
+
+    def record(name: str, m: nn.Module, _args: tuple, o: Any) -> None:
+        records.append((name, m, o[0] if isinstance(o, tuple) else o))
+
+    with forward_hooks([(n, m) for n, m in model.named_modules() if n], record), no_inplace(model), \
+            frozen(model), torch.enable_grad():
+        model(*probe)
     by_name = {name: (mod, out) for name, mod, out in records}
     result: dict[int, tuple[str, nn.Module]] = {}
     for i in image_idx:
@@ -175,7 +180,8 @@ def attribute(subject: Subject, inputs: Sequence[torch.Tensor], target: int, met
     method = canonical_method(method)
     inputs = [x.detach() for x in inputs]
     attributed, others = split_inputs(inputs)
-    if method == "gradcam":
+    impl = _REGISTRY[method]()
+    if impl.reads_layers:
         layers = layers or gradcam_layers(subject, inputs, attributed)
         attributed = [i for i in attributed if i in layers]
         others = [i for i in range(len(inputs)) if i not in attributed]
@@ -186,55 +192,117 @@ def attribute(subject: Subject, inputs: Sequence[torch.Tensor], target: int, met
     with no_inplace(model), frozen(model), torch.enable_grad(), warnings.catch_warnings():
         # Captum warns that the inputs did not require gradients; it sets that itself.
         warnings.filterwarnings("ignore", message=".*did not already require gradients.*")
-        if method == "gradcam":
-            return {i: _gradcam(forward, layers[i][1], xs, inputs[i], target, extra) for i in attributed}
-        attrs = _run(method, forward, xs, target, extra, s)
+        attrs = impl.attribute(forward, xs, target, extra, s,
+                               layers=[layers[i][1] for i in attributed] if impl.reads_layers else None)
     return {i: a.detach() for i, a in zip(attributed, attrs)}
 
 
-def _run(method: str, forward, xs, target, extra, s: Settings) -> tuple[torch.Tensor, ...]:
-    from captum.attr import (
-        GradientShap,
-        IntegratedGradients,
-        NoiseTunnel,
-        Occlusion,
-        Saliency,
-    )
+# ---- the methods: one class each, one verb ---------------------------------------------------------
+class Method:
+    """An attribution method. ``attribute(forward, xs, target, extra, settings)`` returns one tensor per
+    attributed input in ``xs`` (Captum's conventions: ``extra`` rides along as additional forward args).
+    A method that ``reads_layers`` (GradCam) also gets ``layers``: one module per input in ``xs``.
+    Adding a method is one class here with ``@register_method``."""
 
-    if method == "saliency":
-        out = Saliency(forward).attribute(xs, target=target, additional_forward_args=extra, abs=True)
-    elif method == "ig":
+    name: str = ""
+    aliases: tuple[str, ...] = ()
+    reads_layers: bool = False
+
+    def attribute(self, forward: Callable[..., torch.Tensor], xs: tuple[torch.Tensor, ...], target: int,
+                  extra: tuple[torch.Tensor, ...] | None, s: Settings,
+                  layers: Sequence[nn.Module] | None = None) -> tuple[torch.Tensor, ...]:
+        raise NotImplementedError
+
+
+def _tuple(out: Any) -> tuple[torch.Tensor, ...]:
+    return out if isinstance(out, tuple) else (out,)
+
+
+@register_method
+class SaliencyMethod(Method):
+    name, aliases = "saliency", ("gradient",)
+
+    def attribute(self, forward, xs, target, extra, s, layers=None):
+        from captum.attr import Saliency
+
+        return _tuple(Saliency(forward).attribute(xs, target=target, additional_forward_args=extra, abs=True))
+
+
+@register_method
+class IntegratedGradientsMethod(Method):
+    name, aliases = "ig", ("integratedgradients", "integrated_gradients", "integrated-gradients")
+
+    def attribute(self, forward, xs, target, extra, s, layers=None):
+        from captum.attr import IntegratedGradients
+
         base = tuple(baseline_of(x, s.baseline) for x in xs)
-        out = IntegratedGradients(forward).attribute(xs, baselines=base, target=target, additional_forward_args=extra,
-                                                     n_steps=s.steps, internal_batch_size=s.internal_batch_size)
-    elif method == "gradshap":
+        return _tuple(IntegratedGradients(forward).attribute(
+            xs, baselines=base, target=target, additional_forward_args=extra, n_steps=s.steps,
+            internal_batch_size=s.internal_batch_size))
+
+
+@register_method
+class GradientShapMethod(Method):
+    name, aliases = "gradshap", ("gradientshap", "shap")
+
+    def attribute(self, forward, xs, target, extra, s, layers=None):
+        from captum.attr import GradientShap
+
         gen = torch.Generator().manual_seed(s.seed)
         base = tuple(torch.cat([torch.zeros_like(x[:1]), 0.5 * torch.randn((3, *x.shape[1:]), generator=gen)])
                      for x in xs)
         torch.manual_seed(s.seed)
-        out = GradientShap(forward).attribute(xs, baselines=base, n_samples=s.shap_samples, stdevs=0.1, target=target,
-                                              additional_forward_args=extra)
-    elif method == "smoothgrad":
+        return _tuple(GradientShap(forward).attribute(xs, baselines=base, n_samples=s.shap_samples, stdevs=0.1,
+                                                      target=target, additional_forward_args=extra))
+
+
+@register_method
+class SmoothGradMethod(Method):
+    name, aliases = "smoothgrad", ("noisetunnel",)
+
+    def attribute(self, forward, xs, target, extra, s, layers=None):
+        from captum.attr import NoiseTunnel, Saliency
+
         torch.manual_seed(s.seed)
         sd = tuple(float(s.smooth_noise * (x.max() - x.min()).clamp(min=1e-6)) for x in xs)
-        out = NoiseTunnel(Saliency(forward)).attribute(
+        return _tuple(NoiseTunnel(Saliency(forward)).attribute(
             xs, nt_type="smoothgrad", nt_samples=s.smooth_samples,
             nt_samples_batch_size=max(1, s.internal_batch_size // len(xs[0])),
-            stdevs=sd, target=target, additional_forward_args=extra, abs=False)
-    elif method == "occlusion":
+            stdevs=sd, target=target, additional_forward_args=extra, abs=False))
+
+
+@register_method
+class GradCamMethod(Method):
+    """LayerGradCam at each input's layer, upsampled to the input's (H, W): (B, [T,] 1, H, W), ReLU'd."""
+
+    name, aliases, reads_layers = "gradcam", ("layergradcam", "grad_cam", "grad-cam"), True
+
+    def attribute(self, forward, xs, target, extra, s, layers=None):
+        return tuple(_gradcam(forward, layer, xs, x, target, extra) for layer, x in zip(layers or (), xs))
+
+
+@register_method
+class OcclusionMethod(Method):
+    """A sliding zero patch of 1/8 of the image side, stride half of it (one frame of a track at a time)."""
+
+    name = "occlusion"
+
+    def attribute(self, forward, xs, target, extra, s, layers=None):
+        from captum.attr import Occlusion
+
         windows, strides = [], []
         for x in xs:
             w = max(2, round(min(x.shape[-2:]) / 8))
             lead = (1,) if x.dim() == 5 else ()  # one frame of a track at a time
             windows.append((*lead, x.shape[-3], w, w))
             strides.append((*lead, x.shape[-3], max(1, w // 2), max(1, w // 2)))
-        out = Occlusion(forward).attribute(xs, sliding_window_shapes=tuple(windows), strides=tuple(strides),
-                                           baselines=tuple(0.0 for _ in xs),
-                                           target=target, additional_forward_args=extra,
-                                           perturbations_per_eval=max(1, s.internal_batch_size // len(xs[0])))
-    else:  # pragma: no cover - canonical_method guards
-        raise WorkbenchError(f"unknown method {method!r}")
-    return out if isinstance(out, tuple) else (out,)
+        return _tuple(Occlusion(forward).attribute(
+            xs, sliding_window_shapes=tuple(windows), strides=tuple(strides), baselines=tuple(0.0 for _ in xs),
+            target=target, additional_forward_args=extra,
+            perturbations_per_eval=max(1, s.internal_batch_size // len(xs[0]))))
+
+
+METHODS = tuple(_REGISTRY)  # saliency, ig, gradshap, smoothgrad, gradcam, occlusion
 
 
 def _gradcam(forward, layer: nn.Module, xs, x: torch.Tensor, target: int, extra) -> torch.Tensor:

@@ -29,18 +29,18 @@ import torch
 from torch import nn
 
 from workbench.analyze._load import (
-    Progress,
     Samples,
     Subject,
     check_out,
     find_module,
-    json_ready,
     load_samples,
     load_subject,
-    no_progress,
     write_folder,
 )
 from workbench.errors import WorkbenchError
+from workbench.progress import ProgressArg, as_progress
+from workbench.utils.hooks import forward_hooks
+from workbench.utils.jsonio import json_ready
 
 
 def _first_tensor(x: Any) -> torch.Tensor | None:
@@ -55,23 +55,16 @@ def trace_layers(subject: Subject, samples: Samples) -> list[dict[str, Any]]:
     """Every module that runs in a forward pass on two samples, in the order they finish:
     name, type, input and output shapes (batch dimension included)."""
     rows: list[dict[str, Any]] = []
-    handles = []
 
-    def hook(mod, args, out, name):
+    def hook(name, mod, args, out):
         i, o = _first_tensor(args), _first_tensor(out)
         rows.append({"name": name, "type": type(mod).__name__,
                      "input_shape": None if i is None else list(i.shape),
                      "output_shape": None if o is None else list(o.shape)})
 
-    for name, mod in subject.model.named_modules():
-        if name:
-            handles.append(mod.register_forward_hook(lambda m, a, o, name=name: hook(m, a, o, name)))
-    try:
+    with forward_hooks([(n, m) for n, m in subject.model.named_modules() if n], hook):
         with torch.no_grad():
             subject.model(*samples.inputs(slice(0, min(2, len(samples)))))
-    finally:
-        for h in handles:
-            h.remove()
     return rows
 
 
@@ -104,23 +97,22 @@ def _parse_layer(model: nn.Module, spec: str, rows: list[dict[str, Any]]) -> tup
 
 
 def collect(subject: Subject, samples: Samples, layer: str, *, batch_size: int = 64,
-            progress: Progress = no_progress) -> np.ndarray:
+            progress: ProgressArg = False) -> np.ndarray:
     """(N, D) float32 embeddings of ``layer`` (``NAME`` or ``NAME:input``) over ``samples``."""
     rows = trace_layers(subject, samples)
     name, use_input = _parse_layer(subject.model, layer, rows)
     module = dict(subject.model.named_modules())[name]
     grabbed: list[torch.Tensor] = []
 
-    def hook(mod, args, out):
+    def hook(_name, mod, args, out):
         t = _first_tensor(args if use_input else out)
         if t is not None and not grabbed:  # a module run twice in one pass: its first call
             grabbed.append(t.detach())
 
-    handle = module.register_forward_hook(hook)
     parts = []
-    try:
+    with forward_hooks([(name, module)], hook):
         slices = list(samples.slices(batch_size))
-        with progress(f"embeddings of {layer}", len(slices)) as advance, torch.no_grad():
+        with as_progress(progress)(f"embeddings of {layer}", len(slices)) as advance, torch.no_grad():
             for sl in slices:
                 grabbed.clear()
                 inputs = samples.inputs(sl)
@@ -131,8 +123,6 @@ def collect(subject: Subject, samples: Samples, layer: str, *, batch_size: int =
                     raise WorkbenchError(f"layer {layer!r} output {tuple(t.shape)} cannot be split into {b} samples")
                 parts.append(t.reshape(b, -1).float().numpy())
                 advance(1)
-    finally:
-        handle.remove()
     return np.concatenate(parts)
 
 
@@ -230,7 +220,7 @@ def ridge_probe(x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, folds: int 
 
 def embeddings(run: Any, *, layer: str | None = None, out: str | Path | None = None, n: int = 512,
                list_layers: bool = False, batch_size: int = 64, data: str | None = None, fmt: str | None = None,
-               task: str | None = None, force: bool = False, progress: Progress = no_progress) -> dict[str, Any]:
+               task: str | None = None, force: bool = False, progress: ProgressArg = False) -> dict[str, Any]:
     """Collect a layer's embeddings of ``run``'s model over ``n`` samples and report how much of it is
     used and how linearly it carries the gaze (see the module docstring). ``list_layers``: return the
     layers (name, type, shapes) and the default, computing nothing else."""

@@ -45,14 +45,11 @@ import torch
 from torch import nn
 
 from workbench.analyze._load import (
-    Progress,
     Samples,
     Subject,
     check_out,
-    json_ready,
     load_samples,
     load_subject,
-    no_progress,
     parse_target,
     write_folder,
 )
@@ -70,8 +67,11 @@ from workbench.analyze.saliency import (
     write_overlays,
 )
 from workbench.errors import WorkbenchError
+from workbench.progress import ProgressArg, as_progress
+from workbench.utils.jsonio import json_ready
+from workbench.utils.stats import FAITHFULNESS_TARGETS, spearman_rows
 
-TARGETS = {"eye_mass_ratio": 3.0, "pointing": 0.8, "randomization_spearman": 0.2, "deletion_worse_by": 0.1}
+TARGETS = FAITHFULNESS_TARGETS
 
 
 # ---- eye-mass and pointing, pooled over inputs ---------------------------------------------------------
@@ -153,22 +153,6 @@ def cascade_cuts(n_layers: int, steps: int) -> list[int]:
     return sorted({min(max(1, c), n_layers) for c in cuts})
 
 
-def _rank_rows(a: np.ndarray) -> np.ndarray:
-    from scipy.stats import rankdata
-
-    return rankdata(a, axis=1)
-
-
-def spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Spearman correlation of each row of a with the same row of b (NaN where a row is constant)."""
-    ra, rb = _rank_rows(a.reshape(len(a), -1)), _rank_rows(b.reshape(len(b), -1))
-    ra -= ra.mean(1, keepdims=True)
-    rb -= rb.mean(1, keepdims=True)
-    den = np.sqrt((ra ** 2).sum(1) * (rb ** 2).sum(1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, (ra * rb).sum(1) / np.where(den > 0, den, 1), np.nan)
-
-
 def _compare(trained: Attributions, other: Attributions) -> dict[str, dict[str, float]]:
     out = {}
     for t in trained.targets:
@@ -210,7 +194,7 @@ def _randomized_copy(subject: Subject, seed: int) -> Subject:
 
 def randomization(subject: Subject, samples: Samples, trained: Attributions, targets: Sequence[int], *,
                   steps: int, settings: Settings, batch_size: int, layer: str | None, seed: int = 0,
-                  progress: Progress = no_progress, keep_maps: int = 0) -> Randomization:
+                  progress: ProgressArg = False, keep_maps: int = 0) -> Randomization:
     """Cascading randomization: per target, one row per step (layers re-initialized, the deepest one,
     Spearman of |maps| and of signed maps), the first ``keep_maps`` samples' maps per step, and the
     floor: the same Spearman between the fully randomized model and a second, independently randomized
@@ -232,7 +216,7 @@ def randomization(subject: Subject, samples: Samples, trained: Attributions, tar
     kept = []
     done = 0
     cuts = cascade_cuts(len(order), steps)
-    with progress("model randomization", len(cuts) + 1) as advance:
+    with as_progress(progress)("model randomization", len(cuts) + 1) as advance:
         for cut in cuts:
             for k in range(done, cut):
                 reinitialize(order[k][1], seed + k, fresh_layers.get(order[k][0]))
@@ -299,7 +283,7 @@ def _metric(subject: Subject, samples: Samples, inputs: list[torch.Tensor], refe
 
 def deletion(subject: Subject, samples: Samples, attrs: Attributions, *, fractions: int = 21, fill: str = "blur",
              random_orders: int = 3, batch_size: int = 32, seed: int = 0,
-             progress: Progress = no_progress) -> dict[str, dict[str, Any]]:
+             progress: ProgressArg = False) -> dict[str, dict[str, Any]]:
     """Per target: the metric after removing the top fraction of pixels by attribution, and by random
     orders; areas under the curves (trapezoid over [0, 1]) and ``worse_by``."""
     names = list(subject.input_names)
@@ -316,7 +300,7 @@ def deletion(subject: Subject, samples: Samples, attrs: Attributions, *, fractio
     n = len(samples)
     rng = np.random.default_rng(seed)
     result = {}
-    with progress("deletion curves", len(attrs.targets) * (1 + random_orders)) as advance:
+    with as_progress(progress)("deletion curves", len(attrs.targets) * (1 + random_orders)) as advance:
         for target in attrs.targets:
             score = np.concatenate([attrs.heat(target, names[i]).reshape(n, -1) for i in attributed], 1)
             orders = {"attribution": np.argsort(-score, axis=1, kind="stable")}
@@ -393,7 +377,7 @@ def check(run: Any, *, method: str = "ig", n: int = 32, out: str | Path | None =
           fill: str = "blur", random_orders: int = 3,
           fractions: int = 21, layer: str | None = None, baseline: str = "zero", data: str | None = None,
           fmt: str | None = None, task: str | None = None, force: bool = False,
-          progress: Progress = no_progress) -> dict[str, Any]:
+          progress: ProgressArg = False) -> dict[str, Any]:
     """Faithfulness of ``method``'s maps for ``run`` (see the module docstring); returns the summary.
 
     ``headline`` averages the targets (every explain_target column unless ``target`` picks one).
@@ -446,9 +430,9 @@ def check(run: Any, *, method: str = "ig", n: int = 32, out: str | Path | None =
         "deletion_worse_by": mean(c["worse_by"] for c in curves.values()),
     }
     criteria = {
-        "eye_mass_ratio >= 3": head["eye_mass_ratio"] >= TARGETS["eye_mass_ratio"] if regions else None,
-        "pointing >= 0.8": head["pointing"] >= TARGETS["pointing"] if regions else None,
-        "randomization_spearman < 0.2": head["randomization_spearman"] < TARGETS["randomization_spearman"],
+        f"eye_mass_ratio >= {TARGETS['eye_mass_ratio']:g}": head["eye_mass_ratio"] >= TARGETS["eye_mass_ratio"] if regions else None,
+        f"pointing >= {TARGETS['pointing']:g}": head["pointing"] >= TARGETS["pointing"] if regions else None,
+        f"randomization_spearman < {TARGETS['randomization_spearman']:g}": head["randomization_spearman"] < TARGETS["randomization_spearman"],
         "deletion clearly worse than random": all(c["clearly_worse"] for c in curves.values()),
     }
     summary = json_ready({

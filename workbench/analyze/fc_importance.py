@@ -49,20 +49,20 @@ import torch
 from torch import nn
 
 from workbench.analyze._load import (
-    Progress,
     Samples,
     Subject,
     check_out,
     find_module,
-    json_ready,
     load_samples,
     load_subject,
     no_inplace,
-    no_progress,
     write_folder,
 )
 from workbench.analyze.attribution import make_forward, split_inputs
 from workbench.errors import WorkbenchError
+from workbench.progress import ProgressArg, as_progress
+from workbench.utils.hooks import forward_hooks
+from workbench.utils.jsonio import json_ready, read_json
 
 CRITERIA = ("mean_abs", "variance", "weight_norm", "taylor", "conductance", "ablation")
 DEFAULT_CRITERION = "taylor"
@@ -115,22 +115,19 @@ def head_layers(subject: Subject, samples: Samples, names: list[str]) -> set[str
 
 
 def _activation_stats(subject: Subject, samples: Samples, layers: dict[str, nn.Linear], batch_size: int,
-                      progress: Progress) -> dict[str, dict[str, np.ndarray]]:
+                      progress: ProgressArg) -> dict[str, dict[str, np.ndarray]]:
     """mean |a|, variance and Taylor |a dL/da| per unit, in one pass with the task's loss."""
     task = subject.task
     grabbed: dict[str, torch.Tensor] = {}
     sums = {k: {"abs": 0.0, "s1": 0.0, "s2": 0.0, "taylor": 0.0, "rows": 0, "samples": 0} for k in layers}
 
-    def hook(name):
-        def fn(mod, args, out):
-            grabbed[name] = out
-            return out.clone()  # later in-place ops act on the clone; `out` keeps the unit's value
-        return fn
+    def hook(name, _mod, _args, out):
+        grabbed[name] = out
+        return out.clone()  # later in-place ops act on the clone; `out` keeps the unit's value
 
-    handles = [m.register_forward_hook(hook(k)) for k, m in layers.items()]
-    try:
+    with forward_hooks(layers.items(), hook):
         slices = list(samples.slices(batch_size))
-        with progress("activations and Taylor scores", len(slices)) as advance, torch.enable_grad():
+        with as_progress(progress)("activations and Taylor scores", len(slices)) as advance, torch.enable_grad():
             for sl in slices:
                 grabbed.clear()
                 batch = samples.batch(sl)
@@ -153,9 +150,6 @@ def _activation_stats(subject: Subject, samples: Samples, layers: dict[str, nn.L
                         s["taylor"] += per.double().sum(0)
                     s["samples"] += b
                 advance(1)
-    finally:
-        for h in handles:
-            h.remove()
     out = {}
     for k, s in sums.items():
         if s["rows"] == 0:
@@ -201,12 +195,13 @@ def _conductance(subject: Subject, samples: Samples, name: str, layer: nn.Linear
 def layer_out_2d(subject: Subject, samples: Samples, layer: nn.Module) -> bool:
     """Whether ``layer``'s output is 2-D (rows, units): with more rows than samples, it runs per frame."""
     shapes = []
-    handle = layer.register_forward_hook(lambda m, a, o: shapes.append(o.dim()) if not shapes else None)
-    try:
-        with torch.no_grad():
-            subject.model(*samples.inputs(slice(0, 1)))
-    finally:
-        handle.remove()
+
+    def first_dim(_name: str, _m: nn.Module, _args: tuple, o: torch.Tensor) -> None:
+        if not shapes:
+            shapes.append(o.dim())
+
+    with forward_hooks([("", layer)], first_dim), torch.no_grad():
+        subject.model(*samples.inputs(slice(0, 1)))
     return bool(shapes) and shapes[0] == 2
 
 
@@ -227,19 +222,16 @@ def _ablation(subject: Subject, samples: Samples, layer: nn.Linear, units: np.nd
     scores = np.full(layer.out_features, np.nan)
     current = {"unit": 0}
 
-    def hook(mod, args, out):
+    def hook(_name, _mod, _args, out):
         out = out.clone()
         out[..., current["unit"]] = 0.0
         return out
 
-    handle = layer.register_forward_hook(hook)
-    try:
+    with forward_hooks([("", layer)], hook):
         for u in units:
             current["unit"] = int(u)
             scores[u] = sign * (_metric(subject, samples, batch_size) - base)
             advance(1)
-    finally:
-        handle.remove()
     return scores
 
 
@@ -268,7 +260,7 @@ def cumulative(scores: np.ndarray, points: int = 51) -> tuple[list[float], float
 def fc_importance(run: Any, *, layer: str | None = None, out: str | Path | None = None, n: int = 256,
                   max_ablate: int = 32, conductance_samples: int = 64, conductance_steps: int = 16,
                   batch_size: int = 32, seed: int = 0, data: str | None = None, fmt: str | None = None,
-                  task: str | None = None, force: bool = False, progress: Progress = no_progress) -> dict[str, Any]:
+                  task: str | None = None, force: bool = False, progress: ProgressArg = False) -> dict[str, Any]:
     """Per-unit importance of every Linear layer of ``run``'s model (or only ``layer``), six criteria,
     their Spearman agreement and cumulative curves (see the module docstring). With ``out`` writes
     fc_importance.json, fc_importance.png and summary.json. Returns the summary."""
@@ -299,7 +291,7 @@ def fc_importance(run: Any, *, layer: str | None = None, out: str | Path | None 
     plan = {k: (np.arange(m.out_features) if m.out_features <= max_ablate
                 else np.sort(rng.choice(m.out_features, size=max_ablate, replace=False))) for k, m in layers.items()}
     result: dict[str, Any] = {}
-    with progress("conductance and ablation", sum(len(u) for u in plan.values()) + len(layers)) as advance:
+    with as_progress(progress)("conductance and ablation", sum(len(u) for u in plan.values()) + len(layers)) as advance:
         for name, mod in layers.items():
             notes = []
             scores = {**stats[name], "weight_norm": mod.weight.detach().norm(dim=1).double().numpy()}
@@ -362,17 +354,20 @@ def fc_importance(run: Any, *, layer: str | None = None, out: str | Path | None 
 
 
 def load_fc_importance(path: str | Path) -> dict[str, Any]:
-    """Read fc_importance.json back (for a pruner): checks the format tag and the score lengths."""
+    """Read an fc_importance.json back (the one reader; the pruner's ``fc:`` importance uses it): a
+    missing, broken or foreign file is one line; checks the format tag (a hand-written file may leave it
+    out) and that every criterion has one score per unit."""
     path = Path(path)
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise WorkbenchError(f"{path}: cannot read FC importance ({exc})") from None
-    if doc.get("format") != FORMAT:
-        raise WorkbenchError(f"{path}: not an fc_importance.json (format {doc.get('format')!r}, expected {FORMAT!r})")
+    doc = read_json(path)
+    if not isinstance(doc, dict) or not isinstance(doc.get("layers"), dict):
+        raise WorkbenchError(f"{path}: not an fc_importance.json (expected keys 'model' and 'layers')")
+    if doc.get("format", FORMAT) != FORMAT:
+        raise WorkbenchError(f"{path}: not an fc_importance.json (format {doc['format']!r}, expected {FORMAT!r})")
     for name, lay in doc["layers"].items():
+        if not isinstance(lay, dict) or not isinstance(lay.get("scores"), dict):
+            raise WorkbenchError(f"{path}: layer {name!r} has no 'scores'")
         for crit, vals in lay["scores"].items():
-            if len(vals) != lay["out_features"]:
+            if "out_features" in lay and len(vals) != lay["out_features"]:
                 raise WorkbenchError(f"{path}: layer {name!r} criterion {crit!r} has {len(vals)} scores for "
                                      f"{lay['out_features']} units")
     return doc

@@ -23,14 +23,11 @@ import numpy as np
 import torch
 
 from workbench.analyze._load import (
-    Progress,
     Samples,
     Subject,
     check_out,
-    json_ready,
     load_samples,
     load_subject,
-    no_progress,
     parse_target,
     write_folder,
 )
@@ -44,6 +41,8 @@ from workbench.analyze.attribution import (
     split_inputs,
 )
 from workbench.errors import WorkbenchError
+from workbench.progress import ProgressArg, as_progress
+from workbench.utils.jsonio import json_ready
 
 
 @dataclass
@@ -69,7 +68,7 @@ def _skip_reason(subject: Subject, name: str, x: torch.Tensor) -> str:
 
 def compute_attributions(subject: Subject, samples: Samples, targets: Sequence[int], method: str, *,
                          settings: Settings | None = None, batch_size: int = 8, layer: str | None = None,
-                         progress: Progress = no_progress) -> Attributions:
+                         progress: ProgressArg = False) -> Attributions:
     """Attribute every target column for all samples, ``batch_size`` samples at a time."""
     if batch_size < 1:
         raise WorkbenchError(f"expected --batch-size >= 1, got {batch_size}")
@@ -91,7 +90,7 @@ def compute_attributions(subject: Subject, samples: Samples, targets: Sequence[i
     col_names = [subject.explain_names[t] for t in targets]
     parts: dict[str, dict[str, list[np.ndarray]]] = {c: {names[i]: [] for i in attributed} for c in col_names}
     slices = list(samples.slices(batch_size))
-    with progress(f"{method} on {len(samples)} samples", len(slices) * len(targets)) as advance:
+    with as_progress(progress)(f"{method} on {len(samples)} samples", len(slices) * len(targets)) as advance:
         for sl in slices:
             inputs = samples.inputs(sl)
             for t, c in zip(targets, col_names):
@@ -142,7 +141,7 @@ def saliency(run_or_model: Any, *, method: str = "ig", n: int = 16, out: str | P
              target: int | str | None = None, batch_size: int = 8, steps: int = 32, layer: str | None = None,
              baseline: str = "zero", data: str | None = None, fmt: str | None = None, task: str | None = None,
              input_shapes: dict[str, Sequence[int]] | None = None, force: bool = False,
-             progress: Progress = no_progress) -> dict[str, Any]:
+             progress: ProgressArg = False) -> dict[str, Any]:
     """Attribution maps of ``run_or_model`` (a run folder, an nn.Module or ``package.module:factory``).
 
     ``target``: a column of the task's ``explain_target`` (index or name; None: every column).

@@ -6,16 +6,16 @@ import contextlib
 import functools
 import json
 import sys
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from workbench.errors import WorkbenchError
+from workbench.progress import err_console, progress_bar  # noqa: F401  (re-exported to the commands)
+from workbench.utils.jsonio import json_default
 
 console = Console()
-err_console = Console(stderr=True)
 
 
 def user_errors(fn: Callable) -> Callable:
@@ -42,39 +42,9 @@ def print_error(message: str) -> None:
     sys.stderr.flush()
 
 
-@contextlib.contextmanager
-def progress_bar(description: str, total: int, *, enabled: bool = True,
-                 transient: bool = False) -> Iterator[Callable[..., None]]:
-    """A rich progress bar on stderr; yields ``advance(k, status="")`` (status: text shown after the bar,
-    e.g. the running loss). Disabled (silent) for --json output; ``transient`` clears it when done."""
-    if not enabled:
-        yield lambda k, status="": None
-        return
-    with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TimeRemainingColumn(), TextColumn("{task.fields[status]}"), console=err_console, transient=transient,
-    ) as progress:
-        task = progress.add_task(description, total=total, status="")
-
-        def advance(k: int, status: str = "") -> None:
-            progress.update(task, advance=k, **({"status": status} if status else {}))
-
-        yield advance
-
-
 def print_json(obj: Any) -> None:
     """Machine-readable output: one JSON document on stdout, nothing else."""
-    sys.stdout.write(json.dumps(obj, indent=2, default=_json_default) + "\n")
-
-
-def _json_default(o: Any) -> Any:
-    import numpy as np
-
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
+    sys.stdout.write(json.dumps(obj, indent=2, default=json_default) + "\n")
 
 
 def parse_sets(items: list[str] | None, what: str) -> dict[str, Any]:

@@ -23,9 +23,7 @@ weights) on the task loss alone into ``out/control``.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
-import json
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -36,9 +34,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from workbench.analyze._load import find_module
 from workbench.errors import WorkbenchError
 from workbench.tasks import Task, TaskData
 from workbench.train.recipes import Recipe
+from workbench.utils.jsonio import write_json
 
 __all__ = [
     "KD_KINDS",
@@ -92,14 +92,7 @@ def _first(x: Any) -> torch.Tensor:
 
 
 def _module(model: nn.Module, name: str, who: str) -> nn.Module:
-    modules = dict(model.named_modules())
-    if name in modules and name != "":
-        return modules[name]
-    names = [n for n in modules if n and n.count(".") <= 1]
-    close = difflib.get_close_matches(name, [n for n in modules if n], n=3)
-    hint = f" (did you mean {', '.join(close)}?)" if close else ""
-    raise WorkbenchError(f"unknown {who} layer {name!r}{hint}; valid {who} layers (two levels shown, any deeper "
-                         f"name from named_modules() works): {', '.join(names)}")
+    return find_module(model, name, what=f"{who} layer", more="any name from named_modules() works")
 
 
 def parse_hint(text: str) -> tuple[str, str]:
@@ -489,8 +482,6 @@ def distill(
         better = s_best > c_best if task.higher_is_better else s_best < c_best
         summary["kd_vs_control"] = {"student": s_best, "control": c_best, "difference": s_best - c_best,
                                     "kd_better": bool(better)}
-    from workbench.train.run import write_json
-
-    write_json(out / "summary.json", json.loads(json.dumps(summary, default=float)))
+    write_json(out / "summary.json", summary)
     summary["out"] = str(out)
     return summary

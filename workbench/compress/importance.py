@@ -24,11 +24,11 @@ from torch import nn
 from workbench.compress.graph import Channels, PruneGraph
 from workbench.compress.lstm_pruner import lstm_input_importance, lstm_unit_importance
 from workbench.errors import WorkbenchError
+from workbench.utils.registry import ClassRegistry
 
-__all__ = ["IMPORTANCES", "FCScores", "Scorer", "load_fc_scores", "rank_units"]
+__all__ = ["IMPORTANCES", "FCImportance", "FCScores", "Importance", "LampImportance", "MagnitudeImportance",
+           "TaylorImportance", "get_importance", "load_fc_scores", "rank_units", "register_importance"]
 
-IMPORTANCES = ("magnitude", "taylor", "lamp")
-FC_FORMAT = "gaze-workbench/fc-importance/1"  # written by `workbench analyze fc-importance`
 
 
 @dataclass
@@ -57,17 +57,12 @@ class FCScores:
 
 def load_fc_scores(path: str | Path, model: nn.Module, model_config: dict[str, Any]) -> FCScores:
     """Read an fc_importance.json and check that it describes ``model`` (same config, same layer widths)."""
+    from workbench.analyze.fc_importance import load_fc_importance
+
     path = Path(path)
-    try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise WorkbenchError(f"{path}: importance file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise WorkbenchError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("layers"), dict) or "model" not in doc:
+    doc = load_fc_importance(path)
+    if "model" not in doc:
         raise WorkbenchError(f"{path}: not an fc_importance.json (expected keys 'model' and 'layers')")
-    if doc.get("format", FC_FORMAT) != FC_FORMAT:
-        raise WorkbenchError(f"{path}: unknown fc_importance format {doc['format']!r}, expected {FC_FORMAT!r}")
     if doc["model"] != model_config:
         theirs = doc["model"].get("teacher", doc["model"]) if isinstance(doc["model"], dict) else doc["model"]
         ours = model_config.get("teacher", "?")
@@ -97,31 +92,98 @@ def load_fc_scores(path: str | Path, model: nn.Module, model_config: dict[str, A
     return FCScores(str(path), scores, criteria, {k: list(range(len(v))) for k, v in scores.items()})
 
 
-class Scorer:
-    """(width,) importance of a group's root channels (higher = keep). ``kind``: magnitude | taylor | lamp | fc."""
+class Importance:
+    """A pruning criterion, one verb: ``importance(graph, ch)`` -> (width,) importance of a group's root
+    channels (higher = keep), normalized per group so one global ranking compares layers. The base scores
+    by Torch-Pruning's group criterion plus the LSTM terms it lacks. ``needs_grads``: the pruner puts the
+    task loss's gradients on the parameters first. Adding a criterion is one subclass with
+    ``@register_importance``."""
 
-    def __init__(self, kind: str, fc: FCScores | None = None) -> None:
-        if kind not in IMPORTANCES + ("fc",):
-            raise WorkbenchError(f"unknown importance {kind!r}; expected magnitude, taylor, lamp or fc:FILE")
-        self.kind = kind
-        self.fc = fc
-        base = tp.importance.GroupTaylorImportance if kind == "taylor" else tp.importance.GroupMagnitudeImportance
-        self._tp = base(normalizer=None)
+    name: str = ""
+    needs_grads: bool = False
+    normalizer: str = "mean"  # or "lamp"
+
+    def __init__(self) -> None:
+        self._tp = self._tp_importance()(normalizer=None)
+
+    def _tp_importance(self) -> type:
+        return tp.importance.GroupMagnitudeImportance
 
     def __call__(self, graph: PruneGraph, ch: Channels) -> torch.Tensor:
-        if self.kind == "fc" and self.fc is not None:
-            scores = self.fc.current(ch.root, ch.width)
-            if scores is not None:
-                return _normalize(scores.clone(), "mean")
         parts = []
         tp_imp = self._tp(ch.group)
         if tp_imp is not None:
             parts.append(tp_imp.float().cpu())
-        parts += _lstm_terms(graph, ch, grads=self.kind == "taylor")
+        parts += _lstm_terms(graph, ch, grads=self.needs_grads)
         if not parts:
             return torch.ones(ch.width)
-        imp = torch.stack(parts).mean(0)
-        return _normalize(imp, "lamp" if self.kind == "lamp" else "mean")
+        return _normalize(torch.stack(parts).mean(0), self.normalizer)
+
+    def removed(self, layer: str, idxs: list[int]) -> None:
+        """Channels ``idxs`` of ``layer`` were pruned (a criterion holding per-channel state follows)."""
+
+
+_REGISTRY = ClassRegistry("pruning importance")
+
+
+def register_importance(cls: type[Importance]) -> type[Importance]:
+    """Class decorator: register a pruning criterion under ``cls.name`` (``--importance NAME``)."""
+    return _REGISTRY.register(cls)
+
+
+@register_importance
+class MagnitudeImportance(Importance):
+    """Group L2 norm of the weights."""
+
+    name = "magnitude"
+
+
+@register_importance
+class TaylorImportance(Importance):
+    """Group first-order Taylor |w * dL/dw|, gradients of the task loss."""
+
+    name, needs_grads = "taylor", True
+
+    def _tp_importance(self) -> type:
+        return tp.importance.GroupTaylorImportance
+
+
+@register_importance
+class LampImportance(Importance):
+    """Group L2 with LAMP normalization."""
+
+    name, normalizer = "lamp", "lamp"
+
+
+class FCImportance(Importance):
+    """Per-unit scores of an fc_importance.json for the Linear layers it covers; magnitude elsewhere."""
+
+    name = "fc"
+
+    def __init__(self, fc: FCScores) -> None:
+        super().__init__()
+        self.fc = fc
+
+    def __call__(self, graph: PruneGraph, ch: Channels) -> torch.Tensor:
+        scores = self.fc.current(ch.root, ch.width)
+        if scores is not None:
+            return _normalize(scores.clone(), "mean")
+        return super().__call__(graph, ch)
+
+    def removed(self, layer: str, idxs: list[int]) -> None:
+        self.fc.removed(layer, idxs)
+
+
+IMPORTANCES = tuple(_REGISTRY)  # magnitude, taylor, lamp (and fc:FILE)
+
+
+def get_importance(spec: str, model: nn.Module | None = None, model_config: dict[str, Any] | None = None) -> Importance:
+    """The criterion ``spec`` names: a registered name, or ``fc:FILE`` (checked against ``model``)."""
+    if spec.startswith("fc:"):
+        return FCImportance(load_fc_scores(spec[3:], model, model_config or {}))
+    if spec not in _REGISTRY:
+        raise WorkbenchError(f"unknown importance {spec!r}; expected {', '.join(_REGISTRY)} or fc:FILE")
+    return _REGISTRY[spec]()
 
 
 def _lstm_terms(graph: PruneGraph, ch: Channels, *, grads: bool) -> list[torch.Tensor]:

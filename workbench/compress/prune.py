@@ -2,7 +2,7 @@
 
     run folder -> load_run_model -> for step s in 1..K:
         trace (Torch-Pruning DependencyGraph + the fixes of :mod:`workbench.compress.graph`)
-        -> score every prunable channel group (:class:`~workbench.compress.importance.Scorer`)
+        -> score every prunable channel group (:class:`~workbench.compress.importance.Importance`)
         -> remove the globally weakest units until MACs (or params) <= the step's target
            orig - (orig - R * orig) * s / K (bisection on the number of units removed; channels are
            physically removed, so the count is of the real, smaller model)
@@ -29,21 +29,17 @@ import torch
 from torch import nn
 
 from workbench.compress.graph import Channels, build_graph, channel_groups
-from workbench.compress.importance import (
-    IMPORTANCES,
-    FCScores,
-    Scorer,
-    load_fc_scores,
-    rank_units,
-)
+from workbench.compress.importance import Importance, MagnitudeImportance, get_importance, rank_units
 from workbench.compress.pruned import pruned_config
 from workbench.errors import WorkbenchError
 from workbench.profile.quick import count_macs
+from workbench.progress import progress_bar
 from workbench.tasks import Task, TaskData
 from workbench.train.models import count_params
 from workbench.train.recipes import Recipe
-from workbench.train.run import save_checkpoint, write_json
+from workbench.train.run import save_checkpoint
 from workbench.utils.io import atomic_path, ensure_new_dir
+from workbench.utils.jsonio import write_json
 
 __all__ = ["apply_selection", "prune", "prune_model", "recalibrate_batchnorm"]
 
@@ -71,7 +67,7 @@ def _measure(model: nn.Module, inputs: tuple[torch.Tensor, ...], what: str) -> i
     return count_macs(model, inputs) if what == "macs" else count_params(model)
 
 
-def _ranked(graph, chans: list[Channels], scorer: Scorer, floors: dict[str, int], fixed: dict[str, int] | None):
+def _ranked(graph, chans: list[Channels], scorer: Importance, floors: dict[str, int], fixed: dict[str, int] | None):
     """Per group root, its removable units weakest first: {root: [(score, indices), ...]}."""
     ranked = {}
     for ch in chans:
@@ -131,7 +127,7 @@ def _pruned_copy(model: nn.Module, inputs, selection) -> nn.Module:
 
 
 def prune_model(model: nn.Module, inputs: tuple[torch.Tensor, ...], *, target: int, what: str = "macs",
-                scorer: Scorer | None = None, scope: str = "local", floors: dict[str, int] | None = None,
+                scorer: Importance | None = None, scope: str = "local", floors: dict[str, int] | None = None,
                 originals: dict[str, int] | None = None, fixed: dict[str, int] | None = None,
                 smallest: int | None = None) -> dict[str, Any]:
     """One pruning step in place: remove the weakest units until ``what`` (macs | params) <= ``target``.
@@ -142,7 +138,7 @@ def prune_model(model: nn.Module, inputs: tuple[torch.Tensor, ...], *, target: i
     group at its floor, when already known. Returns {"removed": {root: n indices}, "macs", "params"}.
     Raises WorkbenchError when the target is below what the floors allow.
     """
-    scorer = scorer or Scorer("magnitude")
+    scorer = scorer or MagnitudeImportance()
     floors = {} if floors is None else floors
     graph = build_graph(model, inputs)
     chans = channel_groups(graph)
@@ -159,9 +155,8 @@ def prune_model(model: nn.Module, inputs: tuple[torch.Tensor, ...], *, target: i
         k = _search(lambda i: _measure(_pruned_copy(model, inputs, select(i)), inputs, what),
                     select.n, target, _measure(model, inputs, what), smallest)
     selection = select(k)
-    if isinstance(scorer.fc, FCScores):
-        for root, idxs in selection.items():
-            scorer.fc.removed(root, idxs)
+    for root, idxs in selection.items():
+        scorer.removed(root, idxs)
     apply_selection(model, inputs, selection)
     return {"removed": {r: len(i) for r, i in selection.items()}, "macs": count_macs(model, inputs),
             "params": count_params(model)}
@@ -190,7 +185,7 @@ def smallest_reachable(model: nn.Module, inputs, *, what: str, floors: dict[str,
     trial = copy.deepcopy(model)
     graph = build_graph(trial, inputs)
     chans = channel_groups(graph)
-    ones = Scorer("magnitude")
+    ones = MagnitudeImportance()
     select = _Selector(_ranked(graph, chans, ones, floors, None), "global", {})
     apply_selection(trial, inputs, select(select.n))
     return _measure(trial, inputs, what)
@@ -247,14 +242,6 @@ def recalibrate_batchnorm(model: nn.Module, task: Task, data: TaskData, batch_si
     return True
 
 
-def _parse_importance(importance: str, model: nn.Module, base_config: dict[str, Any]) -> Scorer:
-    if importance.startswith("fc:"):
-        return Scorer("fc", load_fc_scores(importance[3:], model, base_config))
-    if importance not in IMPORTANCES:
-        raise WorkbenchError(f"unknown importance {importance!r}; expected magnitude, taylor, lamp or fc:FILE")
-    return Scorer(importance)
-
-
 def _check_args(target_macs, target_params, layers, steps, finetune_epochs, calib_samples) -> tuple[str, float | None]:
     given = [n for n, v in (("--target-macs", target_macs), ("--target-params", target_params), ("--layers", layers))
              if v is not None]
@@ -289,7 +276,7 @@ class _Schedule:
     smallest: int | None = None
     fixed: dict[str, int] | None = None
 
-    def step(self, model: nn.Module, inputs, s: int, steps: int, scorer: Scorer) -> dict[str, Any]:
+    def step(self, model: nn.Module, inputs, s: int, steps: int, scorer: Importance) -> dict[str, Any]:
         if self.fixed is None:
             target = int(self.before - (self.before - self.target) * s / steps)
             out = prune_model(model, inputs, target=target, what=self.what, scorer=scorer, scope=self.scope,
@@ -346,7 +333,6 @@ def prune(run: str | Path, out: str | Path, *, target_macs: float | None = 0.5, 
     (default: its n_train and 0.1x its lr; the last epoch of each fine-tune runs at the recipe's gamma
     times that). Returns the summary also written to ``out/metrics.json``.
     """
-    from workbench.cli._common import progress_bar
     from workbench.train.engine import evaluate, load_run_model
 
     what, ratio = _check_args(None if (target_params is not None or layers is not None) else target_macs,
@@ -360,7 +346,7 @@ def prune(run: str | Path, out: str | Path, *, target_macs: float | None = 0.5, 
     model, config, task = load_run_model(run)
     model_config = config["model"]
     base_config = model_config["pruned"]["base"] if "pruned" in model_config else model_config
-    scorer = _parse_importance(importance, model, model_config)
+    scorer = get_importance(importance, model, model_config)
     sample = _sample(task, config, max(2, calib_samples))  # BatchNorm re-estimation and Taylor gradients
     inputs = tuple(t[:1] for t in task.inputs(sample.batch(torch.arange(min(2, len(sample))))))
     before = {"macs": count_macs(model, inputs), "params": count_params(model)}
@@ -379,7 +365,7 @@ def prune(run: str | Path, out: str | Path, *, target_macs: float | None = 0.5, 
         tmp.mkdir(parents=True)
         with progress_bar("pruning", steps, enabled=progress) as advance:
             for s in range(1, steps + 1):
-                if scorer.kind == "taylor":
+                if scorer.needs_grads:
                     _accumulate_grads(model, task, sample)
                 record: dict[str, Any] = {"step": s, **schedule.step(model, inputs, s, steps, scorer)}
                 model.zero_grad(set_to_none=True)

@@ -18,15 +18,12 @@ import torch
 from torch import nn
 
 from workbench.errors import WorkbenchError
+from workbench.utils.jsonio import json_native
 
 __all__ = ["build_pruned", "pruned_config"]
 
 _ATTRS = ("in_channels", "out_channels", "groups", "in_features", "out_features", "num_features", "input_size",
           "hidden_size", "embedding_dim", "num_channels", "normalized_shape", "num_parameters")
-
-
-def _json(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
 
 
 def pruned_config(model: nn.Module, base_config: dict[str, Any]) -> dict[str, Any]:
@@ -47,7 +44,7 @@ def pruned_config(model: nn.Module, base_config: dict[str, Any]) -> dict[str, An
         ref = base_modules.get(name)
         if ref is None:
             raise WorkbenchError(f"pruned model has a module {name!r} its base lacks")
-        diff = {a: _json(getattr(module, a)) for a in _ATTRS
+        diff = {a: json_native(getattr(module, a)) for a in _ATTRS
                 if hasattr(module, a) and hasattr(ref, a) and getattr(module, a) != getattr(ref, a)}
         if diff:
             attrs[name] = diff

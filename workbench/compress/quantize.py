@@ -11,13 +11,13 @@ both alike; the median is reported.
 Candidates: both onnxruntime layouts, QDQ (QuantizeLinear/DequantizeLinear pairs that the runtime fuses
 into integer kernels) and QOperator (QLinearConv, ...), each with every conv quantized and with the image
 stems (convs over <= 4 input channels, e.g. RGB or grey) left in fp32: an int8 conv over 3 channels runs
-as an im2col GEMM with K = 27 and is slower than onnxruntime's fp32 direct kernel (measured: 94 vs 33 us
-for gazenet's stem). Models with grouped convs that are not depthwise (ResNeXt) also get candidates with
-those left in fp32: onnxruntime runs them 0.4x as fast in int8 as in fp32, which costs more than the
-dequantize/quantize pair around each (mc4-cpu with random weights: 1.10x with them in int8, 1.30x
-without; the trained mc4-cpu run: 1.06x and 1.12x). Depthwise convs stay quantized: leaving them in
-fp32 puts a pair around every MobileNetV2 block and halves the speed (0.42x). The candidate fastest at
-batch 1 becomes ``model.int8.onnx``; every candidate's latency is reported (``fmt`` restricts the layout).
+as an im2col GEMM with K = 27, slower than onnxruntime's fp32 direct kernel. Models with grouped convs
+that are not depthwise (ResNeXt) also get candidates with those left in fp32: onnxruntime's int8 grouped
+convs are much slower than its fp32 ones, which can cost more than the dequantize/quantize pair around
+each. Depthwise convs stay quantized: leaving them in fp32 puts a pair around every MobileNetV2 block.
+How much each choice gains depends on the CPU: ``benchmarks/int8_kernels.py`` measures it (the ranges it
+found are :data:`LAYER_KINDS`). The candidate fastest at batch 1 becomes ``model.int8.onnx``; every
+candidate's latency is reported (``fmt`` restricts the layout).
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ import numpy as np
 import torch
 
 from workbench.errors import WorkbenchError
+from workbench.progress import progress_bar
 from workbench.tasks import Task, TaskData
+from workbench.utils.jsonio import write_json
 
 __all__ = ["FORMATS", "LAYER_KINDS", "conv_kind", "grouped_convs", "latency", "layer_census", "onnx_metrics", "quantize",
            "quantize_onnx", "stem_convs"]
@@ -314,7 +316,6 @@ def quantize(
             where installed; ``auto``: CUDA when both are there). Calibration runs on the CPU.
     """
     from workbench.modelspec import ort_providers
-    from workbench.cli._common import progress_bar
     from workbench.compress.distill import validation_data
     from workbench.profile.export import export_onnx
     from workbench.train.data import resolve_data
@@ -410,7 +411,5 @@ def quantize(
             summary["warning"] = (f"int8 is slower than fp32 at batch 1 ({summary['speedup_b1']:.2f}x); keep the fp32 "
                                   "model. See 'layers' in summary.json for where the MACs sit, and "
                                   "benchmarks/int8_kernels.py (--pair OUT) for what int8 does with each kind of layer on this CPU.")
-        from workbench.train.run import write_json
-
         write_json(tmp / "summary.json", summary)
     return summary

@@ -29,11 +29,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from workbench.analyze._load import Progress, Samples, check_out, json_ready, load_subject, no_progress, parse_target, write_folder
+from workbench.analyze._load import Samples, check_out, load_subject, parse_target, write_folder
 from workbench.analyze._regions import box_masks, eye_mass, pointing
 from workbench.analyze.attribution import Settings, canonical_method
 from workbench.analyze.saliency import compute_attributions
 from workbench.errors import WorkbenchError
+from workbench.progress import ProgressArg
+from workbench.utils.jsonio import json_ready
 from workbench.faces.draw import mark_faces
 from workbench.faces.images import FacePipeline, Seen, frames
 from workbench.faces.normalize import warp_back
@@ -82,7 +84,7 @@ def _file_name(name: str, k: int) -> str:
 def saliency_images(run: str | Path, images: str | Path, *, method: str = "ig", target: int | str | None = None,
                     out: str | Path | None = None, batch_size: int = 8, steps: int = 32, baseline: str = "zero",
                     layer: str | None = None, detector: str | None = None, limit: int | None = None,
-                    force: bool = False, progress: Progress = no_progress) -> dict[str, Any]:
+                    force: bool = False, progress: ProgressArg = False) -> dict[str, Any]:
     """Saliency of ``run``'s model on the faces in ``images`` (a photo, a folder of photos or a video),
     drawn back on the originals; returns the summary written to ``out`` (see the module docstring)."""
     check_out(out, force)

@@ -11,7 +11,14 @@ from workbench.nn.deform_conv import (
     ModulatedDeformConv2dPack,
     modulated_deform_conv2d,
 )
-from workbench.nn.mobilenetv2 import ConvBNReLU, InvertedResidual, MobileNetV2, make_divisible, mobilenet_v2
+from workbench.nn.mobilenetv2 import (
+    ConvBNReLU,
+    InvertedResidual,
+    MobileNetV2,
+    make_divisible,
+    mobilenet_v2,
+    mobilenet_v2_trunk,
+)
 from workbench.nn.resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet50, resnext50_32x4d
 
 __all__ = [
@@ -28,6 +35,7 @@ __all__ = [
     "load_torchvision_state_dict",
     "make_divisible",
     "mobilenet_v2",
+    "mobilenet_v2_trunk",
     "modulated_deform_conv2d",
     "read_state_dict",
     "resnet18",

@@ -20,6 +20,7 @@ __all__ = [
     "MobileNetV2",
     "make_divisible",
     "mobilenet_v2",
+    "mobilenet_v2_trunk",
 ]
 
 # (expand ratio t, output channels c, repeats n, first stride s), from the paper
@@ -194,3 +195,11 @@ def mobilenet_v2(
 ) -> MobileNetV2:
     """Build a torchvision-compatible MobileNetV2; input (B, in_chans, H, W)."""
     return MobileNetV2(width_mult=width_mult, in_chans=in_chans, num_classes=num_classes)
+
+
+def mobilenet_v2_trunk(*, width_mult: float, out_channels: int) -> nn.Sequential:
+    """MobileNetV2 ``features[0..17]`` with the last block (``features.18``) replaced by a 1x1
+    ConvBNReLU to ``out_channels`` (the full-face gaze write-up's trunk); (B, 3, H, W) -> (B, C, H/32, W/32)."""
+    trunk = mobilenet_v2(width_mult=width_mult, num_classes=0)
+    last_in = make_divisible(320 * width_mult, 8)
+    return nn.Sequential(*list(trunk.features)[:18], ConvBNReLU(last_in, out_channels, kernel_size=1))

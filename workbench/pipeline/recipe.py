@@ -32,6 +32,7 @@ from typing import Any
 import tomllib
 
 from workbench.errors import WorkbenchError
+from workbench.utils.jsonio import json_native
 
 ALL = "all"
 
@@ -145,11 +146,11 @@ class PipelineRecipe:
         out: dict[str, Any] = {"train": {**self.train, **overrides.get("train", {})}}
         for name in SECTIONS:
             base = asdict(getattr(self, name))
-            out[name] = _json_native({**base, **overrides.get(name, {})})
+            out[name] = json_native({**base, **overrides.get(name, {})})
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return _json_native(asdict(self))
+        return json_native(asdict(self))
 
     def train_source(self) -> dict[str, Any]:
         """What the train stage trains on beyond the demo defaults (empty for a teacher on SynthGaze, so the
@@ -167,14 +168,6 @@ def model_slug(spec: str) -> str:
     from workbench.modelspec import slug
 
     return slug(spec)
-
-
-def _json_native(d: Any) -> Any:
-    if isinstance(d, dict):
-        return {k: _json_native(v) for k, v in d.items()}
-    if isinstance(d, (list, tuple)):
-        return [_json_native(v) for v in d]
-    return d
 
 
 def _where(path: str | None, section: str | None = None) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,7 +19,8 @@ from typing import Any
 from workbench.errors import WorkbenchError
 from workbench.pipeline.provenance import provenance
 from workbench.pipeline.recipe import PipelineRecipe
-from workbench.pipeline.runner import Stage, run_stages, write_json
+from workbench.pipeline.runner import Stage, run_stages
+from workbench.utils.jsonio import read_json, write_json
 from workbench.pipeline.stages import STAGES, stage_configs
 
 PIPELINE_FILE = "pipeline.json"
@@ -31,11 +31,8 @@ def report_dir(recipe: PipelineRecipe) -> Path:
 
 
 def _read_pipeline(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-        return data if isinstance(data, dict) else {}
-    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
-        return {}
+    data = read_json(path, default={})
+    return data if isinstance(data, dict) else {}
 
 
 def run_pipeline(

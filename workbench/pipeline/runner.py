@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import WorkbenchError
-from workbench.utils.io import atomic_path
+from workbench.utils.jsonio import json_native, read_json, write_json
 
 MARKER = "stage.json"
 ERROR_LOG = "error.log"
@@ -94,18 +94,9 @@ def stage_key(name: str, config: dict[str, Any], needs: dict[str, str]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def write_json(path: Path, obj: Any) -> None:
-    """Write JSON atomically (temp file, then rename); numpy values and paths are converted."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_default) + "\n")
-
-
 def read_marker(stage_dir: Path) -> dict[str, Any] | None:
     """The done-marker of a stage folder, or None when the stage has not finished there."""
-    try:
-        marker = json.loads((Path(stage_dir) / MARKER).read_text())
-    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
-        return None
+    marker = read_json(Path(stage_dir) / MARKER, default=None)
     return marker if isinstance(marker, dict) and "key" in marker else None
 
 
@@ -125,26 +116,6 @@ def _up_to_date(stage_dir: Path, key: str) -> dict[str, Any] | None:
 
 def _started_path(teacher_dir: Path, name: str) -> Path:
     return teacher_dir / f".{name}.started.json"
-
-
-def json_native(obj: Any) -> Any:
-    """A JSON-native copy of a stage summary (numpy scalars/arrays, paths and tuples converted)."""
-    return json.loads(json.dumps(obj, default=_default))
-
-
-def _default(o: Any) -> Any:
-    try:
-        import numpy as np
-
-        if isinstance(o, np.generic):
-            return o.item()
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-    except ImportError:  # pragma: no cover - numpy is a dependency
-        pass
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    return str(o)
 
 
 def run_stages(
@@ -184,10 +155,7 @@ def _run_one(stage: Stage, teacher: str, teacher_dir: Path, sdir: Path, config: 
     old = read_marker(sdir)
     resume = False
     if stage.resumable and sdir.exists() and old is None:
-        try:
-            resume = json.loads(started.read_text()).get("key") == key
-        except (FileNotFoundError, json.JSONDecodeError):
-            resume = False
+        resume = (read_json(started, default=None) or {}).get("key") == key
     if sdir.exists() and not resume:
         why = "config changed" if old is not None else "unfinished or failed earlier"
         log(f"{teacher} · {stage.name}: {why}, starting it over in {sdir}")

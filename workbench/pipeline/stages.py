@@ -13,13 +13,13 @@ checks, embeddings, FC importance of the teacher), ``prune/`` (the pruned model'
 from __future__ import annotations
 
 import inspect
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from workbench.errors import WorkbenchError
-from workbench.pipeline.runner import Stage, StageContext, write_json
+from workbench.pipeline.runner import Stage, StageContext
+from workbench.utils.jsonio import read_json, write_json
 
 # Bump when a stage's outputs change meaning, so old markers stop matching.
 PIPELINE_VERSION = 1
@@ -28,13 +28,10 @@ PIPELINE_VERSION = 1
 def _call(ctx: StageContext, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Call ``fn`` and record the call; ``progress`` is passed only to functions that take it."""
     params = inspect.signature(fn).parameters
-    if "progress" in params and "progress" not in kwargs:
-        # A flag, or (analysis) a factory ``(description, total) -> context yielding advance``.
-        param = params["progress"]
-        if isinstance(param.default, bool):
-            kwargs["progress"] = ctx.progress
-        elif str(param.annotation) == "Progress":
-            kwargs["progress"] = _progress_factory(ctx.progress)
+    # Library functions take ``progress: bool | Progress`` (workbench.progress); a function whose
+    # ``progress`` is something else (an ``advance`` callback, default None) is left alone.
+    if "progress" in params and "progress" not in kwargs and isinstance(params["progress"].default, bool):
+        kwargs["progress"] = ctx.progress
     shown = [_show(a) for a in args] + [f"{k}={_show(v)}" for k, v in kwargs.items() if k != "progress"]
     ctx.record(f"{fn.__module__}.{fn.__name__}({', '.join(shown)})")
     return fn(*args, **kwargs)
@@ -49,12 +46,6 @@ def _show(v: Any) -> str:
     if hasattr(v, "shape") and hasattr(v, "dtype"):
         return f"<{str(v.dtype).replace('torch.', '')} tensor {'x'.join(str(d) for d in v.shape)}>"
     return repr(v)
-
-
-def _progress_factory(enabled: bool) -> Callable[[str, int], Any]:
-    from workbench.cli._common import progress_bar
-
-    return lambda description, total: progress_bar(description, total, enabled=enabled)
 
 
 # ---- train ----------------------------------------------------------------------------------------
@@ -103,8 +94,6 @@ def _has_linear(run: Path) -> bool:
     from torch import nn
 
     from workbench.train.models import build_model
-    from workbench.train.run import read_json
-
     model = build_model(read_json(Path(run) / "config.json")["model"])
     return any(isinstance(m, nn.Linear) for m in model.modules())
 
@@ -137,7 +126,6 @@ def prune(ctx: StageContext) -> dict[str, Any]:
 def resolve_student(teacher_run: Path, student: str) -> str:
     """``"auto"`` -> the default student of the teacher's task; a name is checked against the registry."""
     import students
-    from workbench.train.run import read_json
 
     task = read_json(Path(teacher_run) / "config.json")["task"]
     names = students.list_students(task)
@@ -147,9 +135,6 @@ def resolve_student(teacher_run: Path, student: str) -> str:
         if student not in names:
             raise WorkbenchError(f"student {student!r} does not serve task {task!r}; students for it: {names}")
         return student
-    default = getattr(students, "default_student", None)
-    if callable(default):
-        return default(task)
     if not names:
         raise WorkbenchError(f"no student is registered for task {task!r}; set [distill] student")
     return names[0]
@@ -208,10 +193,7 @@ def compare(ctx: StageContext) -> dict[str, Any]:
 
 # ---- profile, benchmark, export -------------------------------------------------------------------
 def _metrics(run: Path) -> dict[str, Any]:
-    try:
-        m = json.loads((Path(run) / "metrics.json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
+    m = read_json(Path(run) / "metrics.json", default={})
     return {"primary_metric": m.get("primary_metric"), "best": m.get("best"), "final": m.get("final", {}),
             "constant": m.get("constant", {})}
 

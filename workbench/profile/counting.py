@@ -31,6 +31,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from workbench.errors import WorkbenchError
 from workbench.profile.inputs import call_args, describe_shapes, first_error_line
 from workbench.profile.quick import rnn_call_macs
+from workbench.utils.hooks import forward_hooks
 
 __all__ = ["count_total", "profile_model"]
 
@@ -64,18 +65,13 @@ def _tree(model: nn.Module) -> tuple[dict[str, nn.Module], dict[str, list[str]]]
 def _torch_pass(model: nn.Module, args: tuple, mods: Mapping[str, nn.Module]) -> tuple[dict[str, int], dict[str, int], dict[str, int], int]:
     """(subtree MACs per module name, per-op MACs, closed-form MACs per recurrent module, total) from one pass."""
     rnn: dict[str, int] = {}
-    names = {id(m): n for n, m in mods.items()}
 
-    def hook(mod: nn.RNNBase, a, _out) -> None:
-        rnn[names[id(mod)]] = rnn.get(names[id(mod)], 0) + rnn_call_macs(mod, a)
+    def hook(name: str, mod: nn.RNNBase, a, _out) -> None:
+        rnn[name] = rnn.get(name, 0) + rnn_call_macs(mod, a)
 
-    handles = [m.register_forward_hook(hook) for m in mods.values() if isinstance(m, nn.RNNBase)]
-    try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(*args)
-    finally:
-        for h in handles:
-            h.remove()
+    recurrent = [(n, m) for n, m in mods.items() if isinstance(m, nn.RNNBase)]
+    with forward_hooks(recurrent, hook), torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(*args)
     counts = counter.get_flop_counts()
     root = type(model).__name__
     totals = {}  # inclusive totals of the modules torch saw called

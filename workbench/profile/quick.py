@@ -14,6 +14,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from workbench.utils.hooks import forward_hooks
+
 GATES = {"LSTM": 4, "GRU": 3}
 
 
@@ -52,15 +54,8 @@ def rnn_call_macs(module: nn.RNNBase, args: Sequence) -> int:
 def count_macs(model: nn.Module, inputs: Sequence[torch.Tensor]) -> int:
     """Multiply-accumulates of one forward pass (batch as given): matmul/conv from torch's counter + RNNs."""
     extra = []
-
-    def hook(mod: nn.RNNBase, args, _out) -> None:
-        extra.append(rnn_call_macs(mod, args))
-
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.RNNBase)]
-    try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(*inputs)
-    finally:
-        for h in handles:
-            h.remove()
+    recurrent = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.RNNBase)]
+    with forward_hooks(recurrent, lambda _n, mod, args, _out: extra.append(rnn_call_macs(mod, args))), \
+            torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(*inputs)
     return int(counter.get_total_flops() // 2 + sum(extra))

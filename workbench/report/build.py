@@ -16,9 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import WorkbenchError
+from workbench.progress import progress_bar
 from workbench.report import figures as F
-from workbench.report.collect import collect_teacher, discover, read_json
+from workbench.report.collect import collect_teacher, discover
 from workbench.report.render import Part, html_page, markdown_page
+from workbench.utils.jsonio import read_json
+from workbench.utils.stats import FAITHFULNESS_TARGETS
 
 PARTS = ("stages", "models", "pareto", "saliency", "faithfulness", "embeddings", "fc-importance", "training", "export")
 TITLE = "Gaze Workbench report"
@@ -158,22 +161,6 @@ def _saliency_part(data: dict[str, Any], figs: Path, slug: str) -> Part:
     return p
 
 
-def _scalars(d: Any, prefix: str = "", depth: int = 3) -> dict[str, float]:
-    """Numeric leaves of a nested summary, keyed by their dotted path (lists skipped)."""
-    out: dict[str, float] = {}
-    if not isinstance(d, dict) or depth == 0:
-        return out
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, bool):
-            continue
-        if isinstance(v, (int, float)):
-            out[key] = v
-        elif isinstance(v, dict):
-            out.update(_scalars(v, key + ".", depth - 1))
-    return out
-
-
 def _mean(values: list[Any]) -> float | None:
     vals = [v for v in values if isinstance(v, (int, float)) and not math.isnan(v)]
     return sum(vals) / len(vals) if vals else None
@@ -186,8 +173,11 @@ def _saliency_regions(summary: dict[str, Any] | None) -> dict[str, Any]:
             "share": _mean([r.get("share") for r in rows]), "area_share": _mean([r.get("area_share") for r in rows])}
 
 
-_HEADLINE = (("eye_mass_ratio", "eye-mass ratio (target >= 3)"), ("pointing", "pointing game (target >= 0.8)"),
-             ("randomization_spearman", "randomization: Spearman with the trained map after re-initialization (target < 0.2)"),
+_T = FAITHFULNESS_TARGETS
+_HEADLINE = (("eye_mass_ratio", f"eye-mass ratio (target >= {_T['eye_mass_ratio']:g})"),
+             ("pointing", f"pointing game (target >= {_T['pointing']:g})"),
+             ("randomization_spearman", "randomization: Spearman with the trained map after re-initialization "
+                                        f"(target < {_T['randomization_spearman']:g})"),
              ("randomization_floor", "randomization: the same Spearman between two random models (its floor)"),
              ("randomization_spearman_signed", "randomization: Spearman of the signed maps"),
              ("deletion_area", "deletion area, most attributed pixels first"),
@@ -241,16 +231,6 @@ def _faithfulness_part(data: dict[str, Any], figs: Path, slug: str) -> Part:
         if imgs:
             p.blocks.append(("imgs", imgs))
     return p
-
-
-def _scalar_table(per_model: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
-    cols = list(per_model)
-    flat = {m: {k: v for k, v in _scalars(s).items() if k not in ("seconds", "n") and not k.startswith("settings.")}
-            for m, s in per_model.items()}
-    keys: list[str] = []
-    for f in flat.values():
-        keys += [k for k in f if k not in keys]
-    return ["figure", *cols], [[k, *[flat[m].get(k, "–") for m in cols]] for k in keys]
 
 
 def _embeddings_part(data: dict[str, Any], figs: Path, slug: str) -> Part:
@@ -352,7 +332,7 @@ def _provenance_part(runs: list[Path], teachers: list[dict[str, Any]], command: 
             continue
         seen.add(pfile.resolve())
         run = pfile.parent
-        pipe = read_json(pfile) or {}
+        pipe = read_json(pfile, default=None) or {}
         invocations = pipe.get("invocations", [])
         for inv in invocations:
             inv_rows.append([str(run), inv.get("command", ""), inv.get("started", ""), inv.get("status", ""),
@@ -395,7 +375,6 @@ def build_report(runs: Iterable[str | Path], out: str | Path, *, force: bool = F
     non-empty ``out`` needs ``force``; the folder is written to a temporary place and renamed, so a
     failure leaves no half-written report. Returns the paths and each section's status.
     """
-    from workbench.cli._common import progress_bar
     from workbench.utils.io import atomic_path, ensure_new_dir
 
     runs = [Path(r) for r in runs]

@@ -7,24 +7,17 @@ recorded as missing, with the reason, so the report can say so instead of breaki
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from workbench.errors import WorkbenchError
+from workbench.utils.jsonio import read_json, read_jsonl
+from workbench.utils.stats import spearman_rows
 
 STAGE_ORDER = ("train", "analyze", "prune", "distill", "quantize", "compare", "profile", "export")
 MODEL_ORDER = ("teacher", "pruned", "student", "control", "int8")
-
-
-def read_json(path: Path) -> Any:
-    """A JSON file's content, or None when it is missing or unreadable."""
-    try:
-        return json.loads(Path(path).read_text())
-    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError, UnicodeDecodeError):
-        return None
 
 
 def _is_teacher_dir(path: Path) -> bool:
@@ -37,13 +30,13 @@ def discover(path: str | Path) -> list[dict[str, Any]]:
     if not path.is_dir():
         raise WorkbenchError(f"{path}: no such folder")
     if (path / "config.json").is_file():
-        cfg = read_json(path / "config.json") or {}
+        cfg = read_json(path / "config.json", default=None) or {}
         return [{"kind": "run", "path": path, "teacher": str(cfg.get("teacher") or path.name)}]
     if _is_teacher_dir(path):
         return [{"kind": "pipeline", "path": path, "teacher": path.name}]
     found = [{"kind": "pipeline", "path": p, "teacher": p.name}
              for p in sorted(path.iterdir()) if p.is_dir() and _is_teacher_dir(p)]
-    pipeline = read_json(path / "pipeline.json") or {}
+    pipeline = read_json(path / "pipeline.json", default=None) or {}
     order = list(pipeline.get("teachers", []))
     found.sort(key=lambda e: (order.index(e["teacher"]) if e["teacher"] in order else len(order), e["teacher"]))
     if not found:
@@ -56,7 +49,7 @@ def discover(path: str | Path) -> list[dict[str, Any]]:
 def stage_status(tdir: Path, name: str) -> dict[str, Any]:
     """``{"status": done|failed|unfinished|not run, ...}`` of one stage folder."""
     sdir = tdir / name
-    marker = read_json(sdir / "stage.json")
+    marker = read_json(sdir / "stage.json", default=None)
     if isinstance(marker, dict) and "key" in marker:
         return {"status": "done", "dir": str(sdir), "seconds": marker.get("seconds"),
                 "cpu_seconds": marker.get("cpu_seconds"), "key": marker.get("key"),
@@ -83,7 +76,7 @@ def model_folders(tdir: Path) -> dict[str, Path]:
 
 
 def _metrics_of(run: Path) -> dict[str, Any] | None:
-    m = read_json(run / "metrics.json")
+    m = read_json(run / "metrics.json", default=None)
     if not isinstance(m, dict):
         return None
     return {"primary_metric": m.get("primary_metric"), "best": m.get("best"), "final": m.get("final") or {},
@@ -92,7 +85,7 @@ def _metrics_of(run: Path) -> dict[str, Any] | None:
 
 
 def _higher_is_better(run: Path) -> bool:
-    cfg = read_json(run / "config.json") or {}
+    cfg = read_json(run / "config.json", default=None) or {}
     try:
         from workbench.tasks import get_task
 
@@ -126,7 +119,7 @@ def collect_models(tdir: Path, kind: str) -> list[dict[str, Any]]:
         folder = folders.get(name)
         if folder is None:
             continue
-        prof = read_json(profile_dir / f"{name}.json") if kind == "pipeline" else None
+        prof = read_json(profile_dir / f"{name}.json", default=None) if kind == "pipeline" else None
         card: dict[str, Any] = {"name": name, "folder": str(folder), "params": None, "macs": None,
                                 "input_shapes": None, "latency": {}, "metrics": None, "primary_metric": None,
                                 "value": None, "higher_is_better": False, "notes": []}
@@ -141,7 +134,7 @@ def collect_models(tdir: Path, kind: str) -> list[dict[str, Any]]:
         else:
             card["notes"].append("not profiled (profile stage not run)")
         if name == "int8":
-            q = read_json(folder / "summary.json") or {}
+            q = read_json(folder / "summary.json", default=None) or {}
             card.update(_int8_metrics(q, tdir))
             card["notes"] += _int8_notes(q)
         else:
@@ -206,10 +199,8 @@ def training_curve(run: Path) -> dict[str, Any] | None:
     epochs, loss, val = [], [], {}
     for path in _log_files(run):
         offset = len(epochs)
-        for line in path.read_text(errors="replace").splitlines():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
+        for rec in read_jsonl(path):
+            if not isinstance(rec, dict):
                 continue
             if rec.get("event") != "epoch" or "epoch" not in rec:
                 continue
@@ -251,30 +242,6 @@ def _heat(a: np.ndarray, pool: bool = False) -> np.ndarray:
         h2, w2 = h // k * k, w // k * k
         a = a[..., :h2, :w2].reshape(*a.shape[:-2], h2 // k, k, w2 // k, k).sum(axis=(-3, -1))
     return a.reshape(len(a), -1)
-
-
-def _rank(x: np.ndarray) -> np.ndarray:
-    """Ranks (1-based) along each row, ties given their average rank (as scipy's rankdata)."""
-    out = np.empty(x.shape, dtype=np.float64)
-    for i, v in enumerate(x):
-        order = np.argsort(v, kind="stable")
-        s = v[order]
-        first = np.r_[True, s[1:] != s[:-1]]  # where each group of equal values starts
-        starts = np.flatnonzero(first)
-        ends = np.r_[starts[1:], len(s)]
-        out[i, order] = ((starts + ends + 1) / 2.0)[np.cumsum(first) - 1]
-    return out
-
-
-def spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Spearman rank correlation of each row of ``a`` with the same row of ``b`` (ties averaged);
-    NaN for a constant row."""
-    ra, rb = _rank(a), _rank(b)
-    ra -= ra.mean(1, keepdims=True)
-    rb -= rb.mean(1, keepdims=True)
-    den = np.sqrt((ra ** 2).sum(1) * (rb ** 2).sum(1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, (ra * rb).sum(1) / np.where(den > 0, den, 1.0), np.nan)
 
 
 def load_attributions(folder: Path) -> dict[str, np.ndarray]:
@@ -334,9 +301,9 @@ def collect_teacher(entry: dict[str, Any]) -> dict[str, Any]:
     data["curves"] = {k: c for k, c in ((k, training_curve(v)) for k, v in runs.items()) if c is not None}
     sal = saliency_folders(tdir, kind)
     data["saliency"] = {"folders": {k: str(v) for k, v in sal.items()},
-                        "summaries": {k: read_json(v / "summary.json") for k, v in sal.items()},
+                        "summaries": {k: read_json(v / "summary.json", default=None) for k, v in sal.items()},
                         "agreement": agreement(sal) if sal else {"status": "missing", "reason": "saliency not run"}}
-    checks = {} if kind == "run" else {k: read_json(p / "summary.json") for k, p in (
+    checks = {} if kind == "run" else {k: read_json(p / "summary.json", default=None) for k, p in (
         ("teacher", tdir / "analyze" / "check"), ("pruned", tdir / "compare" / "pruned" / "check"),
         ("student", tdir / "compare" / "student" / "check")) if (p / "summary.json").is_file()}
     data["faithfulness"] = checks
@@ -363,7 +330,7 @@ def _data_label(d: Any) -> str | None:
 def measured_on(data: dict[str, Any], teacher_run: Path | None) -> dict[str, str]:
     """{figure group: the data and split it was measured on}, from the run's config and each summary."""
     out: dict[str, str] = {}
-    cfg = read_json(teacher_run / "config.json") if teacher_run is not None else None
+    cfg = read_json(teacher_run / "config.json", default=None) if teacher_run is not None else None
     if cfg and isinstance(cfg.get("data"), dict):
         src, fmt = cfg["data"].get("source", "synth"), cfg["data"].get("format")
         where = "SynthGaze (held-out subjects)" if src == "synth" else f"{src} ({fmt or 'detected'})"
@@ -382,5 +349,5 @@ def measured_on(data: dict[str, Any], teacher_run: Path | None) -> dict[str, str
 def _analysis_folder(folder: Path) -> dict[str, Any] | None:
     if not folder.is_dir():
         return None
-    return {"folder": str(folder), "summary": read_json(folder / "summary.json"),
+    return {"folder": str(folder), "summary": read_json(folder / "summary.json", default=None),
             "figures": sorted(str(p) for p in folder.glob("*.png"))}

@@ -5,16 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from workbench.tasks.base import Task
+from workbench.utils.registry import ClassRegistry
 
-_TASKS: dict[str, type[Task]] = {}
+_TASKS = ClassRegistry("task")
 
 
 def register_task(cls: type[Task]) -> type[Task]:
     """Class decorator; a duplicate name is an error."""
-    if cls.name in _TASKS:
-        raise ValueError(f"task {cls.name!r} is already registered")
-    _TASKS[cls.name] = cls
-    return cls
+    return _TASKS.register(cls)
 
 
 def get_task(name: str, **options: Any) -> Task:

@@ -11,15 +11,15 @@ purpose by name, so a reader sees which samples each command uses.
 
 from __future__ import annotations
 
-import contextlib
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ContextManager
+from typing import Any
 
 import numpy as np
 
 from workbench.errors import DataError, WorkbenchError
+from workbench.progress import ProgressArg, as_progress
 from workbench.tasks.base import Task, TaskData
 from workbench.train.recipes import Recipe
 
@@ -38,11 +38,11 @@ def synth_subjects(recipe: Recipe) -> tuple[list[int], list[int]]:
 
 
 def load_data(task: Task, recipe: Recipe, *, data: str = "synth", fmt: str | None = None, seed: int = 0,
-              progress: Callable[[str, int], ContextManager[Callable[[int], None]]] | None = None,
+              progress: ProgressArg | None = None,
               ) -> tuple[TaskData, TaskData, dict[str, Any]]:
     """(train, val, description) for ``task``. ``data`` is "synth" or a path to a data set.
 
-    ``progress(description, total)`` returns a context manager yielding ``advance(k)`` (a progress bar).
+    ``progress``: see :mod:`workbench.progress` (a bool, or a factory of progress bars).
     """
     if data == "synth":
         from workbench.data.synth import render
@@ -51,8 +51,7 @@ def load_data(task: Task, recipe: Recipe, *, data: str = "synth", fmt: str | Non
         parts = []
         for split, n, ids, s in (("train", recipe.n_train, train_ids, seed + SYNTH_SEED_OFFSET["train"]),
                                  ("val", recipe.n_val, val_ids, seed + SYNTH_SEED_OFFSET["val"])):
-            bar = progress(f"rendering {split}", n) if progress else contextlib.nullcontext(None)
-            with bar as advance:
+            with as_progress(progress)(f"rendering {split}", n) as advance:
                 parts.append(task.prepare(render(task.view, n, seed=s, subjects=ids, size=recipe.size, progress=advance)))
         desc = {"source": "synth", "view": task.view, "train_subjects": train_ids, "val_subjects": val_ids,
                 "n_train": recipe.n_train, "n_val": recipe.n_val, "size": recipe.size, "seed": seed}
@@ -213,7 +212,7 @@ def resolve_data(data: str | None, config: dict[str, Any] | None = None, fmt: st
 
 
 def load_split(task: Task, config: dict[str, Any] | None, spec: DataSpec, *, limit: int | None = None,
-               unlabelled: bool = False, progress: Callable[[str, int], ContextManager[Callable[[int], None]]] | None = None,
+               unlabelled: bool = False, progress: ProgressArg | None = None,
                ) -> tuple[TaskData, dict[str, Any]]:
     """The samples ``spec`` names for a run with ``config`` (None: a model without a run, the default
     recipe and seed 0): (TaskData, description). The description is ``spec.describe()`` plus ``n`` and
@@ -235,8 +234,7 @@ def load_split(task: Task, config: dict[str, Any] | None, spec: DataSpec, *, lim
         n = recipe.n_train if split == "train" else recipe.n_val
         offset = SYNTH_SEED_OFFSET["fresh" if spec.split == "held-out" else split]
         n = min(n, limit) if limit else n
-        bar = progress(f"rendering {n} samples", n) if progress else contextlib.nullcontext(None)
-        with bar as advance:
+        with as_progress(progress)(f"rendering {n} samples", n) as advance:
             data = task.prepare(render(task.view, n, seed=seed + offset, subjects=ids, size=recipe.size, progress=advance))
         desc.update({"n": n, "subjects": ids, "seed": seed + offset, "size": recipe.size, "label": spec.label()})
         return data, desc

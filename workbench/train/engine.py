@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from workbench.errors import WorkbenchError
+from workbench.progress import progress_bar
 from workbench.tasks import Task, TaskData, get_task
 from workbench.train import distributed as D
 from workbench.train.data import load_data
@@ -204,8 +205,6 @@ def _fit(req: TrainRequest, dist: D.DistInfo, on_event) -> dict[str, Any]:
     seed_everything(seed)
     device = D.device_for(dist, pick_device(req.device))
     show = req.progress and dist.is_main
-
-    from workbench.cli._common import progress_bar  # rich progress, shared with the CLI
 
     train_data, val_data, data_desc = load_data(task, recipe, data=config["data"]["source"],
                                                 fmt=config["data"]["format"], seed=seed,

@@ -8,7 +8,7 @@ without recipes (a student, a user's model) trains with the generic :class:`Reci
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import logging
@@ -99,6 +99,6 @@ def recipe_source(model: str, preset: str) -> str:
     return f"registered ({model}, {preset})" if registered_recipes(model) else "generic (no recipe registered)"
 
 
-__all__ = ["Recipe", "get_recipe", "recipe_source", "registered_recipes", "replace"]
+__all__ = ["Recipe", "get_recipe", "recipe_source", "registered_recipes"]
 
 GENERIC_SUMMARY = {k: getattr(Recipe(), k) for k in ("epochs", "batch_size", "optimizer", "lr")}

@@ -24,34 +24,10 @@ from typing import Any
 import torch
 
 from workbench.errors import WorkbenchError
+from workbench.utils.io import atomic_path
+from workbench.utils.jsonio import read_json, read_jsonl, write_json  # noqa: F401  (run-folder files; re-exported)
 
 CHECKPOINT_FORMAT = "gaze-workbench/1"
-
-
-def _atomic_write_bytes(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def write_json(path: Path, obj: Any) -> None:
-    """Write JSON atomically (temp file, then rename)."""
-    _atomic_write_bytes(Path(path), lambda p: p.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n"))
-
-
-def read_json(path: Path) -> Any:
-    path = Path(path)
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise WorkbenchError(f"{path}: missing") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise WorkbenchError(f"{path}: not valid JSON ({exc})") from None
 
 
 class RunFolder:
@@ -104,16 +80,7 @@ class RunFolder:
             f.flush()
 
     def read_log(self) -> list[dict[str, Any]]:
-        path = self.path / "log.jsonl"
-        if not path.exists():
-            return []
-        rows = []
-        for line in path.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a line cut by a kill: skip it, keep the rest
-        return rows
+        return read_jsonl(self.path / "log.jsonl")  # a line cut by a kill is skipped, the rest kept
 
 
 def save_checkpoint(path: Path, *, model_state: dict, model_config: dict, extra: dict | None = None) -> None:
@@ -125,7 +92,8 @@ def save_checkpoint(path: Path, *, model_state: dict, model_config: dict, extra:
     }
     if extra:
         payload.update(extra)
-    _atomic_write_bytes(Path(path), lambda p: torch.save(payload, p))
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
