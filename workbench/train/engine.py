@@ -23,8 +23,8 @@ from workbench.progress import progress_bar
 from workbench.tasks import Task, TaskData, get_task
 from workbench.train import distributed as D
 from workbench.train.data import load_data
-from workbench.train.models import build_model, count_params, model_task
-from workbench.train.recipes import Recipe, get_recipe
+from workbench.train.models import build_model, count_params
+from workbench.train.recipes import Recipe
 from workbench.train.run import RunFolder, load_checkpoint, save_checkpoint, write_json
 
 

@@ -64,7 +64,6 @@ from workbench.data.formats._common import (
     check_writable,
     eye_boxes_from_corners,
     require_dir,
-    require_file,
 )
 from workbench.data.formats._images import read_images, write_png
 from workbench.data.safe_pickle import safe_load
