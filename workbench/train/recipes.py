@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import logging
+import math
 
 from workbench.errors import WorkbenchError
 
@@ -42,6 +43,31 @@ class Recipe:
     size: Any = None  # SynthGaze image size for this preset (int or (W, H))
     task_options: dict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        """Every value a user can type (--epochs, --set key=value, a recipe file) is checked here, once:
+        a wrong one is one line naming the option, before any data is read or any folder is made."""
+        for name, lowest in _AT_LEAST.items():
+            value = getattr(self, name)
+            integer = isinstance(_DEFAULTS[name], int)
+            ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+            if isinstance(value, bool) or not ok_type:
+                raise WorkbenchError(f"training option {name}={value!r}: expected {'an integer' if integer else 'a number'}")
+            if not math.isfinite(value) or value < lowest or (name in _POSITIVE and value <= 0):
+                bound = "> 0" if name in _POSITIVE else f">= {lowest}"
+                raise WorkbenchError(f"training option {name}={value!r}: must be {bound}")
+        if self.optimizer not in OPTIMIZERS:
+            raise WorkbenchError(f"training option optimizer={self.optimizer!r}: expected one of {', '.join(OPTIMIZERS)}")
+        if not isinstance(self.nesterov, bool):
+            raise WorkbenchError(f"training option nesterov={self.nesterov!r}: expected true or false")
+        if not all(isinstance(m, int) and not isinstance(m, bool) and m >= 1 for m in self.milestones):
+            raise WorkbenchError(f"training option milestones={list(self.milestones)!r}: expected epoch numbers >= 1")
+        sizes = self.size if isinstance(self.size, tuple) else (self.size,)
+        if self.size is not None and (len(sizes) not in (1, 2) or not all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 8 for v in sizes)):
+            raise WorkbenchError(f"training option size={self.size!r}: expected a side in pixels (>= 8) or [width, height]")
+        if not isinstance(self.task_options, dict):
+            raise WorkbenchError(f"training option task_options={self.task_options!r}: expected a table of options")
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["milestones"] = list(self.milestones)
@@ -57,7 +83,7 @@ class Recipe:
             raise WorkbenchError(f"unknown training option(s) {unknown}; expected some of {sorted(known)}")
         d = dict(d)
         if "milestones" in d:
-            d["milestones"] = tuple(d["milestones"])
+            d["milestones"] = tuple(d["milestones"]) if isinstance(d["milestones"], (list, tuple)) else (d["milestones"],)
         if isinstance(d.get("size"), list):
             d["size"] = tuple(d["size"])
         return cls(**d)
@@ -65,6 +91,15 @@ class Recipe:
     def update(self, **changes: Any) -> "Recipe":
         changes = {k: v for k, v in changes.items() if v is not None}
         return Recipe.from_dict({**self.to_dict(), **changes})
+
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+# Lower bounds of the numeric options (those in _POSITIVE must be strictly above 0).
+_AT_LEAST = {"epochs": 1, "batch_size": 1, "lr": 0, "momentum": 0, "weight_decay": 0, "gamma": 0, "val_interval": 1,
+             "patience": 0, "delta": 0, "clip_grad": 0, "n_train": 1, "n_val": 1, "train_subjects": 1,
+             "val_subjects": 1}
+_POSITIVE = {"gamma"}
+_DEFAULTS = {f.name: f.default for f in fields(Recipe)}
 
 
 def registered_recipes(name: str) -> dict[str, Recipe]:
