@@ -62,7 +62,7 @@ RECIPE = textwrap.dedent("""
 
 # Keys whose values are timings, latencies, dates or machine facts: never compared.
 VOLATILE = re.compile(r"(seconds|_ms$|^latency|latency_|speedup|^finished$|^started$|^time$|^date|^provenance$"
-                      r"|^command$|^calls$|^versions$|^git$|^host|^pid$)")
+                      r"|^command$|^versions$|^git$|^host|^pid$)")
 
 
 def _env() -> dict[str, str]:
@@ -150,17 +150,44 @@ def _leftovers(out: Path) -> list[str]:
     return sorted(str(p.relative_to(out)) for p in out.rglob("*.tmp"))
 
 
-@pytest.mark.slow
-def test_a_run_killed_in_every_stage_ends_with_the_uninterrupted_report(tmp_path):
-    recipe = tmp_path / "recipe.toml"
-    recipe.write_text(RECIPE)
-    a, b = tmp_path / "A", tmp_path / "B"
+def _same_as(a: Path, b: Path) -> list[str]:
+    """Where B's stage markers and report differ from A's on deterministic values."""
+    outs = {str(a): "<out>", str(b): "<out>"}
+    same_int8 = _int8_choice(a) == _int8_choice(b)
+    diffs = []
+    for s in STAGES:
+        ma, mb = _normalize(_marker(a, s), outs), _normalize(_marker(b, s), outs)
+        if not same_int8:
+            ma, mb = _drop_int8(ma), _drop_int8(mb)
+        diffs += [f"{s} marker{d}" for d in _diff(ma, mb)]
+    ra = _normalize(json.loads((a / "report" / "report.json").read_text()), outs)
+    rb = _normalize(json.loads((b / "report" / "report.json").read_text()), outs)
+    if not same_int8:
+        print(f"int8 layout: A kept {_int8_choice(a)}, B {_int8_choice(b)} (latency-chosen): int8 numbers not compared")
+        ra, rb = _drop_int8(ra), _drop_int8(rb)
+    return diffs + [f"report{d}" for d in _diff(ra, rb)]
 
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The tiny recipe run once without interruption: (recipe file, run folder A)."""
+    tmp = tmp_path_factory.mktemp("interrupted_run")
+    recipe = tmp / "recipe.toml"
+    recipe.write_text(RECIPE)
     t0 = time.time()
-    p = _start(recipe, a, tmp_path / "A.log")
-    assert p.wait(timeout=RUN_TIMEOUT) == 0, (tmp_path / "A.log").read_text()[-3000:]
+    p = _start(recipe, tmp / "A", tmp / "A.log")
+    assert p.wait(timeout=RUN_TIMEOUT) == 0, (tmp / "A.log").read_text()[-3000:]
+    print(f"\nuninterrupted run: {time.time() - t0:.0f} s")
+    return recipe, tmp / "A"
+
+
+@pytest.mark.slow
+def test_a_run_killed_in_every_stage_ends_with_the_uninterrupted_report(uninterrupted, tmp_path):
+    recipe, a = uninterrupted
+    b = tmp_path / "B"
+    t0 = time.time()
     took = {s: _marker(a, s)["seconds"] for s in STAGES}
-    print(f"\nuninterrupted run: {time.time() - t0:.0f} s; stages: {took}")
+    print(f"\nstages of the uninterrupted run (s): {took}")
 
     caught, missed, reused = [], [], {}
     kills = []  # (log of the killed start, the stage it was in, the stages done by then)
@@ -178,7 +205,8 @@ def test_a_run_killed_in_every_stage_ends_with_the_uninterrupted_report(tmp_path
             started = _wait(p, lambda: "report: writing" in log.read_text(), deadline)
             delay = 0.5
         else:
-            started = _wait(p, lambda: sdir.is_dir() and _marker(b, stage) is None, deadline)
+            # The runner's own sign that a stage started (some stages write their folder only at the end).
+            started = _wait(p, lambda: (b / TEACHER / f".{stage}.started.json").is_file(), deadline)
             delay = 0.4 * took[stage]
             if stage == "train" and started:  # into the second epoch: the restart continues from last.pt
                 started = _wait(p, lambda: (sdir / "checkpoints" / "last.pt").is_file(), deadline)
@@ -208,7 +236,7 @@ def test_a_run_killed_in_every_stage_ends_with_the_uninterrupted_report(tmp_path
     p = _start(recipe, b, log)
     assert p.wait(timeout=RUN_TIMEOUT) == 0, log.read_text()[-3000:]
     text = log.read_text()
-    print(f"interrupted run, all starts: {time.time() - t0:.0f} s in all")
+    print(f"interrupted run, all {runs + 1} starts: {time.time() - t0:.0f} s")
     assert len([s for s in caught if s in STAGES]) >= 6, (caught, missed)
 
     # Every stage is done; those finished before a kill were reused, never run again.
@@ -226,23 +254,90 @@ def test_a_run_killed_in_every_stage_ends_with_the_uninterrupted_report(tmp_path
             assert f"{TEACHER} · {s}: up to date, skipped" in lines, (next_log.name, s)
         if stage == "train":
             assert f"{TEACHER} · train: continuing the interrupted stage" in lines, next_log.name
-        elif stage != "report":
-            assert f"{TEACHER} · {stage}: unfinished or failed earlier, starting it over" in lines, next_log.name
+        if stage != "report":  # run again to the end (its folder, if any, started over) before the next kill
+            assert f"{TEACHER} · {stage}: done in" in lines, next_log.name
     assert _leftovers(b) == [], _leftovers(b)
 
     # The same stages, keys and summaries as the uninterrupted run; the same report.
-    outs = {str(a): "<out>", str(b): "<out>"}
-    same_int8 = _int8_choice(a) == _int8_choice(b)
-    diffs = []
-    for s in STAGES:
-        ma, mb = _normalize(_marker(a, s), outs), _normalize(_marker(b, s), outs)
-        if not same_int8:
-            ma, mb = _drop_int8(ma), _drop_int8(mb)
-        diffs += [f"{s} marker{d}" for d in _diff(ma, mb)]
-    ra = _normalize(json.loads((a / "report" / "report.json").read_text()), outs)
-    rb = _normalize(json.loads((b / "report" / "report.json").read_text()), outs)
-    if not same_int8:
-        print(f"int8 layout: A kept {_int8_choice(a)}, B {_int8_choice(b)} (latency-chosen): int8 numbers not compared")
-        ra, rb = _drop_int8(ra), _drop_int8(rb)
-    diffs += [f"report{d}" for d in _diff(ra, rb)]
+    diffs = _same_as(a, b)
     assert diffs == [], "\n".join(diffs[:60])
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "workbench/train/engine.py _fit: last.pt is saved before the epoch's log.jsonl record, and a resume with "
+    "no epoch left to run reports final={} (last_metrics is not restored from the checkpoint)"))
+def test_a_kill_right_after_the_last_checkpoint_of_training_loses_nothing(uninterrupted, tmp_path):
+    """The kill windows of train that a timed kill rarely hits, made exact: the final epoch's last.pt is
+    on disk, but not its log.jsonl record, metrics.json nor the stage marker. The resumed stage must end
+    as the uninterrupted one did (final metrics; the training curve with every epoch)."""
+    import shutil
+
+    recipe, a = uninterrupted
+    c = tmp_path / "C"
+    shutil.copytree(a, c)
+    train = c / TEACHER / "train"
+    marker = json.loads((train / "stage.json").read_text())
+    (train / "stage.json").unlink()
+    (train / "metrics.json").unlink()
+    (c / TEACHER / ".train.started.json").write_text(json.dumps({"key": marker["key"], "time": 0}))
+    records = (train / "log.jsonl").read_text().splitlines()
+    last_epoch = max(i for i, line in enumerate(records) if json.loads(line)["event"] == "epoch")
+    (train / "log.jsonl").write_text("\n".join(records[:last_epoch]) + "\n")
+    log = tmp_path / "C.log"
+    p = _start(recipe, c, log)
+    assert p.wait(timeout=RUN_TIMEOUT) == 0, log.read_text()[-3000:]
+    assert f"{TEACHER} · train: continuing the interrupted stage" in log.read_text()
+    diffs = _same_as(a, c)
+    assert diffs == [], "\n".join(diffs[:60])
+
+
+def test_a_stage_clears_what_a_killed_attempt_left_half_written(tmp_path):
+    """Temporary folders of atomic writes cut by a kill: beside a stage folder (stages that write it in one
+    piece), and inside a folder the stage continues in (train); nothing else is touched."""
+    from workbench.pipeline.runner import StageContext
+    from workbench.pipeline.stages import _clear_interrupted_writes
+
+    teacher = tmp_path / TEACHER
+    (teacher / ".prune.ab12cd34.tmp" / "prune" / "checkpoints").mkdir(parents=True)
+    (teacher / ".distill.ab12cd34.tmp").mkdir()
+    (teacher / ".prune.started.json").write_text("{}")
+    ctx = StageContext(teacher=TEACHER, name="prune", dir=teacher / "prune", config={}, inputs={})
+    _clear_interrupted_writes(ctx)
+    assert sorted(p.name for p in teacher.iterdir()) == [".distill.ab12cd34.tmp", ".prune.started.json"]
+
+    ck = teacher / "train" / "checkpoints"
+    (ck / ".last.pt.x1y2z3.tmp").mkdir(parents=True)
+    (ck / ".last.pt.x1y2z3.tmp" / "last.pt").write_bytes(b"half")
+    (ck / "best.pt").write_bytes(b"whole")
+    _clear_interrupted_writes(StageContext(teacher=TEACHER, name="train", dir=teacher / "train", config={},
+                                           inputs={}, resume=False))
+    assert (ck / ".last.pt.x1y2z3.tmp").is_dir()  # not resuming: the runner removed the folder already
+    _clear_interrupted_writes(StageContext(teacher=TEACHER, name="train", dir=teacher / "train", config={},
+                                           inputs={}, resume=True))
+    assert sorted(p.name for p in ck.iterdir()) == ["best.pt"]
+
+
+def test_the_pipeline_clears_a_report_write_cut_by_a_kill(tmp_path, monkeypatch):
+    import workbench.report
+    from workbench.pipeline import Stage, parse_recipe, run_pipeline
+
+    def build_report(runs, out, **kw):  # the real one needs real stages; what matters is what it finds
+        assert not list(Path(out).parent.glob(".report.*.tmp"))
+        Path(out).mkdir()
+        (Path(out) / "report.json").write_text("{}")
+        return {"index": str(Path(out) / "index.html")}
+
+    monkeypatch.setattr(workbench.report, "build_report", build_report)
+
+    def stage(ctx):
+        ctx.dir.mkdir(parents=True)
+        (ctx.dir / "x.txt").write_text("x")
+        return {}
+
+    out = tmp_path / "run"
+    (out / ".report.ab12cd34.tmp" / "report").mkdir(parents=True)
+    rec = parse_recipe({"out": str(out)})
+    run_pipeline(rec, stages=[Stage("a", stage)], progress=False)
+    assert (out / "report" / "report.json").is_file()
+    assert not list(out.glob(".report.*.tmp"))
