@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -50,6 +51,17 @@ def run_pipeline(
     with _exclusive(root):
         return _run(recipe, root, progress=progress, log=log, command=command,
                     stages=STAGES if stages is None else stages, report=report)
+
+
+def _clear_interrupted_report(out: Path, root: Path) -> None:
+    """Remove the temporary folders a killed earlier report write left beside the report folder
+    (``.report.<random>.tmp``, workbench.utils.io.atomic_path); only inside the run folder, which this
+    run holds locked (a report folder elsewhere may be written by someone else right now)."""
+    if not out.resolve().is_relative_to(root.resolve()):
+        return
+    for p in out.parent.glob(f".{out.name}.*.tmp"):
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -101,6 +113,7 @@ def _run(recipe: PipelineRecipe, root: Path, *, progress: bool, log: Callable[[s
             if out.is_dir() and any(out.iterdir()) and not (out / "report.json").is_file():
                 raise WorkbenchError(f"{out}: [report] out is a folder that holds something other than a report; "
                                      "choose another folder (the report replaces its folder)")
+            _clear_interrupted_report(out, root)
             log(f"report: writing {out}")
             rep = build_report([root], out, force=True, command=command, progress=progress)
             summary["report"] = rep["index"]
