@@ -1,0 +1,104 @@
+"""Fuzz the `workbench` CLI with Hypothesis (issue 19): N generated cases per command, run through the real
+Typer app; per command, how many ran, exited 0, exited 2, failed (traceback / other exit code / debris) or
+timed out, and the first failing argv's with the last line of output. Exit code 1 when any case failed.
+
+    python benchmarks/fuzz_cli.py --examples 50 [--commands train,eval] [--json] [--timeout 20] [--keep DIR]
+
+The property and the generators live in tests/cli/fuzz_cli.py (shared with tests/cli/test_fuzz_cli.py);
+argv's name fixtures with placeholders (@run: a tiny trained gazenet run, @png: a PNG, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
+
+from cli.fuzz_cli import COMMANDS, Session, distinct_failures, fuzz_command  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--examples", type=int, default=50, help="Generated cases per command.")
+    ap.add_argument("--commands", default=None, help="Comma-separated commands (e.g. 'train,analyze saliency'); "
+                    "default all: " + ", ".join(COMMANDS))
+    ap.add_argument("--timeout", type=float, default=20.0, help="Seconds per case before it is stopped (a timeout).")
+    ap.add_argument("--show", type=int, default=5, help="Failing argv's shown per command.")
+    ap.add_argument("--random", action="store_true", help="Random examples (default: derandomized, reproducible).")
+    ap.add_argument("--keep", type=Path, default=None, help="Build the fixtures here and keep them.")
+    ap.add_argument("--json", action="store_true", help="Print the results as JSON.")
+    args = ap.parse_args(argv)
+    names = [c.strip() for c in args.commands.split(",")] if args.commands else list(COMMANDS)
+    unknown = [c for c in names if c not in COMMANDS]
+    if unknown:
+        ap.error(f"unknown command(s) {unknown}; expected some of {', '.join(COMMANDS)}")
+
+    import torch
+
+    torch.set_num_threads(1)
+    root = args.keep or Path(tempfile.mkdtemp(prefix="wb-fuzz-"))
+    t0 = time.perf_counter()
+    try:
+        session = Session(root)
+        setup_s = time.perf_counter() - t0
+        if not args.json:
+            print(f"fixtures built in {setup_s:.1f} s under {root}", file=sys.stderr)
+        results = {}
+        for name in names:
+            t = time.perf_counter()
+            outcomes = fuzz_command(session, name, args.examples, timeout=args.timeout, derandomize=not args.random)
+            results[name] = {"outcomes": outcomes, "seconds": time.perf_counter() - t}
+            if not args.json:
+                _print_command(name, results[name], args.show)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(root, ignore_errors=True)
+    all_outcomes = [o for r in results.values() for o in r["outcomes"]]
+    distinct = distinct_failures(all_outcomes)
+    failed = sum(o.failed for o in all_outcomes)
+    if args.json:
+        print(json.dumps({
+            "examples": args.examples, "setup_seconds": round(setup_s, 1),
+            "seconds": round(time.perf_counter() - t0, 1),
+            "commands": {n: {**_counts(r["outcomes"]), "seconds": round(r["seconds"], 1),
+                             "failures": [o.to_dict() for o in r["outcomes"] if o.failed][:args.show]}
+                         for n, r in results.items()},
+            "distinct_failures": [dict(o.to_dict(), key=list(k)) for k, o in distinct.items()],
+        }, indent=2))
+    else:
+        print(f"\n{len(all_outcomes)} cases in {time.perf_counter() - t0:.0f} s; {failed} failed "
+              f"({sum(o.known for o in all_outcomes)} of them known); {len(distinct)} distinct failures:")
+        for (cmd, reason), o in distinct.items():
+            print(f"  [{cmd}] {reason}{' (known)' if o.known else ''}\n      {o.case.show()}\n      exit {o.exit_code}: "
+                  f"{o.last_line[:160]}")
+    return 1 if failed else 0
+
+
+def _counts(outcomes) -> dict:
+    kinds = ("ok0", "ok2", "traceback", "exit", "debris", "timeout")
+    counts = {"ran": len(outcomes), **{k: sum(o.kind == k for o in outcomes) for k in kinds}}
+    counts["known"] = sum(o.known for o in outcomes)
+    return counts
+
+
+def _print_command(name: str, result: dict, show: int) -> None:
+    c = _counts(result["outcomes"])
+    print(f"{name:22s} ran {c['ran']:4d}  exit0 {c['ok0']:4d}  exit2 {c['ok2']:4d}  traceback {c['traceback']:3d}  "
+          f"other-exit {c['exit']:3d}  debris {c['debris']:3d}  timeout {c['timeout']:3d}  ({result['seconds']:.0f} s)",
+          flush=True)
+    for o in [o for o in result["outcomes"] if o.failed][:show]:
+        print(f"    {o.kind}: {'; '.join(o.reasons)}{' (known)' if o.known else ''}\n      {o.case.show()}\n"
+              f"      exit {o.exit_code}: {o.last_line[:160]}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
