@@ -95,7 +95,7 @@ def _print_command(name: str, result: dict, show: int) -> None:
     print(f"{name:22s} ran {c['ran']:4d}  exit0 {c['ok0']:4d}  exit2 {c['ok2']:4d}  traceback {c['traceback']:3d}  "
           f"other-exit {c['exit']:3d}  debris {c['debris']:3d}  timeout {c['timeout']:3d}  ({result['seconds']:.0f} s)",
           flush=True)
-    for o in [o for o in result["outcomes"] if o.failed][:show]:
+    for o in [o for o in result["outcomes"] if o.failed or o.kind == "timeout"][:show]:
         print(f"    {o.kind}: {'; '.join(o.reasons)}{' (known)' if o.known else ''}\n      {o.case.show()}\n"
               f"      exit {o.exit_code}: {o.last_line[:160]}", flush=True)
 

@@ -20,6 +20,7 @@ see :func:`build_fixtures`), so a reported case reads, and reproduces, the same 
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import json
 import os
 import pickle
@@ -228,10 +229,14 @@ class CommandSpec:
     base: tuple[str, ...] = ()  # cheap budgets put before the fuzzed options (later values win)
     out_flag: str | None = "--out"
     fail_fast: tuple[Opt, ...] = ()  # when set, the forced bad value comes from here (commands that are long when valid)
+    default_out: tuple[str, ...] = ()  # where the command writes without --out (fnmatch patterns, relative to cwd)
 
 
-def _spec(name, opts, base=(), out_flag="--out", fail_fast=()) -> CommandSpec:
-    return CommandSpec(name, tuple(name.split()), tuple(opts), tuple(base), out_flag, tuple(fail_fast))
+def _spec(name, opts, base=(), out_flag="--out", fail_fast=(), default_out=()) -> CommandSpec:
+    if name.startswith("analyze "):
+        default_out = ("runs", "runs/analysis", "runs/analysis/*")
+    return CommandSpec(name, tuple(name.split()), tuple(opts), tuple(base), out_flag, tuple(fail_fast),
+                       tuple(default_out))
 
 
 MODEL = _o(None, MODEL_OK, MODEL_BAD, required=True)
@@ -256,7 +261,7 @@ COMMANDS: dict[str, CommandSpec] = {s.name: s for s in [
                     _o("--seed", ("1",), ("abc", "", "-1", "99999999999999999999")), _out("out", required=True),
                     _o("--device", DEVICE_OK, DEVICE_BAD), *_flags("--resume", "--force", "--json", "--prior-head",
                                                                    "--no-gaussian-drop", "--tensorboard")],
-          base=TINY_TRAIN + ("--device", "cpu", "--json")),
+          base=TINY_TRAIN + ("--device", "cpu", "--json"), default_out=("runs", "runs/*")),
     _spec("eval", [MODEL_OR_NAME, *COMMON_SPEC, _o("--data", DATA_OK, DATA_BAD), _o("--format", (), FMT_BAD),
                    _o("--checkpoint", ("best", "last"), CKPT_BAD), _o("--device", DEVICE_OK, DEVICE_BAD),
                    *_flags("--json")], base=("--device", "cpu"), out_flag=None),
@@ -335,7 +340,8 @@ COMMANDS: dict[str, CommandSpec] = {s.name: s for s in [
           fail_fast=(_o(None, (), ("@missing", "@png", "@emptydir", "@toml_trunc", "@toml_badkeys", "@toml_badtypes",
                                    "@toml_badteacher", "@json_trunc")),
                      _o("--teachers", (), ("nope", "gazenet,nope")), _o("--model", (), ("nope", "@missing", "@png")),
-                     _o("--device", (), ("tpu", "cuda:x")), _o("--data", (), ("@missing", "@png")))),
+                     _o("--device", (), ("tpu", "cuda:x")), _o("--data", (), ("@missing", "@png"))),
+          default_out=("runs", "runs/*")),
     _spec("report", [_o(None, ("@run",), RUNS_BAD + ("@run_metricstrunc", "@run_logtrunc", ""), required=True),
                      _o(None, ("@run",), RUNS_BAD + ("@run_metricstrunc",)), _out("out", required=True),
                      *_flags("--force", "--json")]),
@@ -348,7 +354,8 @@ COMMANDS: dict[str, CommandSpec] = {s.name: s for s in [
     _spec("data inspect", [_o(None, ("@npz",), ("@missing", "@png", "@emptydir", "@txt", "@npz_trunc", "@run", "@json_trunc",
                                                 "", "bad\x00name"), required=True),
                            _o("--format", ("npz",), FMT_BAD), _o("--split", ("train",), ("foo", "")),
-                           _out("grid.png"), _o("--n", ("2",), INT_BAD), *_flags("--json")], base=("--n", "2")),
+                           _out("grid.png"), _o("--n", ("2",), INT_BAD), *_flags("--json")], base=("--n", "2"),
+          default_out=("*_grid.png",)),
     _spec("analyze saliency", [MODEL, _o("--method", ("saliency", "gradcam", "occlusion"), ("foo", "", "IG")),
                                _o("--n", ("2",), INT_BAD), _o("--target", ("0", "yaw"), ("foo", "", "-1", "7", "1.5")),
                                _o("--batch-size", ("2",), INT_BAD), _o("--steps", ("2",), INT_BAD),
@@ -607,13 +614,18 @@ class Session:
             if out_rel in (".", "") or out_rel.startswith(".."):
                 out_rel = None
         changed = _changed(before, after)
-        inside = [p for p in changed if out_rel and (p.rstrip("/") == out_rel or p.startswith(out_rel + "/"))]
+        if out_rel:
+            inside = [p for p in changed if p.rstrip("/") == out_rel or p.startswith(out_rel + "/")]
+        else:  # no --out: the command's default output place
+            patterns = COMMANDS[case.command].default_out
+            inside = [p for p in changed if any(fnmatch.fnmatch(p.rstrip("/"), pat) for pat in patterns)]
         outside = [p for p in changed if p not in inside and p != "./"]
         if outside:
             top = sorted({p.split("/")[0] + ("/" if "/" in p.rstrip("/") or p.endswith("/") else "") for p in outside})
             kind_reasons.append(("debris", "files outside --out: " + ", ".join(top[:3]), "\n".join(outside[:20])))
         if code == 2 and inside:
-            kind_reasons.append(("debris", "exit 2 left --out", "\n".join(inside[:20])))
+            what = "--out" if out_rel else "the default output"
+            kind_reasons.append(("debris", f"exit 2 left {what}", "\n".join(inside[:20])))
         leftovers = sorted(p for p in _snapshot(tmp) if p != "./")
         if leftovers:
             kind_reasons.append(("debris", "temp files left", "\n".join(leftovers[:20])))
