@@ -47,6 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     root = args.keep or Path(tempfile.mkdtemp(prefix="wb-fuzz-"))
     t0 = time.perf_counter()
+    # Native code (torch.onnx on an error) can write to file descriptor 1 behind CliRunner: keep stdout for
+    # this script's own output by pointing fd 1 at stderr while the cases run.
+    sys.stdout.flush()
+    real_stdout = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = os.fdopen(real_stdout, "w", closefd=False)
     try:
         session = Session(root)
         setup_s = time.perf_counter() - t0

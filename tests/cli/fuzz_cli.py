@@ -114,7 +114,7 @@ def build_fixtures(root: Path) -> dict[str, Path]:
     (root / "emptydir").mkdir()
     fx["@emptydir"] = root / "emptydir"
     for name, text in (("txt", "hello\n"), ("empty", ""), ("json_trunc", '{"teacher": "gazenet", "model": {"wid'),
-                       ("toml_trunc", (REPO / "examples" / "demo.toml").read_text()[:1500]),
+                       ("toml_trunc", _cut_mid_string((REPO / "examples" / "demo.toml").read_text())),
                        ("toml_badkeys", 'foo = 1\nteachers = ["gazenet"]\n[train]\nbar = 2\n'),
                        ("toml_badtypes", 'seed = "abc"\nteachers = 5\n[train]\nepochs = -1\n'),
                        ("toml_badteacher", 'teachers = ["nope"]\n')):
@@ -152,6 +152,12 @@ def build_fixtures(root: Path) -> dict[str, Path]:
         fx["@" + name.split(".")[0]] = root / name
     fx["@missing"] = root / "does" / "not" / "exist"
     return fx
+
+
+def _cut_mid_string(text: str) -> str:
+    """The recipe cut inside its first string value after [analyze]: what a truncated copy looks like."""
+    at = text.index('"', text.index("[analyze]")) + 2
+    return text[:at]
 
 
 def _save_bytes(obj) -> bytes:
@@ -416,9 +422,9 @@ def cases(draw, spec: CommandSpec) -> Case:
     forced_i = None
     if spec.fail_fast:
         forced = draw(st.sampled_from(spec.fail_fast))
-        if forced.flag is None:  # the forced value is the positional: drop the drawn one
-            chosen = [o for o in chosen if o.flag is not None]
-        values.append((forced, draw(st.sampled_from(forced.bad))))
+        # the forced value must not be overridden: drop drawn options of the same flag (or the positional)
+        chosen = [o for o in chosen if o.flag != forced.flag]
+        forced_value = (forced, draw(st.sampled_from(forced.bad)))
     else:
         badable = [i for i, o in enumerate(chosen) if o.bad]
         if badable:
@@ -433,6 +439,8 @@ def cases(draw, spec: CommandSpec) -> Case:
         pool = o.bad if (bad or not o.ok) else o.ok
         if pool:
             values.append((o, draw(st.sampled_from(pool))))
+    if spec.fail_fast:
+        values.append(forced_value)
     argv = list(spec.words) + [v for o, v in values if o.flag is None] + list(spec.base)
     out = spec.base[spec.base.index("--out") + 1] if "--out" in spec.base else None
     for o, v in values:
