@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--random", action="store_true", help="Random examples (default: derandomized, reproducible).")
     ap.add_argument("--keep", type=Path, default=None, help="Build the fixtures here and keep them.")
     ap.add_argument("--json", action="store_true", help="Print the results as JSON.")
+    ap.add_argument("--case", action="append", default=[], metavar="ARGV",
+                    help="Run this one case instead (placeholders allowed), e.g. --case 'eval @run_cfglist'; "
+                    "prints its outcome with the traceback. Repeatable.")
     args = ap.parse_args(argv)
     names = [c.strip() for c in args.commands.split(",")] if args.commands else list(COMMANDS)
     unknown = [c for c in names if c not in COMMANDS]
@@ -58,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         setup_s = time.perf_counter() - t0
         if not args.json:
             print(f"fixtures built in {setup_s:.1f} s under {root}", file=sys.stderr)
+        if args.case:
+            return _cases(session, args.case, args.timeout)
         results = {}
         for name in names:
             t = time.perf_counter()
@@ -89,8 +94,27 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed else 0
 
 
+def _cases(session, cases: list[str], timeout: float) -> int:
+    """Run cases given on the command line, print each outcome in full."""
+    import shlex
+
+    from cli.fuzz_cli import Case
+
+    failed = 0
+    for text in cases:
+        argv = shlex.split(text.removeprefix("workbench "))
+        words = [w for w in argv[:2] if not w.startswith("-") and not w.startswith("@")]
+        command = next((c for c in sorted(COMMANDS, key=len, reverse=True) if tuple(words[:len(c.split())]) == tuple(c.split())), argv[0])
+        out = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("--out", "--onnx")), None)
+        o = session.run(Case(command, tuple(argv), out), timeout)
+        failed += o.failed
+        print(f"{o.case.show()}\n  {o.kind}, exit {o.exit_code}, {o.seconds:.1f} s; {'; '.join(o.reasons)}\n"
+              f"  last line: {o.last_line}\n{o.details}\n")
+    return 1 if failed else 0
+
+
 def _counts(outcomes) -> dict:
-    kinds = ("ok0", "ok2", "traceback", "exit", "debris", "timeout")
+    kinds = ("ok0", "ok2", "traceback", "exit", "json", "debris", "timeout")
     counts = {"ran": len(outcomes), **{k: sum(o.kind == k for o in outcomes) for k in kinds}}
     counts["known"] = sum(o.known for o in outcomes)
     return counts
@@ -99,7 +123,7 @@ def _counts(outcomes) -> dict:
 def _print_command(name: str, result: dict, show: int) -> None:
     c = _counts(result["outcomes"])
     print(f"{name:22s} ran {c['ran']:4d}  exit0 {c['ok0']:4d}  exit2 {c['ok2']:4d}  traceback {c['traceback']:3d}  "
-          f"other-exit {c['exit']:3d}  debris {c['debris']:3d}  timeout {c['timeout']:3d}  ({result['seconds']:.0f} s)",
+          f"other-exit {c['exit']:3d}  bad-json {c['json']:3d}  debris {c['debris']:3d}  timeout {c['timeout']:3d}  ({result['seconds']:.0f} s)",
           flush=True)
     for o in [o for o in result["outcomes"] if o.failed or o.kind == "timeout"][:show]:
         print(f"    {o.kind}: {'; '.join(o.reasons)}{' (known)' if o.known else ''}\n      {o.case.show()}\n"

@@ -38,10 +38,169 @@ from hypothesis import strategies as st
 
 REPO = Path(__file__).resolve().parents[2]
 
-# Failures found and not yet fixed: (command, reason) as :func:`check_case` names them. The bounded test
-# passes while every failure it sees is listed here; the benchmark reports them apart. Fixing one means
-# deleting its line (the test then guards it).
-KNOWN_FAILURES: set[tuple[str, str]] = set()
+# Failures found and not yet fixed, keyed by (command, reason) as Session.run names them (the reason names
+# the exception and the innermost function of this project, not a line number, so it survives edits), each
+# with one argv that shows it (placeholders: see build_fixtures; rerun one with
+# `python benchmarks/fuzz_cli.py --case "ARGV"`). The bounded test passes while every failure it sees is
+# listed here; the benchmark counts them apart. Fixing one means deleting its entry (the test then guards it).
+KNOWN_FAILURES: dict[tuple[str, str], str] = {
+    ('analyze check', 'AssertionError in workbench/analyze/attribution.py:attribute'):
+        'analyze check @run --n 2 --steps 2 --batch-size 2 --cascade-steps 1 --randomization-n 2 --random-orders 1 --fractions 3 --json --json --target 0 --steps 0',
+    ('analyze check', 'AttributeError in workbench/train/engine.py:load_run_model'):
+        'analyze check @run_cfglist --n 2 --steps 2 --batch-size 2 --cascade-steps 1 --randomization-n 2 --random-orders 1 --fractions 3 --json',
+    ('analyze check', 'FileExistsError in workbench/analyze/_load.py:write_folder'):
+        "analyze check @run --n 2 --steps 2 --batch-size 2 --cascade-steps 1 --randomization-n 2 --random-orders 1 --fractions 3 --json --json --fill mean --fractions 3 --out ''",
+    ('analyze check', 'IndexError in workbench/analyze/_plots.py:cascade_grid'):
+        'analyze check @run --n 2 --steps 2 --batch-size 2 --cascade-steps 1 --randomization-n 2 --random-orders 1 --fractions 3 --json --n 99999999999999999999',
+    ('analyze check', 'OSError in workbench/utils/io.py:ensure_new_dir'):
+        "analyze check : --n 2 --steps 2 --batch-size 2 --cascade-steps 1 --randomization-n 2 --random-orders 1 --fractions 3 --json --target 0 --cascade-steps 1 --out 'nnnnnnnnnnnn...(300 chars)' --n 2",
+    ('analyze check', 'OverflowError in workbench/analyze/_load.py:head'):
+        'analyze check @run --n 2 --steps 2 --batch-size 2 --cascade-steps 1 --randomization-n 2 --random-orders 1 --fractions 3 --json --randomization-n=-99999999999999999999',
+    ('analyze check', 'OverflowError in workbench/analyze/attribution.py:attribute'):
+        'analyze check @run --n 2 --steps 2 --batch-size 2 --cascade-steps 1 --randomization-n 2 --random-orders 1 --fractions 3 --json --fractions 3 --steps 99999999999999999999 --target 0 --out out',
+    ('analyze check', 'TypeError in workbench/analyze/_load.py:load_subject'):
+        'analyze check json:loads --n 2 --steps 2 --batch-size 2 --cascade-steps 1 --randomization-n 2 --random-orders 1 --fractions 3 --json',
+    ('analyze check', 'ValueError in workbench/analyze/faithfulness.py:deletion'):
+        'analyze check @run --n 2 --steps 2 --batch-size 2 --cascade-steps 1 --randomization-n 2 --random-orders 1 --fractions 3 --json --random-orders 0',
+    ('analyze embeddings', 'AttributeError in workbench/train/engine.py:load_run_model'):
+        'analyze embeddings @run_cfglist --n 16 --batch-size 8 --json',
+    ('analyze embeddings', 'FileExistsError in workbench/analyze/_load.py:write_folder'):
+        "analyze embeddings @run --n 16 --batch-size 8 --json --out ''",
+    ('analyze embeddings', 'FileExistsError in workbench/utils/io.py:atomic_path'):
+        'analyze embeddings @run --n 16 --batch-size 8 --json --out file.txt/sub',
+    ('analyze embeddings', 'OSError in workbench/utils/io.py:ensure_new_dir'):
+        "analyze embeddings tinyface --n 16 --batch-size 8 --json --out 'nnnnnnnnnnnn...(300 chars)'",
+    ('analyze embeddings', 'ValueError in workbench/analyze/_load.py:slices'):
+        'analyze embeddings gazenet --n 16 --batch-size 8 --json --data synth --n 16 --task face_angles --batch-size 0',
+    ('analyze embeddings', 'ValueError in workbench/analyze/embeddings.py:collect'):
+        'analyze embeddings @run --n 16 --batch-size 8 --json --batch-size=-99999999999999999999 --json',
+    ('analyze fc-importance', 'AttributeError in workbench/train/engine.py:load_run_model'):
+        'analyze fc-importance @run_cfglist --n 8 --max-ablate 2 --conductance-samples 2 --conductance-steps 2 --json',
+    ('analyze fc-importance', 'FileExistsError in workbench/analyze/_load.py:write_folder'):
+        "analyze fc-importance @run --n 8 --max-ablate 2 --conductance-samples 2 --conductance-steps 2 --json --out '' --json --task face_angles --force",
+    ('analyze fc-importance', 'OverflowError in workbench/analyze/fc_importance.py:_conductance'):
+        'analyze fc-importance tinyface --n 8 --max-ablate 2 --conductance-samples 2 --conductance-steps 2 --json --conductance-samples 2 --conductance-steps 99999999999999999999',
+    ('analyze fc-importance', 'ValueError in workbench/analyze/_load.py:slices'):
+        'analyze fc-importance tinyface --n 8 --max-ablate 2 --conductance-samples 2 --conductance-steps 2 --json --out out --task face_angles --batch-size 0',
+    ('analyze saliency', 'AttributeError in workbench/train/engine.py:load_run_model'):
+        'analyze saliency @run_cfglist --n 2 --steps 2 --batch-size 2 --json',
+    ('analyze saliency', 'FileExistsError in workbench/analyze/_load.py:write_folder'):
+        "analyze saliency @run --n 2 --steps 2 --batch-size 2 --json --steps 2 --out ''",
+    ('analyze saliency', 'FileExistsError in workbench/utils/io.py:atomic_path'):
+        'analyze saliency @run --n 2 --steps 2 --batch-size 2 --json --json --force --batch-size 2 --out file.txt/sub',
+    ('analyze saliency', 'OSError in workbench/utils/io.py:ensure_new_dir'):
+        "analyze saliency - --n 2 --steps 2 --batch-size 2 --json --n 2 --out 'nnnnnnnnnnnn...(300 chars)' --baseline blur --data @npz",
+    ('analyze saliency', 'TypeError in workbench/analyze/_load.py:load_subject'):
+        'analyze saliency json:loads --n 2 --steps 2 --batch-size 2 --json',
+    ('bench', 'AttributeError in workbench/train/engine.py:load_run_model'):
+        'bench @run_cfglist --repeats 1 --warmup 0 --batch 2 --threads 1 --json',
+    ('bench', 'InvalidArgument in workbench/profile/bench.py:<lambda>'):
+        'bench @onnx --repeats 1 --warmup 0 --batch 2 --threads 1 --json --input face=3x112',
+    ('bench', 'OverflowError in workbench/profile/inputs.py:repeat_batch'):
+        'bench @run --repeats 1 --warmup 0 --batch 2 --threads 1 --json --batch 99999999999999999999',
+    ('data inspect', 'IsADirectoryError in workbench/data/inspect.py:draw_grid'):
+        'data inspect @npz --n 2 --out full',
+    ('data inspect', 'OSError in workbench/data/inspect.py:draw_grid'):
+        "data inspect @npz --n 2 --json --format npz --n 2 --out 'nnnnnnnnnnnn...(300 chars)'",
+    ('data inspect', 'ValueError in workbench/data/inspect.py:draw_grid'):
+        "data inspect @npz --n 2 --out ''",
+    ('data synth', 'FileExistsError in workbench/data/formats/evg.py:write_evg'):
+        "data synth --n 3 --subjects 2 --out '' --format evg --seed 3 --force --json",
+    ('data synth', 'FileExistsError in workbench/data/formats/mpiifacegaze.py:write_mpiifacegaze'):
+        "data synth --n 3 --subjects 2 --out '' --format mpiifacegaze",
+    ('data synth', 'FileExistsError in workbench/utils/io.py:atomic_path'):
+        'data synth --n 3 --subjects 2 --out file.txt/sub',
+    ('data synth', 'OSError in workbench/utils/io.py:atomic_path'):
+        "data synth --n 3 --subjects 2 --out ''",
+    ('data synth', 'OSError in workbench/utils/io.py:ensure_new_dir'):
+        "data synth --n 3 --subjects 2 --out 'nnnnnnnnnnnn...(300 chars)'",
+    ('data synth', 'ValueError in workbench/data/synth.py:_subject_ids'):
+        'data synth --n 3 --subjects 2 --out out --subjects 99999999999999999999',
+    ('data synth', 'ValueError in workbench/data/synth.py:render_chunk'):
+        'data synth --n 3 --subjects 2 --out out --n 3 --seed=-1',
+    ('distill', 'NotADirectoryError in workbench/compress/distill.py:distill'):
+        'distill @run --epochs 1 --n-train 32 --set n_val=16 --device cpu --json --student tinyface --out exists.png',
+    ('distill', 'OSError in workbench/compress/distill.py:distill'):
+        "distill @run --epochs 1 --n-train 32 --set n_val=16 --device cpu --json --student tinylstm --out 'nnnnnnnnnnnn...(300 chars)'",
+    ('distill', 'files outside --out: student/, summary.json'):
+        "distill @run --epochs 1 --n-train 32 --set n_val=16 --device cpu --json --student tinyface --out '' --epochs 1",
+    ('eval', 'AttributeError in workbench/modelspec.py:parse_model_spec'):
+        'eval @run_cfglist --device cpu --task face_angles',
+    ('eval', 'AttributeError in workbench/train/engine.py:load_run_model'):
+        'eval @run_cfglist --device cpu',
+    ('export', 'AttributeError in workbench/train/engine.py:load_run_model'):
+        'export @run_cfglist --samples 2 --onnx out.onnx',
+    ('export', 'FileExistsError in workbench/utils/io.py:atomic_path'):
+        'export @run --samples 2 --onnx file.txt/sub --json',
+    ('export', 'OSError in workbench/cli/profile.py:export_cmd'):
+        "export @run --samples 2 --onnx 'nnnnnnnnnnnn...(300 chars)'",
+    ('live', 'AttributeError in workbench/train/engine.py:load_run_model'):
+        'live @run_cfglist --frames 2 --json --source @video --out out',
+    ('live', 'FileExistsError in workbench/utils/io.py:atomic_path'):
+        'live @run --frames 2 --json --source @video --out out --out file.txt/sub',
+    ('live', 'FileExistsError in workbench/visualize/video.py:__enter__'):
+        "live @run --frames 2 --json --source @video --out out --json --source @video --force --out ''",
+    ('live', 'OSError in workbench/utils/io.py:ensure_new_dir'):
+        "live @run --frames 2 --json --source @video --out out --out 'nnnnnnnnnnnn...(300 chars)'",
+    ('predict', 'AttributeError in workbench/train/engine.py:load_run_model'):
+        'predict @run_cfglist --n 4 --device cpu --data synth --out out.csv',
+    ('predict', 'FileExistsError in workbench/utils/io.py:atomic_path'):
+        'predict tinyface --n 4 --device cpu --data synth --out file.txt/sub',
+    ('predict', 'IsADirectoryError in workbench/tasks/base.py:write_csv'):
+        "predict tinyface --n 4 --device cpu --data synth --out ''",
+    ('predict', 'KeyError in workbench/train/data.py:_read_unlabelled'):
+        'predict @run --n 4 --device cpu --data synth --out emptyd --checkpoint last --format foo --data @npz',
+    ('predict', 'OSError in workbench/utils/io.py:atomic_path'):
+        "predict @run --n 4 --device cpu --data synth --out 'nnnnnnnnnnnn...(300 chars)' --json",
+    ('profile', 'AttributeError in workbench/train/engine.py:load_run_model'):
+        'profile @run_cfglist --json',
+    ('profile', 'TypeError in workbench/registry.py:random_inputs'):
+        'profile gazenet --json --task lam --batch 99999999999999999999',
+    ('prune', 'FileExistsError in workbench/compress/prune.py:prune'):
+        "prune @run --steps 1 --finetune-epochs 1 --finetune-samples 16 --calib-samples 16 --device cpu --json --out '' --target-params 0.9",
+    ('prune', 'FileExistsError in workbench/utils/io.py:atomic_path'):
+        'prune @run --steps 1 --finetune-epochs 1 --finetune-samples 16 --calib-samples 16 --device cpu --json --out file.txt/sub --target-macs 0.9 --calib-samples 16 --force --final-epochs 1',
+    ('quantize', 'FileExistsError in workbench/compress/quantize.py:quantize'):
+        "quantize @run --n-calib 8 --n-eval 8 --repeats 2 --json --out ''",
+    ('quantize', 'FileExistsError in workbench/utils/io.py:atomic_path'):
+        "quantize @run --n-calib 8 --n-eval 8 --repeats 2 --json --out file.txt/sub --device ''",
+    ('quantize', 'OSError in workbench/utils/io.py:ensure_new_dir'):
+        "quantize @run --n-calib 8 --n-eval 8 --repeats 2 --json --out 'nnnnnnnnnnnn...(300 chars)'",
+    ('quantize', 'TypeError in workbench/profile/export.py:onnx_session'):
+        'quantize @run --n-calib 8 --n-eval 8 --repeats 2 --json --out out --threads 99999999999999999999',
+    ('report', 'FileExistsError in workbench/utils/io.py:atomic_path'):
+        'report @run @run --out file.txt/sub',
+    ('report', 'OSError in workbench/utils/io.py:atomic_path'):
+        "report @run @run --out ''",
+    ('report', 'OSError in workbench/utils/io.py:ensure_new_dir'):
+        "report @run --out 'nnnnnnnnnnnn...(300 chars)'",
+    ('run', 'OSError in workbench/pipeline/run.py:run_pipeline'):
+        "run --json --out 'nnnnnnnnnnnn...(300 chars)' --format lam --data @missing",
+    ('run', 'UnicodeDecodeError in workbench/pipeline/recipe.py:load_recipe'):
+        'run @png',
+    ('run', 'exit 2 left --out'):
+        'run --out out --data @missing',
+    ('run', 'exit 2 left the default output'):
+        'run --data @png',
+    ('train', 'NotADirectoryError in workbench/train/engine.py:_fit'):
+        'train gazenet --epochs 1 --n-train 32 --n-val 16 --batch-size 16 --set train_subjects=2 --set val_subjects=2 --device cpu --json --out exists.png',
+    ('train', 'NotADirectoryError in workbench/train/run.py:create'):
+        'train gazenet --epochs 1 --n-train 32 --n-val 16 --batch-size 16 --set train_subjects=2 --set val_subjects=2 --device cpu --json --out file.txt/sub --n-train 16',
+    ('train', 'OSError in workbench/train/engine.py:_fit'):
+        "train tinyface --epochs 1 --n-train 32 --n-val 16 --batch-size 16 --set train_subjects=2 --set val_subjects=2 --device cpu --json --out 'nnnnnnnnnnnn...(300 chars)'",
+    ('train', 'ValueError in workbench/data/synth.py:render_chunk'):
+        'train tinyface --epochs 1 --n-train 32 --n-val 16 --batch-size 16 --set train_subjects=2 --set val_subjects=2 --device cpu --json --out out --batch-size 8 --preset tiny --epochs 1 --seed=-1',
+    ('train', 'files outside --out: checkpoints/, config.json, log.jsonl'):
+        "train gazenet --epochs 1 --n-train 32 --n-val 16 --batch-size 16 --set train_subjects=2 --set val_subjects=2 --device cpu --json --out ''",
+    ('visualize', 'AttributeError in workbench/train/engine.py:load_run_model'):
+        "visualize @run_cfglist @run_cfglist --n 2 --json --out ''",
+    ('visualize', 'FileExistsError in workbench/utils/io.py:atomic_path'):
+        'visualize @run --n 2 --json --out file.txt/sub',
+    ('visualize', 'FileExistsError in workbench/visualize/video.py:__enter__'):
+        "visualize @run --n 2 --json --out '' --force --json",
+    ('visualize', 'OSError in workbench/utils/io.py:ensure_new_dir'):
+        "visualize @run @missing --n 2 --json --out 'nnnnnnnnnnnn...(300 chars)'",
+}
 
 # ---------------------------------------------------------------------------------------------------------
 # Fixtures: built once per session under one folder; argv's name them with placeholders.
@@ -61,7 +220,8 @@ def _replace(path: Path, data: bytes) -> None:
 
 
 def build_fixtures(root: Path) -> dict[str, Path]:
-    """Write every fixture under ``root`` (about 10 s) and return placeholder -> path."""
+    """Write every fixture under ``root`` (about 10 s) and return placeholder -> path; a folder built
+    before (it holds manifest.json, written last) is reused."""
     import numpy as np
     import torch
     from PIL import Image
@@ -69,7 +229,12 @@ def build_fixtures(root: Path) -> dict[str, Path]:
     from teachers import get_teacher
     from workbench.train.engine import TrainRequest, fit
 
-    root.mkdir(parents=True, exist_ok=True)
+    manifest = root / "manifest.json"
+    if manifest.exists():
+        return {k: Path(v) for k, v in json.loads(manifest.read_text()).items()}
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
     fx: dict[str, Path] = {}
     run = root / "run"
     fit(TrainRequest(teacher="gazenet", recipe_overrides=dict(TINY_RECIPE), out=run, progress=False))
@@ -151,6 +316,7 @@ def build_fixtures(root: Path) -> dict[str, Path]:
         (root / name).write_bytes(src.read_bytes()[:700])
         fx["@" + name.split(".")[0]] = root / name
     fx["@missing"] = root / "does" / "not" / "exist"
+    manifest.write_text(json.dumps({k: str(v) for k, v in fx.items()}, indent=1))
     return fx
 
 
@@ -470,14 +636,14 @@ class Outcome:
     case: Case
     exit_code: int | None
     seconds: float
-    kind: str  # ok0, ok2, traceback, exit, debris, timeout
+    kind: str  # ok0, ok2, traceback, exit, json (exit 0 with --json, stdout not JSON), debris, timeout
     reasons: list[str] = field(default_factory=list)  # short, stable: the KNOWN_FAILURES key is (command, reasons[0])
     last_line: str = ""
     details: str = ""  # traceback tail, or the debris paths
 
     @property
     def failed(self) -> bool:
-        return self.kind in ("traceback", "exit", "debris")
+        return self.kind in ("traceback", "exit", "json", "debris")
 
     @property
     def known(self) -> bool:
@@ -611,6 +777,11 @@ class Session:
         if code not in (0, 2) and not kind_reasons:
             norm = re.sub(r"\d+(\.\d+)?", "N", last)[:70]
             kind_reasons.append(("exit", f"exit {code}: {norm}", output[-1500:]))
+        if code == 0 and "--json" in case.argv and not kind_reasons:
+            try:
+                json.loads(res.stdout)
+            except ValueError as exc:
+                kind_reasons.append(("json", "--json output is not JSON", f"{exc}: {res.stdout[:300]!r}"))
         # Debris: new or changed paths in the working directory outside --out; temp files; fixtures touched.
         after = _snapshot(cwd)
         out_rel = None
