@@ -802,6 +802,13 @@ class Session:
         if outside:
             top = sorted({p.split("/")[0] + ("/" if "/" in p.rstrip("/") or p.endswith("/") else "") for p in outside})
             kind_reasons.append(("debris", "files outside --out: " + ", ".join(top[:3]), "\n".join(outside[:20])))
+        # "Nothing is overwritten silently" (DESIGN.md): a file or non-empty folder at --out before the case
+        # is kept unless --force (or --resume) is given.
+        held = [p for p in before if out_rel and p not in ("./", out_rel + "/")
+                and (p.rstrip("/") == out_rel or p.startswith(out_rel + "/"))]
+        if held and not {"--force", "--resume"} & set(case.argv) and any(before[p] != after.get(p) for p in held):
+            kind_reasons.append(("debris", "replaced an existing --out without --force",
+                                 "\n".join(p for p in held if before[p] != after.get(p))))
         if code == 2 and inside:
             what = "--out" if out_rel else "the default output"
             kind_reasons.append(("debris", f"exit 2 left {what}", "\n".join(inside[:20])))
