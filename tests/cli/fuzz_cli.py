@@ -45,7 +45,7 @@ REPO = Path(__file__).resolve().parents[2]
 # listed here; the benchmark counts them apart. Fixing one means deleting its entry (the test then guards it).
 KNOWN_FAILURES: dict[tuple[str, str], str] = {
     ('analyze check', 'AssertionError in workbench/analyze/attribution.py:attribute'):
-        'analyze check @run --n 2 --steps 2 --batch-size 2 --cascade-steps 1 --randomization-n 2 --random-orders 1 --fractions 3 --json --json --target 0 --steps 0',
+        'analyze check @run --n 2 --steps 2 --batch-size 2 --cascade-steps 1 --randomization-n 2 --random-orders 1 --fractions 3 --json --steps=-1',
     ('analyze check', 'AttributeError in workbench/train/engine.py:load_run_model'):
         'analyze check @run_cfglist --n 2 --steps 2 --batch-size 2 --cascade-steps 1 --randomization-n 2 --random-orders 1 --fractions 3 --json',
     ('analyze check', 'FileExistsError in workbench/analyze/_load.py:write_folder'):
@@ -53,7 +53,7 @@ KNOWN_FAILURES: dict[tuple[str, str], str] = {
     ('analyze check', 'IndexError in workbench/analyze/_plots.py:cascade_grid'):
         'analyze check @run --n 2 --steps 2 --batch-size 2 --cascade-steps 1 --randomization-n 2 --random-orders 1 --fractions 3 --json --n 99999999999999999999',
     ('analyze check', 'OSError in workbench/utils/io.py:ensure_new_dir'):
-        "analyze check : --n 2 --steps 2 --batch-size 2 --cascade-steps 1 --randomization-n 2 --random-orders 1 --fractions 3 --json --target 0 --cascade-steps 1 --out 'nnnnnnnnnnnn...(300 chars)' --n 2",
+        "analyze check : --n 2 --steps 2 --batch-size 2 --cascade-steps 1 --randomization-n 2 --random-orders 1 --fractions 3 --json --target 0 --cascade-steps 1 --out @long --n 2",
     ('analyze check', 'OverflowError in workbench/analyze/_load.py:head'):
         'analyze check @run --n 2 --steps 2 --batch-size 2 --cascade-steps 1 --randomization-n 2 --random-orders 1 --fractions 3 --json --randomization-n=-99999999999999999999',
     ('analyze check', 'OverflowError in workbench/analyze/attribution.py:attribute'):
@@ -69,27 +69,31 @@ KNOWN_FAILURES: dict[tuple[str, str], str] = {
     ('analyze embeddings', 'FileExistsError in workbench/utils/io.py:atomic_path'):
         'analyze embeddings @run --n 16 --batch-size 8 --json --out file.txt/sub',
     ('analyze embeddings', 'OSError in workbench/utils/io.py:ensure_new_dir'):
-        "analyze embeddings tinyface --n 16 --batch-size 8 --json --out 'nnnnnnnnnnnn...(300 chars)'",
+        "analyze embeddings tinyface --n 16 --batch-size 8 --json --out @long",
     ('analyze embeddings', 'ValueError in workbench/analyze/_load.py:slices'):
-        'analyze embeddings gazenet --n 16 --batch-size 8 --json --data synth --n 16 --task face_angles --batch-size 0',
+        'analyze embeddings gazenet --n 16 --batch-size 8 --json --batch-size 0',
     ('analyze embeddings', 'ValueError in workbench/analyze/embeddings.py:collect'):
         'analyze embeddings @run --n 16 --batch-size 8 --json --batch-size=-99999999999999999999 --json',
     ('analyze fc-importance', 'AttributeError in workbench/train/engine.py:load_run_model'):
         'analyze fc-importance @run_cfglist --n 8 --max-ablate 2 --conductance-samples 2 --conductance-steps 2 --json',
     ('analyze fc-importance', 'FileExistsError in workbench/analyze/_load.py:write_folder'):
-        "analyze fc-importance @run --n 8 --max-ablate 2 --conductance-samples 2 --conductance-steps 2 --json --out '' --json --task face_angles --force",
+        "analyze fc-importance @run --n 8 --max-ablate 2 --conductance-samples 2 --conductance-steps 2 --json --format lam --out ''",
     ('analyze fc-importance', 'OverflowError in workbench/analyze/fc_importance.py:_conductance'):
-        'analyze fc-importance tinyface --n 8 --max-ablate 2 --conductance-samples 2 --conductance-steps 2 --json --conductance-samples 2 --conductance-steps 99999999999999999999',
+        'analyze fc-importance gazenet --n 8 --max-ablate 2 --conductance-samples 2 --conductance-steps 2 --json --conductance-steps 99999999999999999999',
     ('analyze fc-importance', 'ValueError in workbench/analyze/_load.py:slices'):
         'analyze fc-importance tinyface --n 8 --max-ablate 2 --conductance-samples 2 --conductance-steps 2 --json --out out --task face_angles --batch-size 0',
+    ('analyze saliency', 'AssertionError in workbench/analyze/attribution.py:attribute'):
+        'analyze saliency @run --n 2 --steps 2 --batch-size 2 --json --force --json --steps=-99999999999999999999',
     ('analyze saliency', 'AttributeError in workbench/train/engine.py:load_run_model'):
         'analyze saliency @run_cfglist --n 2 --steps 2 --batch-size 2 --json',
     ('analyze saliency', 'FileExistsError in workbench/analyze/_load.py:write_folder'):
-        "analyze saliency @run --n 2 --steps 2 --batch-size 2 --json --steps 2 --out ''",
+        "analyze saliency @run --n 2 --steps 2 --batch-size 2 --json --out '' --n 2",
     ('analyze saliency', 'FileExistsError in workbench/utils/io.py:atomic_path'):
         'analyze saliency @run --n 2 --steps 2 --batch-size 2 --json --json --force --batch-size 2 --out file.txt/sub',
     ('analyze saliency', 'OSError in workbench/utils/io.py:ensure_new_dir'):
-        "analyze saliency - --n 2 --steps 2 --batch-size 2 --json --n 2 --out 'nnnnnnnnnnnn...(300 chars)' --baseline blur --data @npz",
+        "analyze saliency - --n 2 --steps 2 --batch-size 2 --json --n 2 --out @long --baseline blur --data @npz",
+    ('analyze saliency', 'OverflowError in workbench/analyze/attribution.py:attribute'):
+        'analyze saliency @run --n 2 --steps 2 --batch-size 2 --json --steps 99999999999999999999',
     ('analyze saliency', 'TypeError in workbench/analyze/_load.py:load_subject'):
         'analyze saliency json:loads --n 2 --steps 2 --batch-size 2 --json',
     ('bench', 'AttributeError in workbench/train/engine.py:load_run_model'):
@@ -98,14 +102,18 @@ KNOWN_FAILURES: dict[tuple[str, str], str] = {
         'bench @onnx --repeats 1 --warmup 0 --batch 2 --threads 1 --json --input face=3x112',
     ('bench', 'OverflowError in workbench/profile/inputs.py:repeat_batch'):
         'bench @run --repeats 1 --warmup 0 --batch 2 --threads 1 --json --batch 99999999999999999999',
+    ('data inspect', 'FileExistsError in workbench/data/inspect.py:draw_grid'):
+        'data inspect @npz --n 2 --n 2 --out file.txt/sub',
     ('data inspect', 'IsADirectoryError in workbench/data/inspect.py:draw_grid'):
         'data inspect @npz --n 2 --out full',
     ('data inspect', 'OSError in workbench/data/inspect.py:draw_grid'):
-        "data inspect @npz --n 2 --json --format npz --n 2 --out 'nnnnnnnnnnnn...(300 chars)'",
+        "data inspect @npz --n 2 --json --format npz --n 2 --out @long",
     ('data inspect', 'ValueError in workbench/data/inspect.py:draw_grid'):
         "data inspect @npz --n 2 --out ''",
+    ('data inspect', 'replaced an existing --out without --force'):
+        'data inspect @npz --n 2 --out exists.png',
     ('data synth', 'FileExistsError in workbench/data/formats/evg.py:write_evg'):
-        "data synth --n 3 --subjects 2 --out '' --format evg --seed 3 --force --json",
+        "data synth --n 3 --subjects 2 --out '' --format evg --force --json",
     ('data synth', 'FileExistsError in workbench/data/formats/mpiifacegaze.py:write_mpiifacegaze'):
         "data synth --n 3 --subjects 2 --out '' --format mpiifacegaze",
     ('data synth', 'FileExistsError in workbench/utils/io.py:atomic_path'):
@@ -113,15 +121,17 @@ KNOWN_FAILURES: dict[tuple[str, str], str] = {
     ('data synth', 'OSError in workbench/utils/io.py:atomic_path'):
         "data synth --n 3 --subjects 2 --out ''",
     ('data synth', 'OSError in workbench/utils/io.py:ensure_new_dir'):
-        "data synth --n 3 --subjects 2 --out 'nnnnnnnnnnnn...(300 chars)'",
+        "data synth --n 3 --subjects 2 --out @long",
     ('data synth', 'ValueError in workbench/data/synth.py:_subject_ids'):
         'data synth --n 3 --subjects 2 --out out --subjects 99999999999999999999',
     ('data synth', 'ValueError in workbench/data/synth.py:render_chunk'):
-        'data synth --n 3 --subjects 2 --out out --n 3 --seed=-1',
+        'data synth --n 3 --subjects 2 --out out --seed=-1',
     ('distill', 'NotADirectoryError in workbench/compress/distill.py:distill'):
         'distill @run --epochs 1 --n-train 32 --set n_val=16 --device cpu --json --student tinyface --out exists.png',
     ('distill', 'OSError in workbench/compress/distill.py:distill'):
-        "distill @run --epochs 1 --n-train 32 --set n_val=16 --device cpu --json --student tinylstm --out 'nnnnnnnnnnnn...(300 chars)'",
+        "distill @run --epochs 1 --n-train 32 --set n_val=16 --device cpu --json --student tinylstm --out @long",
+    ('distill', 'TypeError in workbench/compress/distill.py:distill'):
+        'distill @run --epochs 1 --n-train 32 --set n_val=16 --device cpu --json --student tinyface --out out --n-train=-1 --seed 1 --set epochs=0',
     ('distill', 'files outside --out: student/, summary.json'):
         "distill @run --epochs 1 --n-train 32 --set n_val=16 --device cpu --json --student tinyface --out '' --epochs 1",
     ('eval', 'AttributeError in workbench/modelspec.py:parse_model_spec'):
@@ -131,75 +141,87 @@ KNOWN_FAILURES: dict[tuple[str, str], str] = {
     ('export', 'AttributeError in workbench/train/engine.py:load_run_model'):
         'export @run_cfglist --samples 2 --onnx out.onnx',
     ('export', 'FileExistsError in workbench/utils/io.py:atomic_path'):
-        'export @run --samples 2 --onnx file.txt/sub --json',
+        'export @run --samples 2 --onnx file.txt/sub',
     ('export', 'OSError in workbench/cli/profile.py:export_cmd'):
-        "export @run --samples 2 --onnx 'nnnnnnnnnnnn...(300 chars)'",
+        "export @run --samples 2 --onnx @long",
     ('live', 'AttributeError in workbench/train/engine.py:load_run_model'):
         'live @run_cfglist --frames 2 --json --source @video --out out',
     ('live', 'FileExistsError in workbench/utils/io.py:atomic_path'):
         'live @run --frames 2 --json --source @video --out out --out file.txt/sub',
     ('live', 'FileExistsError in workbench/visualize/video.py:__enter__'):
-        "live @run --frames 2 --json --source @video --out out --json --source @video --force --out ''",
+        "live @run --frames 2 --json --source @video --out out --out '' --ref 5",
     ('live', 'OSError in workbench/utils/io.py:ensure_new_dir'):
-        "live @run --frames 2 --json --source @video --out out --out 'nnnnnnnnnnnn...(300 chars)'",
+        "live @run --frames 2 --json --source @video --out out --out @long",
+    ('predict', '--json output is not JSON'):
+        'predict tinyface --n 4 --device cpu --data synth --out emptyd --json',
     ('predict', 'AttributeError in workbench/train/engine.py:load_run_model'):
-        'predict @run_cfglist --n 4 --device cpu --data synth --out out.csv',
+        "predict @run_cfglist --n 4 --device cpu --data synth --out ''",
     ('predict', 'FileExistsError in workbench/utils/io.py:atomic_path'):
-        'predict tinyface --n 4 --device cpu --data synth --out file.txt/sub',
+        'predict @run --n 4 --device cpu --data synth --out file.txt/sub',
     ('predict', 'IsADirectoryError in workbench/tasks/base.py:write_csv'):
         "predict tinyface --n 4 --device cpu --data synth --out ''",
     ('predict', 'KeyError in workbench/train/data.py:_read_unlabelled'):
         'predict @run --n 4 --device cpu --data synth --out emptyd --checkpoint last --format foo --data @npz',
     ('predict', 'OSError in workbench/utils/io.py:atomic_path'):
-        "predict @run --n 4 --device cpu --data synth --out 'nnnnnnnnnnnn...(300 chars)' --json",
+        "predict @run --n 4 --device cpu --data synth --out @long --json",
+    ('predict', 'replaced an existing --out without --force'):
+        'predict tinyface --n 4 --device cpu --data synth --out full',
     ('profile', 'AttributeError in workbench/train/engine.py:load_run_model'):
         'profile @run_cfglist --json',
+    ('profile', 'TypeError in workbench/profile/target.py:resolve_target'):
+        'profile gazenet --json --model preset=paper --stride=-99999999999999999999',
     ('profile', 'TypeError in workbench/registry.py:random_inputs'):
-        'profile gazenet --json --task lam --batch 99999999999999999999',
+        'profile tinyface --json --batch 99999999999999999999',
     ('prune', 'FileExistsError in workbench/compress/prune.py:prune'):
         "prune @run --steps 1 --finetune-epochs 1 --finetune-samples 16 --calib-samples 16 --device cpu --json --out '' --target-params 0.9",
     ('prune', 'FileExistsError in workbench/utils/io.py:atomic_path'):
         'prune @run --steps 1 --finetune-epochs 1 --finetune-samples 16 --calib-samples 16 --device cpu --json --out file.txt/sub --target-macs 0.9 --calib-samples 16 --force --final-epochs 1',
+    ('quantize', 'AttributeError in workbench/train/engine.py:load_run_model'):
+        'quantize @run_cfglist --n-calib 8 --n-eval 8 --repeats 2 --json --out out',
     ('quantize', 'FileExistsError in workbench/compress/quantize.py:quantize'):
         "quantize @run --n-calib 8 --n-eval 8 --repeats 2 --json --out ''",
     ('quantize', 'FileExistsError in workbench/utils/io.py:atomic_path'):
-        "quantize @run --n-calib 8 --n-eval 8 --repeats 2 --json --out file.txt/sub --device ''",
+        'quantize @run --n-calib 8 --n-eval 8 --repeats 2 --json --out file.txt/sub',
     ('quantize', 'OSError in workbench/utils/io.py:ensure_new_dir'):
-        "quantize @run --n-calib 8 --n-eval 8 --repeats 2 --json --out 'nnnnnnnnnnnn...(300 chars)'",
+        "quantize @run --n-calib 8 --n-eval 8 --repeats 2 --json --out @long",
     ('quantize', 'TypeError in workbench/profile/export.py:onnx_session'):
         'quantize @run --n-calib 8 --n-eval 8 --repeats 2 --json --out out --threads 99999999999999999999',
     ('report', 'FileExistsError in workbench/utils/io.py:atomic_path'):
         'report @run @run --out file.txt/sub',
     ('report', 'OSError in workbench/utils/io.py:atomic_path'):
-        "report @run @run --out ''",
+        "report @run --out ''",
     ('report', 'OSError in workbench/utils/io.py:ensure_new_dir'):
-        "report @run --out 'nnnnnnnnnnnn...(300 chars)'",
+        "report @run --out @long",
     ('run', 'OSError in workbench/pipeline/run.py:run_pipeline'):
-        "run --json --out 'nnnnnnnnnnnn...(300 chars)' --format lam --data @missing",
+        "run --out @long --data @missing",
     ('run', 'UnicodeDecodeError in workbench/pipeline/recipe.py:load_recipe'):
         'run @png',
     ('run', 'exit 2 left --out'):
         'run --out out --data @missing',
     ('run', 'exit 2 left the default output'):
         'run --data @png',
+    ('train', 'KeyError in workbench/train/data.py:_load_path'):
+        'train tinyface --epochs 1 --n-train 32 --n-val 16 --batch-size 16 --set train_subjects=2 --set val_subjects=2 --device cpu --json --out out --n-val 8 --data @txt --format foo --seed=-1',
     ('train', 'NotADirectoryError in workbench/train/engine.py:_fit'):
         'train gazenet --epochs 1 --n-train 32 --n-val 16 --batch-size 16 --set train_subjects=2 --set val_subjects=2 --device cpu --json --out exists.png',
     ('train', 'NotADirectoryError in workbench/train/run.py:create'):
-        'train gazenet --epochs 1 --n-train 32 --n-val 16 --batch-size 16 --set train_subjects=2 --set val_subjects=2 --device cpu --json --out file.txt/sub --n-train 16',
+        'train gazenet --epochs 1 --n-train 32 --n-val 16 --batch-size 16 --set train_subjects=2 --set val_subjects=2 --device cpu --json --out file.txt/sub',
     ('train', 'OSError in workbench/train/engine.py:_fit'):
-        "train tinyface --epochs 1 --n-train 32 --n-val 16 --batch-size 16 --set train_subjects=2 --set val_subjects=2 --device cpu --json --out 'nnnnnnnnnnnn...(300 chars)'",
+        "train tinyface --epochs 1 --n-train 32 --n-val 16 --batch-size 16 --set train_subjects=2 --set val_subjects=2 --device cpu --json --out @long",
     ('train', 'ValueError in workbench/data/synth.py:render_chunk'):
         'train tinyface --epochs 1 --n-train 32 --n-val 16 --batch-size 16 --set train_subjects=2 --set val_subjects=2 --device cpu --json --out out --batch-size 8 --preset tiny --epochs 1 --seed=-1',
+    ('train', 'ValueError in workbench/train/engine.py:seed_everything'):
+        'train tinyface --epochs 1 --n-train 32 --n-val 16 --batch-size 16 --set train_subjects=2 --set val_subjects=2 --device cpu --json --out out --seed 99999999999999999999',
     ('train', 'files outside --out: checkpoints/, config.json, log.jsonl'):
         "train gazenet --epochs 1 --n-train 32 --n-val 16 --batch-size 16 --set train_subjects=2 --set val_subjects=2 --device cpu --json --out ''",
     ('visualize', 'AttributeError in workbench/train/engine.py:load_run_model'):
-        "visualize @run_cfglist @run_cfglist --n 2 --json --out ''",
+        'visualize @run @run_cfglist --n 2 --json --out out',
     ('visualize', 'FileExistsError in workbench/utils/io.py:atomic_path'):
         'visualize @run --n 2 --json --out file.txt/sub',
     ('visualize', 'FileExistsError in workbench/visualize/video.py:__enter__'):
-        "visualize @run --n 2 --json --out '' --force --json",
+        "visualize @run --n 2 --json --out ''",
     ('visualize', 'OSError in workbench/utils/io.py:ensure_new_dir'):
-        "visualize @run @missing --n 2 --json --out 'nnnnnnnnnnnn...(300 chars)'",
+        "visualize @run @missing --n 2 --json --out @long",
 }
 
 # ---------------------------------------------------------------------------------------------------------
@@ -337,7 +359,10 @@ def _save_bytes(obj) -> bytes:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Value pools. Tokens starting with '@' are fixtures; names in CWD_ITEMS are made in the case's own folder.
+# Value pools. Tokens starting with '@' are fixtures (or TOKENS: values a shell line cannot show plainly);
+# names in CWD_ITEMS are made in the case's own folder.
+
+TOKENS = {"@long": "n" * 300, "@nul": "bad\x00name"}  # a name too long for the file system; an embedded NUL
 
 CWD_ITEMS = {"exists.png": "file", "full": "dir", "emptyd": "emptydir", "file.txt": "file"}
 
@@ -345,7 +370,7 @@ RUNS_BAD = ("@missing", "@png", "@emptydir", "@txt", "@npz", "@run_cfgtrunc", "@
             "@run_nocfg", "@run_cfgnope", "@run_cfgbadmodel", "@run_ckpttrunc", "@run_ckptempty", "@run_nockpt",
             "@run_ckptdict", "@run_ckptshape")
 MODEL_BAD = RUNS_BAD + ("nope", "", ":", "nosuchmod_xyz:make", "os:getcwd", "json:loads", "gazenet:x",
-                        "bad\x00name", "-")
+                        "@nul", "-")
 MODEL_OK = ("@run",)
 NAME_OK = ("gazenet", "tinyface")
 INT_BAD = ("0", "-1", "abc", "1.5", "", "99999999999999999999", "-99999999999999999999")
@@ -369,7 +394,7 @@ WEIGHTS_BAD = ("@missing", "@png", "@emptydir", "@pt_trunc", "@pt_tensor", "@pt_
 PRESET_BAD = ("foo", "", "tiny", "small", "PAPER")
 INPUT_BAD = ("face=abc", "face=", "=3,112,112", "face=0,0,0", "face=-1,2,3", "face", "", "face=3x112",
              "nope=3,8,8", "face=3,1,1", "face=99999999999999999999,1,1")
-OUT_BAD = ("", "exists.png", "full", "file.txt/sub", "emptyd", "n" * 300, "bad\x00name")
+OUT_BAD = ("", "exists.png", "full", "file.txt/sub", "emptyd", "@long", "@nul")
 FLAG = ()  # an option that takes no value
 
 
@@ -524,7 +549,7 @@ COMMANDS: dict[str, CommandSpec] = {s.name: s for s in [
                          _o("--size", ("32", "64x48"), ("abc", "0", "-1", "0x0", "x", "", "1.5", "99999999999x2")),
                          *_flags("--force", "--json")], base=("--n", "3", "--subjects", "2")),
     _spec("data inspect", [_o(None, ("@npz",), ("@missing", "@png", "@emptydir", "@txt", "@npz_trunc", "@run", "@json_trunc",
-                                                "", "bad\x00name"), required=True),
+                                                "", "@nul"), required=True),
                            _o("--format", ("npz",), FMT_BAD), _o("--split", ("train",), ("foo", "")),
                            _out("grid.png"), _o("--n", ("2",), INT_BAD), *_flags("--json")], base=("--n", "2"),
           default_out=("*_grid.png",)),
@@ -572,9 +597,9 @@ class Case:
 
 
 def _quote(a: str) -> str:
-    if len(a) > 40:
-        a = a[:12] + f"...({len(a)} chars)"
-    return repr(a) if (not a or any(c in a for c in " \x00'\"")) else a
+    import shlex
+
+    return shlex.quote(a)
 
 
 @st.composite
@@ -693,7 +718,7 @@ class Session:
 
     def __init__(self, root: Path, fixtures: dict[str, Path] | None = None):
         self.root = Path(root)
-        self.fx = fixtures if fixtures is not None else build_fixtures(self.root / "fixtures")
+        self.fx = {**(fixtures if fixtures is not None else build_fixtures(self.root / "fixtures")), **TOKENS}
         self.fixtures_root = self.root / "fixtures"
         self._fixture_state = _snapshot(self.fixtures_root)
         self._count = 0
@@ -812,7 +837,8 @@ class Session:
         if code == 2 and inside:
             what = "--out" if out_rel else "the default output"
             kind_reasons.append(("debris", f"exit 2 left {what}", "\n".join(inside[:20])))
-        leftovers = sorted(p for p in _snapshot(tmp) if p != "./")
+        # torch's compile cache (torchinductor_<user>/) is made by torch itself on first use and reused: not debris.
+        leftovers = sorted(p for p in _snapshot(tmp) if p != "./" and not p.startswith("torchinductor_"))
         if leftovers:
             kind_reasons.append(("debris", "temp files left", "\n".join(leftovers[:20])))
         fixture_state = _snapshot(self.fixtures_root)
