@@ -105,7 +105,9 @@ def _cases(session, cases: list[str], timeout: float) -> int:
         argv = shlex.split(text.removeprefix("workbench "))
         words = [w for w in argv[:2] if not w.startswith("-") and not w.startswith("@")]
         command = next((c for c in sorted(COMMANDS, key=len, reverse=True) if tuple(words[:len(c.split())]) == tuple(c.split())), argv[0])
-        out = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("--out", "--onnx")), None)
+        out_flag = COMMANDS[command].out_flag if command in COMMANDS else "--out"
+        outs = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == out_flag]  # the last one given wins
+        out = outs[-1] if outs else None
         o = session.run(Case(command, tuple(argv), out), timeout)
         failed += o.failed
         print(f"{o.case.show()}\n  {o.kind}, exit {o.exit_code}, {o.seconds:.1f} s; {'; '.join(o.reasons)}\n"

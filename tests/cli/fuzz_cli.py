@@ -58,10 +58,14 @@ KNOWN_FAILURES: dict[tuple[str, str], str] = {
         'analyze check @run --n 2 --steps 2 --batch-size 2 --cascade-steps 1 --randomization-n 2 --random-orders 1 --fractions 3 --json --randomization-n=-99999999999999999999',
     ('analyze check', 'OverflowError in workbench/analyze/attribution.py:attribute'):
         'analyze check @run --n 2 --steps 2 --batch-size 2 --cascade-steps 1 --randomization-n 2 --random-orders 1 --fractions 3 --json --fractions 3 --steps 99999999999999999999 --target 0 --out out',
+    ('analyze check', 'RuntimeError in workbench/analyze/_load.py:head'):
+        'analyze check @run --n 2 --steps 2 --batch-size 2 --cascade-steps 1 --randomization-n 2 --random-orders 1 --fractions 3 --json --cascade-steps=-1 --randomization-n=-1',
     ('analyze check', 'TypeError in workbench/analyze/_load.py:load_subject'):
         'analyze check json:loads --n 2 --steps 2 --batch-size 2 --cascade-steps 1 --randomization-n 2 --random-orders 1 --fractions 3 --json',
     ('analyze check', 'ValueError in workbench/analyze/faithfulness.py:deletion'):
         'analyze check @run --n 2 --steps 2 --batch-size 2 --cascade-steps 1 --randomization-n 2 --random-orders 1 --fractions 3 --json --random-orders 0',
+    ('analyze check', 'ValueError in workbench/analyze/saliency.py:<dictcomp>'):
+        'analyze check @run --n 2 --steps 2 --batch-size 2 --cascade-steps 1 --randomization-n 2 --random-orders 1 --fractions 3 --json --randomization-n 0',
     ('analyze embeddings', 'AttributeError in workbench/train/engine.py:load_run_model'):
         'analyze embeddings @run_cfglist --n 16 --batch-size 8 --json',
     ('analyze embeddings', 'FileExistsError in workbench/analyze/_load.py:write_folder'):
@@ -73,7 +77,7 @@ KNOWN_FAILURES: dict[tuple[str, str], str] = {
     ('analyze embeddings', 'ValueError in workbench/analyze/_load.py:slices'):
         'analyze embeddings gazenet --n 16 --batch-size 8 --json --batch-size 0',
     ('analyze embeddings', 'ValueError in workbench/analyze/embeddings.py:collect'):
-        'analyze embeddings @run --n 16 --batch-size 8 --json --batch-size=-99999999999999999999 --json',
+        'analyze embeddings gazenet --n 16 --batch-size 8 --json --batch-size=-99999999999999999999',
     ('analyze fc-importance', 'AttributeError in workbench/train/engine.py:load_run_model'):
         'analyze fc-importance @run_cfglist --n 8 --max-ablate 2 --conductance-samples 2 --conductance-steps 2 --json',
     ('analyze fc-importance', 'FileExistsError in workbench/analyze/_load.py:write_folder'):
@@ -83,7 +87,7 @@ KNOWN_FAILURES: dict[tuple[str, str], str] = {
     ('analyze fc-importance', 'ValueError in workbench/analyze/_load.py:slices'):
         'analyze fc-importance tinyface --n 8 --max-ablate 2 --conductance-samples 2 --conductance-steps 2 --json --out out --task face_angles --batch-size 0',
     ('analyze saliency', 'AssertionError in workbench/analyze/attribution.py:attribute'):
-        'analyze saliency @run --n 2 --steps 2 --batch-size 2 --json --force --json --steps=-99999999999999999999',
+        'analyze saliency @run --n 2 --steps 2 --batch-size 2 --json --steps=-99999999999999999999',
     ('analyze saliency', 'AttributeError in workbench/train/engine.py:load_run_model'):
         'analyze saliency @run_cfglist --n 2 --steps 2 --batch-size 2 --json',
     ('analyze saliency', 'FileExistsError in workbench/analyze/_load.py:write_folder'):
@@ -103,11 +107,11 @@ KNOWN_FAILURES: dict[tuple[str, str], str] = {
     ('bench', 'OverflowError in workbench/profile/inputs.py:repeat_batch'):
         'bench @run --repeats 1 --warmup 0 --batch 2 --threads 1 --json --batch 99999999999999999999',
     ('data inspect', 'FileExistsError in workbench/data/inspect.py:draw_grid'):
-        'data inspect @npz --n 2 --n 2 --out file.txt/sub',
+        'data inspect @npz --n 2 --out file.txt/sub',
     ('data inspect', 'IsADirectoryError in workbench/data/inspect.py:draw_grid'):
         'data inspect @npz --n 2 --out full',
     ('data inspect', 'OSError in workbench/data/inspect.py:draw_grid'):
-        "data inspect @npz --n 2 --json --format npz --n 2 --out @long",
+        'data inspect @npz --n 2 --out @long --format npz',
     ('data inspect', 'ValueError in workbench/data/inspect.py:draw_grid'):
         "data inspect @npz --n 2 --out ''",
     ('data inspect', 'replaced an existing --out without --force'):
@@ -121,11 +125,11 @@ KNOWN_FAILURES: dict[tuple[str, str], str] = {
     ('data synth', 'OSError in workbench/utils/io.py:atomic_path'):
         "data synth --n 3 --subjects 2 --out ''",
     ('data synth', 'OSError in workbench/utils/io.py:ensure_new_dir'):
-        "data synth --n 3 --subjects 2 --out @long",
+        'data synth --n 3 --subjects 2 --out @long --force',
     ('data synth', 'ValueError in workbench/data/synth.py:_subject_ids'):
         'data synth --n 3 --subjects 2 --out out --subjects 99999999999999999999',
     ('data synth', 'ValueError in workbench/data/synth.py:render_chunk'):
-        'data synth --n 3 --subjects 2 --out out --seed=-1',
+        "data synth --n 3 --subjects 2 --out '' --seed=-1",
     ('distill', 'NotADirectoryError in workbench/compress/distill.py:distill'):
         'distill @run --epochs 1 --n-train 32 --set n_val=16 --device cpu --json --student tinyface --out exists.png',
     ('distill', 'OSError in workbench/compress/distill.py:distill'):
@@ -143,7 +147,7 @@ KNOWN_FAILURES: dict[tuple[str, str], str] = {
     ('export', 'FileExistsError in workbench/utils/io.py:atomic_path'):
         'export @run --samples 2 --onnx file.txt/sub',
     ('export', 'OSError in workbench/cli/profile.py:export_cmd'):
-        "export @run --samples 2 --onnx @long",
+        'export @run --samples 2 --onnx @long --force --task foo',
     ('live', 'AttributeError in workbench/train/engine.py:load_run_model'):
         'live @run_cfglist --frames 2 --json --source @video --out out',
     ('live', 'FileExistsError in workbench/utils/io.py:atomic_path'):
@@ -159,11 +163,13 @@ KNOWN_FAILURES: dict[tuple[str, str], str] = {
     ('predict', 'FileExistsError in workbench/utils/io.py:atomic_path'):
         'predict @run --n 4 --device cpu --data synth --out file.txt/sub',
     ('predict', 'IsADirectoryError in workbench/tasks/base.py:write_csv'):
-        "predict tinyface --n 4 --device cpu --data synth --out ''",
+        "predict @run --n 4 --device cpu --data synth --out ''",
     ('predict', 'KeyError in workbench/train/data.py:_read_unlabelled'):
         'predict @run --n 4 --device cpu --data synth --out emptyd --checkpoint last --format foo --data @npz',
+    ('predict', 'OSError in workbench/faces/images.py:predict_images'):
+        'predict gazenet --n 4 --device cpu --data synth --out @long --images @pt_trunc --device cpu --detector nosuchmod_xyz:X',
     ('predict', 'OSError in workbench/utils/io.py:atomic_path'):
-        "predict @run --n 4 --device cpu --data synth --out @long --json",
+        'predict gazenet --n 4 --device cpu --data synth --out @long',
     ('predict', 'replaced an existing --out without --force'):
         'predict tinyface --n 4 --device cpu --data synth --out full',
     ('profile', 'AttributeError in workbench/train/engine.py:load_run_model'):
@@ -183,7 +189,7 @@ KNOWN_FAILURES: dict[tuple[str, str], str] = {
     ('quantize', 'FileExistsError in workbench/utils/io.py:atomic_path'):
         'quantize @run --n-calib 8 --n-eval 8 --repeats 2 --json --out file.txt/sub',
     ('quantize', 'OSError in workbench/utils/io.py:ensure_new_dir'):
-        "quantize @run --n-calib 8 --n-eval 8 --repeats 2 --json --out @long",
+        'quantize @run --n-calib 8 --n-eval 8 --repeats 2 --json --out @long',
     ('quantize', 'TypeError in workbench/profile/export.py:onnx_session'):
         'quantize @run --n-calib 8 --n-eval 8 --repeats 2 --json --out out --threads 99999999999999999999',
     ('report', 'FileExistsError in workbench/utils/io.py:atomic_path'):
@@ -191,11 +197,13 @@ KNOWN_FAILURES: dict[tuple[str, str], str] = {
     ('report', 'OSError in workbench/utils/io.py:atomic_path'):
         "report @run --out ''",
     ('report', 'OSError in workbench/utils/io.py:ensure_new_dir'):
-        "report @run --out @long",
+        'report @run_ckptempty @run --out @long',
     ('run', 'OSError in workbench/pipeline/run.py:run_pipeline'):
         "run --out @long --data @missing",
     ('run', 'UnicodeDecodeError in workbench/pipeline/recipe.py:load_recipe'):
         'run @png',
+    ('run', "exit 1: error: stage 'train' crashed for gazenet: KeyError: 'foo' (traceback i"):
+        'run --teachers gazenet --format foo --json --out emptyd --data @png',
     ('run', 'exit 2 left --out'):
         'run --out out --data @missing',
     ('run', 'exit 2 left the default output'):
@@ -207,7 +215,7 @@ KNOWN_FAILURES: dict[tuple[str, str], str] = {
     ('train', 'NotADirectoryError in workbench/train/run.py:create'):
         'train gazenet --epochs 1 --n-train 32 --n-val 16 --batch-size 16 --set train_subjects=2 --set val_subjects=2 --device cpu --json --out file.txt/sub',
     ('train', 'OSError in workbench/train/engine.py:_fit'):
-        "train tinyface --epochs 1 --n-train 32 --n-val 16 --batch-size 16 --set train_subjects=2 --set val_subjects=2 --device cpu --json --out @long",
+        'train gazenet --epochs 1 --n-train 32 --n-val 16 --batch-size 16 --set train_subjects=2 --set val_subjects=2 --device cpu --json --out @long',
     ('train', 'ValueError in workbench/data/synth.py:render_chunk'):
         'train tinyface --epochs 1 --n-train 32 --n-val 16 --batch-size 16 --set train_subjects=2 --set val_subjects=2 --device cpu --json --out out --batch-size 8 --preset tiny --epochs 1 --seed=-1',
     ('train', 'ValueError in workbench/train/engine.py:seed_everything'):
@@ -221,7 +229,7 @@ KNOWN_FAILURES: dict[tuple[str, str], str] = {
     ('visualize', 'FileExistsError in workbench/visualize/video.py:__enter__'):
         "visualize @run --n 2 --json --out ''",
     ('visualize', 'OSError in workbench/utils/io.py:ensure_new_dir'):
-        "visualize @run @missing --n 2 --json --out @long",
+        'visualize @run @txt --n 2 --json --out @long --force',
 }
 
 # ---------------------------------------------------------------------------------------------------------
@@ -837,8 +845,9 @@ class Session:
         if code == 2 and inside:
             what = "--out" if out_rel else "the default output"
             kind_reasons.append(("debris", f"exit 2 left {what}", "\n".join(inside[:20])))
-        # torch's compile cache (torchinductor_<user>/) is made by torch itself on first use and reused: not debris.
-        leftovers = sorted(p for p in _snapshot(tmp) if p != "./" and not p.startswith("torchinductor_"))
+        # Not debris: torch's compile cache (torchinductor_<user>/) and onnxruntime's session id file (.ses), made
+        # by those libraries' own code on first use in a process and reused by them.
+        leftovers = sorted(p for p in _snapshot(tmp) if p not in ("./", ".ses") and not p.startswith("torchinductor_"))
         if leftovers:
             kind_reasons.append(("debris", "temp files left", "\n".join(leftovers[:20])))
         fixture_state = _snapshot(self.fixtures_root)
