@@ -7,14 +7,18 @@ The property, for every command: generated option values (wrong types, zero and 
 strings, unknown keys, missing paths, files of the wrong kind, truncated JSON/TOML/checkpoints) run through
 the real Typer app end with exit code 0 or 2, never a traceback; nothing new appears outside ``--out``
 (each case runs with a fresh working directory and a fresh temp dir, and the shared fixtures are watched
-too); and nothing is left at ``--out`` when the exit code is 2.
+too); nothing is left at ``--out`` when the exit code is 2; a file or non-empty folder already at ``--out``
+is not replaced without ``--force`` (DESIGN.md: nothing is overwritten silently); and ``--json`` with exit
+code 0 prints JSON.
 
 Cases are kept cheap: every case carries at least one value drawn from the invalid pool (so most end at
 argument checking), budgets are tiny where a value is valid (1 epoch, a few samples), and a per-case
 alarm stops anything that still runs long (reported as a timeout, not as a failure).
 
 argv's are written with placeholders (``@run`` = the tiny trained gazenet run, ``@png`` = a PNG, ...;
-see :func:`build_fixtures`), so a reported case reads, and reproduces, the same on every machine.
+see :func:`build_fixtures`; ``@long`` and ``@nul`` are a too-long name and one with a NUL byte), so a
+reported case reads, and reproduces, the same on every machine:
+``python benchmarks/fuzz_cli.py --case "eval @run_cfglist"`` prints its outcome with the traceback.
 """
 
 from __future__ import annotations
