@@ -1,0 +1,904 @@
+"""Fuzzing the `workbench` command line with Hypothesis (issue 19, "No tracebacks, no debris").
+
+Shared by tests/cli/test_fuzz_cli.py (a bounded, derandomized run in the normal suite) and
+benchmarks/fuzz_cli.py (N examples per command, a table of outcomes, the failing argv's).
+
+The property, for every command: generated option values (wrong types, zero and negative sizes, empty
+strings, unknown keys, missing paths, files of the wrong kind, truncated JSON/TOML/checkpoints) run through
+the real Typer app end with exit code 0 or 2, never a traceback; nothing new appears outside ``--out``
+(each case runs with a fresh working directory and a fresh temp dir, and the shared fixtures are watched
+too); nothing is left at ``--out`` when the exit code is 2; a file or non-empty folder already at ``--out``
+is not replaced without ``--force`` (DESIGN.md: nothing is overwritten silently); and ``--json`` with exit
+code 0 prints JSON.
+
+Cases are kept cheap: every case carries at least one value drawn from the invalid pool (so most end at
+argument checking), budgets are tiny where a value is valid (1 epoch, a few samples), and a per-case
+alarm stops anything that still runs long (reported as a timeout, not as a failure).
+
+argv's are written with placeholders (``@run`` = the tiny trained gazenet run, ``@png`` = a PNG, ...;
+see :func:`build_fixtures`; ``@long`` and ``@nul`` are a too-long name and one with a NUL byte), so a
+reported case reads, and reproduces, the same on every machine:
+``python benchmarks/fuzz_cli.py --case "eval @run_cfglist"`` prints its outcome with the traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import json
+import os
+import pickle
+import re
+import shutil
+import signal
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from hypothesis import strategies as st
+
+REPO = Path(__file__).resolve().parents[2]
+
+# Failures found and not yet fixed, keyed by (command, reason) as Session.run names them (the reason names
+# the exception and the innermost function of this project, not a line number, so it survives edits), each
+# with one argv that shows it (placeholders: see build_fixtures; rerun one with
+# `python benchmarks/fuzz_cli.py --case "ARGV"`). The bounded test passes while every failure it sees is
+# listed here; the benchmark counts them apart. Fixing one means deleting its entry (the test then guards it).
+KNOWN_FAILURES: dict[tuple[str, str], str] = {
+    ('analyze check', 'AssertionError in workbench/analyze/attribution.py:attribute'):
+        'analyze check @run --n 2 --steps 2 --batch-size 2 --cascade-steps 1 --randomization-n 2 --random-orders 1 --fractions 3 --json --steps=-1',
+    ('analyze check', 'AttributeError in workbench/train/engine.py:load_run_model'):
+        'analyze check @run_cfglist --n 2 --steps 2 --batch-size 2 --cascade-steps 1 --randomization-n 2 --random-orders 1 --fractions 3 --json',
+    ('analyze check', 'FileExistsError in workbench/analyze/_load.py:write_folder'):
+        "analyze check @run --n 2 --steps 2 --batch-size 2 --cascade-steps 1 --randomization-n 2 --random-orders 1 --fractions 3 --json --json --fill mean --fractions 3 --out ''",
+    ('analyze check', 'IndexError in workbench/analyze/_plots.py:cascade_grid'):
+        'analyze check @run --n 2 --steps 2 --batch-size 2 --cascade-steps 1 --randomization-n 2 --random-orders 1 --fractions 3 --json --n 99999999999999999999',
+    ('analyze check', 'OSError in workbench/utils/io.py:ensure_new_dir'):
+        "analyze check : --n 2 --steps 2 --batch-size 2 --cascade-steps 1 --randomization-n 2 --random-orders 1 --fractions 3 --json --target 0 --cascade-steps 1 --out @long --n 2",
+    ('analyze check', 'OverflowError in workbench/analyze/_load.py:head'):
+        'analyze check @run --n 2 --steps 2 --batch-size 2 --cascade-steps 1 --randomization-n 2 --random-orders 1 --fractions 3 --json --randomization-n=-99999999999999999999',
+    ('analyze check', 'OverflowError in workbench/analyze/attribution.py:attribute'):
+        'analyze check @run --n 2 --steps 2 --batch-size 2 --cascade-steps 1 --randomization-n 2 --random-orders 1 --fractions 3 --json --fractions 3 --steps 99999999999999999999 --target 0 --out out',
+    ('analyze check', 'RuntimeError in workbench/analyze/_load.py:head'):
+        'analyze check @run --n 2 --steps 2 --batch-size 2 --cascade-steps 1 --randomization-n 2 --random-orders 1 --fractions 3 --json --cascade-steps=-1 --randomization-n=-1',
+    ('analyze check', 'TypeError in workbench/analyze/_load.py:load_subject'):
+        'analyze check json:loads --n 2 --steps 2 --batch-size 2 --cascade-steps 1 --randomization-n 2 --random-orders 1 --fractions 3 --json',
+    ('analyze check', 'ValueError in workbench/analyze/faithfulness.py:deletion'):
+        'analyze check @run --n 2 --steps 2 --batch-size 2 --cascade-steps 1 --randomization-n 2 --random-orders 1 --fractions 3 --json --random-orders 0',
+    ('analyze check', 'ValueError in workbench/analyze/saliency.py:<dictcomp>'):
+        'analyze check @run --n 2 --steps 2 --batch-size 2 --cascade-steps 1 --randomization-n 2 --random-orders 1 --fractions 3 --json --randomization-n 0',
+    ('analyze embeddings', 'AttributeError in workbench/train/engine.py:load_run_model'):
+        'analyze embeddings @run_cfglist --n 16 --batch-size 8 --json',
+    ('analyze embeddings', 'FileExistsError in workbench/analyze/_load.py:write_folder'):
+        "analyze embeddings @run --n 16 --batch-size 8 --json --out ''",
+    ('analyze embeddings', 'FileExistsError in workbench/utils/io.py:atomic_path'):
+        'analyze embeddings @run --n 16 --batch-size 8 --json --out file.txt/sub',
+    ('analyze embeddings', 'OSError in workbench/utils/io.py:ensure_new_dir'):
+        "analyze embeddings tinyface --n 16 --batch-size 8 --json --out @long",
+    ('analyze embeddings', 'ValueError in workbench/analyze/_load.py:slices'):
+        'analyze embeddings gazenet --n 16 --batch-size 8 --json --batch-size 0',
+    ('analyze embeddings', 'ValueError in workbench/analyze/embeddings.py:collect'):
+        'analyze embeddings gazenet --n 16 --batch-size 8 --json --batch-size=-99999999999999999999',
+    ('analyze fc-importance', 'AttributeError in workbench/train/engine.py:load_run_model'):
+        'analyze fc-importance @run_cfglist --n 8 --max-ablate 2 --conductance-samples 2 --conductance-steps 2 --json',
+    ('analyze fc-importance', 'FileExistsError in workbench/analyze/_load.py:write_folder'):
+        "analyze fc-importance @run --n 8 --max-ablate 2 --conductance-samples 2 --conductance-steps 2 --json --format lam --out ''",
+    ('analyze fc-importance', 'OverflowError in workbench/analyze/fc_importance.py:_conductance'):
+        'analyze fc-importance gazenet --n 8 --max-ablate 2 --conductance-samples 2 --conductance-steps 2 --json --conductance-steps 99999999999999999999',
+    ('analyze fc-importance', 'ValueError in workbench/analyze/_load.py:slices'):
+        'analyze fc-importance tinyface --n 8 --max-ablate 2 --conductance-samples 2 --conductance-steps 2 --json --out out --task face_angles --batch-size 0',
+    ('analyze saliency', 'AssertionError in workbench/analyze/attribution.py:attribute'):
+        'analyze saliency @run --n 2 --steps 2 --batch-size 2 --json --steps=-99999999999999999999',
+    ('analyze saliency', 'AttributeError in workbench/train/engine.py:load_run_model'):
+        'analyze saliency @run_cfglist --n 2 --steps 2 --batch-size 2 --json',
+    ('analyze saliency', 'FileExistsError in workbench/analyze/_load.py:write_folder'):
+        "analyze saliency @run --n 2 --steps 2 --batch-size 2 --json --out '' --n 2",
+    ('analyze saliency', 'FileExistsError in workbench/utils/io.py:atomic_path'):
+        'analyze saliency @run --n 2 --steps 2 --batch-size 2 --json --json --force --batch-size 2 --out file.txt/sub',
+    ('analyze saliency', 'OSError in workbench/utils/io.py:ensure_new_dir'):
+        "analyze saliency - --n 2 --steps 2 --batch-size 2 --json --n 2 --out @long --baseline blur --data @npz",
+    ('analyze saliency', 'OverflowError in workbench/analyze/attribution.py:attribute'):
+        'analyze saliency @run --n 2 --steps 2 --batch-size 2 --json --steps 99999999999999999999',
+    ('analyze saliency', 'TypeError in workbench/analyze/_load.py:load_subject'):
+        'analyze saliency json:loads --n 2 --steps 2 --batch-size 2 --json',
+    ('bench', 'AttributeError in workbench/train/engine.py:load_run_model'):
+        'bench @run_cfglist --repeats 1 --warmup 0 --batch 2 --threads 1 --json',
+    ('bench', 'InvalidArgument in workbench/profile/bench.py:<lambda>'):
+        'bench @onnx --repeats 1 --warmup 0 --batch 2 --threads 1 --json --input face=3x112',
+    ('bench', 'OverflowError in workbench/profile/inputs.py:repeat_batch'):
+        'bench @run --repeats 1 --warmup 0 --batch 2 --threads 1 --json --batch 99999999999999999999',
+    ('data inspect', 'FileExistsError in workbench/data/inspect.py:draw_grid'):
+        'data inspect @npz --n 2 --out file.txt/sub',
+    ('data inspect', 'IsADirectoryError in workbench/data/inspect.py:draw_grid'):
+        'data inspect @npz --n 2 --out full',
+    ('data inspect', 'OSError in workbench/data/inspect.py:draw_grid'):
+        'data inspect @npz --n 2 --out @long --format npz',
+    ('data inspect', 'ValueError in workbench/data/inspect.py:draw_grid'):
+        "data inspect @npz --n 2 --out ''",
+    ('data inspect', 'replaced an existing --out without --force'):
+        'data inspect @npz --n 2 --out exists.png',
+    ('data synth', 'FileExistsError in workbench/data/formats/evg.py:write_evg'):
+        "data synth --n 3 --subjects 2 --out '' --format evg --force --json",
+    ('data synth', 'FileExistsError in workbench/data/formats/mpiifacegaze.py:write_mpiifacegaze'):
+        "data synth --n 3 --subjects 2 --out '' --format mpiifacegaze",
+    ('data synth', 'FileExistsError in workbench/utils/io.py:atomic_path'):
+        'data synth --n 3 --subjects 2 --out file.txt/sub',
+    ('data synth', 'OSError in workbench/utils/io.py:atomic_path'):
+        "data synth --n 3 --subjects 2 --out ''",
+    ('data synth', 'OSError in workbench/utils/io.py:ensure_new_dir'):
+        'data synth --n 3 --subjects 2 --out @long --force',
+    ('data synth', 'ValueError in workbench/data/synth.py:_subject_ids'):
+        'data synth --n 3 --subjects 2 --out out --subjects 99999999999999999999',
+    ('data synth', 'ValueError in workbench/data/synth.py:render_chunk'):
+        "data synth --n 3 --subjects 2 --out '' --seed=-1",
+    ('distill', 'NotADirectoryError in workbench/compress/distill.py:distill'):
+        'distill @run --epochs 1 --n-train 32 --set n_val=16 --device cpu --json --student tinyface --out exists.png',
+    ('distill', 'OSError in workbench/compress/distill.py:distill'):
+        "distill @run --epochs 1 --n-train 32 --set n_val=16 --device cpu --json --student tinylstm --out @long",
+    ('distill', 'TypeError in workbench/compress/distill.py:distill'):
+        'distill @run --epochs 1 --n-train 32 --set n_val=16 --device cpu --json --student tinyface --out out --n-train=-1 --seed 1 --set epochs=0',
+    ('distill', 'files outside --out: student/, summary.json'):
+        "distill @run --epochs 1 --n-train 32 --set n_val=16 --device cpu --json --student tinyface --out '' --epochs 1",
+    ('eval', 'AttributeError in workbench/modelspec.py:parse_model_spec'):
+        'eval @run_cfglist --device cpu --task face_angles',
+    ('eval', 'AttributeError in workbench/train/engine.py:load_run_model'):
+        'eval @run_cfglist --device cpu',
+    ('export', 'AttributeError in workbench/train/engine.py:load_run_model'):
+        'export @run_cfglist --samples 2 --onnx out.onnx',
+    ('export', 'FileExistsError in workbench/utils/io.py:atomic_path'):
+        'export @run --samples 2 --onnx file.txt/sub',
+    ('export', 'OSError in workbench/cli/profile.py:export_cmd'):
+        'export @run --samples 2 --onnx @long --force --task foo',
+    ('live', 'AttributeError in workbench/train/engine.py:load_run_model'):
+        'live @run_cfglist --frames 2 --json --source @video --out out',
+    ('live', 'FileExistsError in workbench/utils/io.py:atomic_path'):
+        'live @run --frames 2 --json --source @video --out out --out file.txt/sub',
+    ('live', 'FileExistsError in workbench/visualize/video.py:__enter__'):
+        "live @run --frames 2 --json --source @video --out out --out '' --ref 5",
+    ('live', 'OSError in workbench/utils/io.py:ensure_new_dir'):
+        "live @run --frames 2 --json --source @video --out out --out @long",
+    ('predict', '--json output is not JSON'):
+        'predict tinyface --n 4 --device cpu --data synth --out emptyd --json',
+    ('predict', 'AttributeError in workbench/train/engine.py:load_run_model'):
+        "predict @run_cfglist --n 4 --device cpu --data synth --out ''",
+    ('predict', 'FileExistsError in workbench/utils/io.py:atomic_path'):
+        'predict @run --n 4 --device cpu --data synth --out file.txt/sub',
+    ('predict', 'IsADirectoryError in workbench/tasks/base.py:write_csv'):
+        "predict @run --n 4 --device cpu --data synth --out ''",
+    ('predict', 'KeyError in workbench/train/data.py:_read_unlabelled'):
+        'predict @run --n 4 --device cpu --data synth --out emptyd --checkpoint last --format foo --data @npz',
+    ('predict', 'OSError in workbench/faces/images.py:predict_images'):
+        'predict gazenet --n 4 --device cpu --data synth --out @long --images @pt_trunc --device cpu --detector nosuchmod_xyz:X',
+    ('predict', 'OSError in workbench/utils/io.py:atomic_path'):
+        'predict gazenet --n 4 --device cpu --data synth --out @long',
+    ('predict', 'replaced an existing --out without --force'):
+        'predict tinyface --n 4 --device cpu --data synth --out full',
+    ('profile', 'AttributeError in workbench/train/engine.py:load_run_model'):
+        'profile @run_cfglist --json',
+    ('profile', 'TypeError in workbench/profile/target.py:resolve_target'):
+        'profile gazenet --json --model preset=paper --stride=-99999999999999999999',
+    ('profile', 'TypeError in workbench/registry.py:random_inputs'):
+        'profile tinyface --json --batch 99999999999999999999',
+    ('prune', 'FileExistsError in workbench/compress/prune.py:prune'):
+        "prune @run --steps 1 --finetune-epochs 1 --finetune-samples 16 --calib-samples 16 --device cpu --json --out '' --target-params 0.9",
+    ('prune', 'FileExistsError in workbench/utils/io.py:atomic_path'):
+        'prune @run --steps 1 --finetune-epochs 1 --finetune-samples 16 --calib-samples 16 --device cpu --json --out file.txt/sub --target-macs 0.9 --calib-samples 16 --force --final-epochs 1',
+    ('quantize', 'AttributeError in workbench/train/engine.py:load_run_model'):
+        'quantize @run_cfglist --n-calib 8 --n-eval 8 --repeats 2 --json --out out',
+    ('quantize', 'FileExistsError in workbench/compress/quantize.py:quantize'):
+        "quantize @run --n-calib 8 --n-eval 8 --repeats 2 --json --out ''",
+    ('quantize', 'FileExistsError in workbench/utils/io.py:atomic_path'):
+        'quantize @run --n-calib 8 --n-eval 8 --repeats 2 --json --out file.txt/sub',
+    ('quantize', 'OSError in workbench/utils/io.py:ensure_new_dir'):
+        'quantize @run --n-calib 8 --n-eval 8 --repeats 2 --json --out @long',
+    ('quantize', 'TypeError in workbench/profile/export.py:onnx_session'):
+        'quantize @run --n-calib 8 --n-eval 8 --repeats 2 --json --out out --threads 99999999999999999999',
+    ('report', 'FileExistsError in workbench/utils/io.py:atomic_path'):
+        'report @run @run --out file.txt/sub',
+    ('report', 'OSError in workbench/utils/io.py:atomic_path'):
+        "report @run --out ''",
+    ('report', 'OSError in workbench/utils/io.py:ensure_new_dir'):
+        'report @run_ckptempty @run --out @long',
+    ('run', 'OSError in workbench/pipeline/run.py:run_pipeline'):
+        "run --out @long --data @missing",
+    ('run', 'UnicodeDecodeError in workbench/pipeline/recipe.py:load_recipe'):
+        'run @png',
+    ('run', "exit 1: error: stage 'train' crashed for gazenet: KeyError: 'foo' (traceback i"):
+        'run --teachers gazenet --format foo --json --out emptyd --data @png',
+    ('run', 'exit 2 left --out'):
+        'run --out out --data @missing',
+    ('run', 'exit 2 left the default output'):
+        'run --data @png',
+    ('train', 'KeyError in workbench/train/data.py:_load_path'):
+        'train tinyface --epochs 1 --n-train 32 --n-val 16 --batch-size 16 --set train_subjects=2 --set val_subjects=2 --device cpu --json --out out --n-val 8 --data @txt --format foo --seed=-1',
+    ('train', 'NotADirectoryError in workbench/train/engine.py:_fit'):
+        'train gazenet --epochs 1 --n-train 32 --n-val 16 --batch-size 16 --set train_subjects=2 --set val_subjects=2 --device cpu --json --out exists.png',
+    ('train', 'NotADirectoryError in workbench/train/run.py:create'):
+        'train gazenet --epochs 1 --n-train 32 --n-val 16 --batch-size 16 --set train_subjects=2 --set val_subjects=2 --device cpu --json --out file.txt/sub',
+    ('train', 'OSError in workbench/train/engine.py:_fit'):
+        'train gazenet --epochs 1 --n-train 32 --n-val 16 --batch-size 16 --set train_subjects=2 --set val_subjects=2 --device cpu --json --out @long',
+    ('train', 'ValueError in workbench/data/synth.py:render_chunk'):
+        'train tinyface --epochs 1 --n-train 32 --n-val 16 --batch-size 16 --set train_subjects=2 --set val_subjects=2 --device cpu --json --out out --batch-size 8 --preset tiny --epochs 1 --seed=-1',
+    ('train', 'ValueError in workbench/train/engine.py:seed_everything'):
+        'train tinyface --epochs 1 --n-train 32 --n-val 16 --batch-size 16 --set train_subjects=2 --set val_subjects=2 --device cpu --json --out out --seed 99999999999999999999',
+    ('train', 'files outside --out: checkpoints/, config.json, log.jsonl'):
+        "train gazenet --epochs 1 --n-train 32 --n-val 16 --batch-size 16 --set train_subjects=2 --set val_subjects=2 --device cpu --json --out ''",
+    ('visualize', 'AttributeError in workbench/train/engine.py:load_run_model'):
+        'visualize @run @run_cfglist --n 2 --json --out out',
+    ('visualize', 'FileExistsError in workbench/utils/io.py:atomic_path'):
+        'visualize @run --n 2 --json --out file.txt/sub',
+    ('visualize', 'FileExistsError in workbench/visualize/video.py:__enter__'):
+        "visualize @run --n 2 --json --out ''",
+    ('visualize', 'OSError in workbench/utils/io.py:ensure_new_dir'):
+        'visualize @run @txt --n 2 --json --out @long --force',
+}
+
+# ---------------------------------------------------------------------------------------------------------
+# Fixtures: built once per session under one folder; argv's name them with placeholders.
+
+TINY_RECIPE = {"n_train": 32, "n_val": 16, "batch_size": 16, "train_subjects": 2, "val_subjects": 2, "epochs": 1}
+
+
+def _link_copy(src: Path, dst: Path) -> Path:
+    """A copy of a run folder made of hard links (cheap); a file to corrupt is replaced, never edited."""
+    shutil.copytree(src, dst, copy_function=os.link)
+    return dst
+
+
+def _replace(path: Path, data: bytes) -> None:
+    path.unlink()
+    path.write_bytes(data)
+
+
+def build_fixtures(root: Path) -> dict[str, Path]:
+    """Write every fixture under ``root`` (about 10 s) and return placeholder -> path; a folder built
+    before (it holds manifest.json, written last) is reused."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from teachers import get_teacher
+    from workbench.train.engine import TrainRequest, fit
+
+    manifest = root / "manifest.json"
+    if manifest.exists():
+        return {k: Path(v) for k, v in json.loads(manifest.read_text()).items()}
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    fx: dict[str, Path] = {}
+    run = root / "run"
+    fit(TrainRequest(teacher="gazenet", recipe_overrides=dict(TINY_RECIPE), out=run, progress=False))
+    fx["@run"] = run
+
+    cfg_bytes = (run / "config.json").read_bytes()
+    ckpt_bytes = (run / "checkpoints" / "best.pt").read_bytes()
+    cfg = json.loads(cfg_bytes)
+
+    def variant(name: str, rel: str | None = None, data: bytes | None = None) -> Path:
+        path = _link_copy(run, root / name)
+        if rel is not None:
+            if data is None:
+                (path / rel).unlink() if (path / rel).is_file() else shutil.rmtree(path / rel)
+            else:
+                _replace(path / rel, data)
+        fx["@" + name] = path
+        return path
+
+    variant("run_cfgtrunc", "config.json", cfg_bytes[: len(cfg_bytes) // 2])
+    variant("run_cfglist", "config.json", b"[]")
+    variant("run_cfgempty", "config.json", b"{}")
+    variant("run_nocfg", "config.json")
+    variant("run_cfgnope", "config.json", json.dumps({**cfg, "teacher": "nope",
+                                                      "model": {**cfg["model"], "teacher": "nope"}}).encode())
+    variant("run_cfgbadmodel", "config.json", json.dumps({**cfg, "model": {**cfg["model"], "width_mult": "abc"}}).encode())
+    variant("run_ckpttrunc", "checkpoints/best.pt", ckpt_bytes[: len(ckpt_bytes) // 3])
+    variant("run_ckptempty", "checkpoints/best.pt", b"")
+    variant("run_nockpt", "checkpoints")
+    buf = _save_bytes({"a": 1})
+    variant("run_ckptdict", "checkpoints/best.pt", buf)
+    ck = torch.load(run / "checkpoints" / "best.pt", weights_only=True)
+    key = next(k for k, v in ck["model"].items() if v.ndim >= 2)
+    ck["model"][key] = ck["model"][key][:1]
+    variant("run_ckptshape", "checkpoints/best.pt", _save_bytes(ck))
+    variant("run_metricstrunc", "metrics.json", (run / "metrics.json").read_bytes()[:40])
+    variant("run_logtrunc", "log.jsonl", (run / "log.jsonl").read_bytes()[:50])
+
+    png = root / "image.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(png)
+    fx["@png"] = png
+    (root / "emptydir").mkdir()
+    fx["@emptydir"] = root / "emptydir"
+    for name, text in (("txt", "hello\n"), ("empty", ""), ("json_trunc", '{"teacher": "gazenet", "model": {"wid'),
+                       ("toml_trunc", _cut_mid_string((REPO / "examples" / "demo.toml").read_text())),
+                       ("toml_badkeys", 'foo = 1\nteachers = ["gazenet"]\n[train]\nbar = 2\n'),
+                       ("toml_badtypes", 'seed = "abc"\nteachers = 5\n[train]\nepochs = -1\n'),
+                       ("toml_badteacher", 'teachers = ["nope"]\n')):
+        suffix = {"txt": ".txt", "empty": ".txt", "json_trunc": ".json"}.get(name, ".toml")
+        path = root / (name + suffix)
+        path.write_text(text)
+        fx["@" + name] = path
+    weights = root / "weights.pt"
+    torch.save(get_teacher("gazenet").state_dict(), weights)
+    fx["@weights"] = weights
+    for name, data in (("pt_trunc", weights.read_bytes()[:1000]), ("pt_tensor", _save_bytes(torch.zeros(3))),
+                       ("pt_pickle", pickle.dumps(Path("x"))), ("pt_wrongkeys", _save_bytes({"nope.weight": torch.zeros(2)}))):
+        (root / (name + ".pt")).write_bytes(data)
+        fx["@" + name] = root / (name + ".pt")
+
+    from typer.testing import CliRunner
+
+    from workbench.cli import app
+
+    runner = CliRunner()
+    for argv in (["data", "synth", "--out", str(root / "npz"), "--n", "8", "--subjects", "2"],
+                 ["export", str(run), "--onnx", str(root / "model.onnx"), "--samples", "2"],
+                 ["visualize", str(run), "--out", str(root / "video.mp4"), "--n", "3", "--device", "cpu"]):
+        res = runner.invoke(app, argv)
+        assert res.exit_code == 0, (argv, res.output, res.exception)
+    fx["@npz"] = root / "npz"
+    fx["@onnx"] = root / "model.onnx"
+    fx["@video"] = root / "video.mp4"
+    npz_trunc = root / "npz_trunc"
+    npz_trunc.mkdir()
+    (npz_trunc / "data.npz").write_bytes((root / "npz" / "data.npz").read_bytes()[:2000])
+    fx["@npz_trunc"] = npz_trunc
+    for name, src in (("onnx_trunc.onnx", fx["@onnx"]), ("video_trunc.mp4", fx["@video"])):
+        (root / name).write_bytes(src.read_bytes()[:700])
+        fx["@" + name.split(".")[0]] = root / name
+    fx["@missing"] = root / "does" / "not" / "exist"
+    manifest.write_text(json.dumps({k: str(v) for k, v in fx.items()}, indent=1))
+    return fx
+
+
+def _cut_mid_string(text: str) -> str:
+    """The recipe cut inside its first string value after [analyze]: what a truncated copy looks like."""
+    at = text.index('"', text.index("[analyze]")) + 2
+    return text[:at]
+
+
+def _save_bytes(obj) -> bytes:
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Value pools. Tokens starting with '@' are fixtures (or TOKENS: values a shell line cannot show plainly);
+# names in CWD_ITEMS are made in the case's own folder.
+
+TOKENS = {"@long": "n" * 300, "@nul": "bad\x00name"}  # a name too long for the file system; an embedded NUL
+
+CWD_ITEMS = {"exists.png": "file", "full": "dir", "emptyd": "emptydir", "file.txt": "file"}
+
+RUNS_BAD = ("@missing", "@png", "@emptydir", "@txt", "@npz", "@run_cfgtrunc", "@run_cfglist", "@run_cfgempty",
+            "@run_nocfg", "@run_cfgnope", "@run_cfgbadmodel", "@run_ckpttrunc", "@run_ckptempty", "@run_nockpt",
+            "@run_ckptdict", "@run_ckptshape")
+MODEL_BAD = RUNS_BAD + ("nope", "", ":", "nosuchmod_xyz:make", "os:getcwd", "json:loads", "gazenet:x",
+                        "@nul", "-")
+MODEL_OK = ("@run",)
+NAME_OK = ("gazenet", "tinyface")
+INT_BAD = ("0", "-1", "abc", "1.5", "", "99999999999999999999", "-99999999999999999999")
+FLOAT_BAD = ("nan", "inf", "-inf", "-1", "abc", "", "1e309", "0")
+DEVICE_OK = ("cpu",)
+DEVICE_BAD = ("cuda", "cuda:7", "tpu", "", "cuda:x", "mps", "-1", "auto:1")
+DATA_OK = ("val", "synth", "@npz")
+DATA_BAD = ("@missing", "@png", "@emptydir", "@txt", "@npz_trunc", "", "@run", "@video_trunc", "nope")
+FMT_BAD = ("foo", "", "mc4", "evg", "lam", "npz")
+CKPT_BAD = ("foo", "", "BEST", "../x", "@missing")
+KV_BAD = ("foo=1", "noequals", "=1", "", "a=b=c", "width_mult=abc", "dropout=[1,2]", "dropout=-1",
+          "preset=paper", "teacher=nope", "width_mult=0", "width_mult=-1", "input_size=0", "input_size=abc",
+          "feature_channels=0", "fc_hidden=-3", "dropout=2")
+SET_BAD = ("foo=1", "noequals", "", "epochs=0", "lr=abc", "optimizer=foo", "batch_size=-1", "n_train=0",
+           "milestones=abc", "milestones=[99]", "train_subjects=0", "val_subjects=0", "size=abc", "size=-5",
+           "size=[1]", "momentum=abc", "patience=-1", "val_interval=0", "clip_grad=-1", "task_options=1",
+           "task_options={\"x\":1}", "gamma=abc", "weight_decay=-1", "nesterov=maybe", "delta=nan")
+TASK_BAD = ("foo", "", "face_angles", "lam", "pog_heatmap")
+WEIGHTS_BAD = ("@missing", "@png", "@emptydir", "@pt_trunc", "@pt_tensor", "@pt_pickle", "@pt_wrongkeys", "@txt",
+               "@empty", "@onnx")
+PRESET_BAD = ("foo", "", "tiny", "small", "PAPER")
+INPUT_BAD = ("face=abc", "face=", "=3,112,112", "face=0,0,0", "face=-1,2,3", "face", "", "face=3x112",
+             "nope=3,8,8", "face=3,1,1", "face=99999999999999999999,1,1")
+OUT_BAD = ("", "exists.png", "full", "file.txt/sub", "emptyd", "@long", "@nul")
+FLAG = ()  # an option that takes no value
+
+
+@dataclass(frozen=True)
+class Opt:
+    flag: str | None  # None: a positional argument
+    ok: tuple[str, ...] = ()
+    bad: tuple[str, ...] = ()
+    required: bool = False
+
+    @property
+    def is_flag(self) -> bool:
+        return self.ok == FLAG and not self.bad
+
+
+def _o(flag, ok=(), bad=(), required=False) -> Opt:
+    return Opt(flag, tuple(ok), tuple(bad), required)
+
+
+def _flags(*names: str) -> list[Opt]:
+    return [Opt(n) for n in names]
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    name: str
+    words: tuple[str, ...]
+    opts: tuple[Opt, ...]
+    base: tuple[str, ...] = ()  # cheap budgets put before the fuzzed options (later values win)
+    out_flag: str | None = "--out"
+    fail_fast: tuple[Opt, ...] = ()  # when set, the forced bad value comes from here (commands that are long when valid)
+    default_out: tuple[str, ...] = ()  # where the command writes without --out (fnmatch patterns, relative to cwd)
+
+
+def _spec(name, opts, base=(), out_flag="--out", fail_fast=(), default_out=()) -> CommandSpec:
+    if name.startswith("analyze "):
+        default_out = ("runs", "runs/analysis", "runs/analysis/*")
+    return CommandSpec(name, tuple(name.split()), tuple(opts), tuple(base), out_flag, tuple(fail_fast),
+                       tuple(default_out))
+
+
+MODEL = _o(None, MODEL_OK, MODEL_BAD, required=True)
+MODEL_OR_NAME = _o(None, MODEL_OK + NAME_OK, MODEL_BAD, required=True)
+COMMON_SPEC = [_o("--task", (), TASK_BAD), _o("--weights", ("@weights",), WEIGHTS_BAD),
+               _o("--preset", (), PRESET_BAD), _o("--model", ("dropout=0.1",), KV_BAD)]
+TINY_TRAIN = ("--epochs", "1", "--n-train", "32", "--n-val", "16", "--batch-size", "16",
+              "--set", "train_subjects=2", "--set", "val_subjects=2")
+
+
+def _out(*ok: str, required: bool = False, flag: str = "--out") -> Opt:
+    return _o(flag, ok, OUT_BAD, required=required)
+
+
+COMMANDS: dict[str, CommandSpec] = {s.name: s for s in [
+    _spec("teachers", [_o("--bogus", FLAG, ()), *_flags("--json"), _o("--json", (), ("x",))], out_flag=None),
+    _spec("students", [_o("--task", ("face_angles",), TASK_BAD), *_flags("--json")], out_flag=None),
+    _spec("train", [_o(None, ("gazenet", "tinyface"), MODEL_BAD, required=True), *COMMON_SPEC,
+                    _o("--data", ("synth", "@npz"), DATA_BAD), _o("--format", (), FMT_BAD),
+                    _o("--epochs", ("1",), INT_BAD), _o("--batch-size", ("8",), INT_BAD), _o("--lr", ("0.01",), FLOAT_BAD),
+                    _o("--n-train", ("16",), INT_BAD), _o("--n-val", ("8",), INT_BAD), _o("--set", ("patience=1",), SET_BAD),
+                    _o("--seed", ("1",), ("abc", "", "-1", "99999999999999999999")), _out("out", required=True),
+                    _o("--device", DEVICE_OK, DEVICE_BAD), *_flags("--resume", "--force", "--json", "--prior-head",
+                                                                   "--no-gaussian-drop", "--tensorboard")],
+          base=TINY_TRAIN + ("--device", "cpu", "--json"), default_out=("runs", "runs/*")),
+    _spec("eval", [MODEL_OR_NAME, *COMMON_SPEC, _o("--data", DATA_OK, DATA_BAD), _o("--format", (), FMT_BAD),
+                   _o("--checkpoint", ("best", "last"), CKPT_BAD), _o("--device", DEVICE_OK, DEVICE_BAD),
+                   *_flags("--json")], base=("--device", "cpu"), out_flag=None),
+    _spec("predict", [MODEL_OR_NAME, *COMMON_SPEC, _o("--data", DATA_OK, DATA_BAD), _o("--format", (), FMT_BAD),
+                      _out("out.csv", "out.txt", required=True), _o("--checkpoint", ("best", "last"), CKPT_BAD),
+                      _o("--n", ("4",), INT_BAD), _o("--device", DEVICE_OK, DEVICE_BAD),
+                      _o("--images", ("@png",), ("@missing", "@emptydir", "@txt", "@video_trunc", "@pt_trunc")),
+                      _o("--detector", (), ("nope", "os:getcwd", "nosuchmod_xyz:X", "")), *_flags("--json")],
+          base=("--n", "4", "--device", "cpu", "--data", "synth")),
+    _spec("profile", [_o(None, MODEL_OK + NAME_OK, MODEL_BAD, required=True), _o("--preset", ("cpu",), PRESET_BAD),
+                      _o("--input", ("face=3,32,32",), INPUT_BAD), _o("--model", ("dropout=0.1",), KV_BAD),
+                      _o("--image", ("480x270",), ("abc", "0x0", "-1x5", "", "480", "480x", "x270", "1e9x1e9")),
+                      _o("--resize", ("240",), INT_BAD), _o("--stride", ("32",), INT_BAD), _o("--depth", ("1",), INT_BAD),
+                      _o("--top", ("3",), INT_BAD), _o("--batch", ("1",), INT_BAD), _o("--task", (), TASK_BAD),
+                      _o("--weights", ("@weights",), WEIGHTS_BAD), _o("--device", DEVICE_OK, DEVICE_BAD),
+                      *_flags("--json")], base=("--json",), out_flag=None),
+    _spec("export", [MODEL, *COMMON_SPEC, _out("out.onnx", required=True, flag="--onnx"),
+                     _o("--opset", ("17",), INT_BAD + ("5", "99")), _o("--samples", ("2",), INT_BAD),
+                     _o("--device", DEVICE_OK, DEVICE_BAD), *_flags("--force", "--json")],
+          base=("--samples", "2"), out_flag="--onnx"),
+    _spec("bench", [_o(None, MODEL_OK + ("@onnx",), MODEL_BAD + ("@onnx_trunc", "x.onnx"), required=True),
+                    _o("--preset", ("cpu",), PRESET_BAD), _o("--input", ("face=3,32,32",), INPUT_BAD),
+                    _o("--model", (), KV_BAD), _o("--batch", ("2",), INT_BAD), _o("--threads", ("1",), INT_BAD),
+                    _o("--warmup", ("0",), INT_BAD), _o("--repeats", ("1",), INT_BAD),
+                    _o("--backend", ("eager", "onnxruntime"), ("foo", "", "EAGER")), _o("--task", (), TASK_BAD),
+                    _o("--weights", ("@weights",), WEIGHTS_BAD), _o("--device", DEVICE_OK, DEVICE_BAD),
+                    *_flags("--json")], base=("--repeats", "1", "--warmup", "0", "--batch", "2", "--threads", "1", "--json"),
+          out_flag=None),
+    _spec("prune", [MODEL, *COMMON_SPEC, _out("out", required=True),
+                    _o("--target-macs", ("0.9",), FLOAT_BAD + ("1.5", "2")), _o("--target-params", ("0.9",), FLOAT_BAD),
+                    _o("--layers", (), ("foo=0.5", "lstm=0.5", "=0.5", "x", "", "features=abc", "features=2")),
+                    _o("--importance", ("taylor", "lamp"), ("foo", "", "fc:@missing", "fc:@txt", "fc:@json_trunc", "fc:")),
+                    _o("--scope", ("global",), ("foo", "")), _o("--steps", ("1",), INT_BAD),
+                    _o("--finetune-epochs", ("1",), INT_BAD), _o("--final-epochs", ("1",), INT_BAD),
+                    _o("--finetune-samples", ("16",), INT_BAD), _o("--lr", ("0.001",), FLOAT_BAD),
+                    _o("--calib-samples", ("16",), INT_BAD), _o("--device", DEVICE_OK, DEVICE_BAD),
+                    *_flags("--force", "--json")],
+          base=("--steps", "1", "--finetune-epochs", "1", "--finetune-samples", "16", "--calib-samples", "16",
+                "--device", "cpu", "--json")),
+    _spec("distill", [MODEL, _o("--student", ("tinyface",), ("nope", "", "auto", "tinylstm", "os:getcwd"), required=True),
+                      _o("--preset", ("tiny",), PRESET_BAD[:3] + ("paper",)), _o("--kd", ("response", "feature"),
+                                                                                 ("foo", "", ",", "response,foo")),
+                      _o("--alpha", ("0.5",), FLOAT_BAD + ("1.5",)), _o("--temperature", ("2",), FLOAT_BAD),
+                      _o("--hint", (), ("x:y", "nope", "", ":", "features:nope")), _o("--hint-weight", ("1",), FLOAT_BAD),
+                      _o("--response-loss", ("mse",), ("foo", "")), _o("--epochs", ("1",), INT_BAD),
+                      _o("--lr", ("0.01",), FLOAT_BAD), _o("--n-train", ("16",), INT_BAD), _o("--set", (), SET_BAD),
+                      _o("--model", (), KV_BAD), _o("--seed", ("1",), ("abc", "")), _out("out", required=True),
+                      _o("--task", (), TASK_BAD), _o("--weights", ("@weights",), WEIGHTS_BAD),
+                      _o("--device", DEVICE_OK, DEVICE_BAD), *_flags("--force", "--json", "--control")],
+          base=("--epochs", "1", "--n-train", "32", "--set", "n_val=16", "--device", "cpu", "--json")),
+    _spec("quantize", [MODEL, *COMMON_SPEC, _out("out", required=True), _o("--n-calib", ("8",), INT_BAD),
+                       _o("--n-eval", ("8",), INT_BAD), _o("--format", ("qdq", "qoperator"), ("foo", "")),
+                       _o("--threads", ("1",), INT_BAD), _o("--repeats", ("2",), INT_BAD),
+                       _o("--device", DEVICE_OK, DEVICE_BAD), *_flags("--force", "--json")],
+          base=("--n-calib", "8", "--n-eval", "8", "--repeats", "2", "--json")),
+    _spec("visualize", [MODEL, _o(None, (), MODEL_BAD), _out("out", "out.mp4", required=True),
+                        _o("--data", DATA_OK, DATA_BAD), _o("--format", (), FMT_BAD), _o("--n", ("1",), INT_BAD),
+                        _o("--checkpoint", ("last",), CKPT_BAD), _o("--fps", ("2",), FLOAT_BAD),
+                        _o("--task", (), TASK_BAD), _o("--weights", ("@weights",), WEIGHTS_BAD),
+                        _o("--device", DEVICE_OK, DEVICE_BAD),
+                        _o("--images", ("@png",), ("@missing", "@emptydir", "@txt", "@video_trunc")),
+                        _o("--detector", (), ("nope", "os:getcwd", "")), *_flags("--force", "--json")],
+          base=("--n", "2", "--json")),
+    _spec("live", [MODEL, _o("--source", ("@video",), ("@missing", "@png", "@txt", "@video_trunc", "", "-1", "7", "abc")),
+                   _out("out", "out.mp4"), _o("--ref", ("5",), INT_BAD + ("10",)), _o("--cycle", ("2",), INT_BAD),
+                   _o("--frames", ("2",), INT_BAD), _o("--fps", ("5",), FLOAT_BAD), _o("--checkpoint", (), CKPT_BAD),
+                   _o("--task", (), TASK_BAD), _o("--weights", ("@weights",), WEIGHTS_BAD),
+                   _o("--detector", (), ("nope", "os:getcwd", "")), *_flags("--force", "--json")],
+          base=("--frames", "2", "--json", "--source", "@video", "--out", "out")),
+    # `run` with valid options is the whole pipeline (minutes): its forced bad value is one that must stop it early.
+    _spec("run", [_o(None, (), ("@missing", "@png", "@emptydir", "@toml_trunc", "@toml_badkeys", "@toml_badtypes",
+                                "@toml_badteacher", "@json_trunc", "@txt")),
+                  _o("--teachers", ("gazenet",), ("nope", "", ",", "gazenet,nope")), _out("out"),
+                  _o("--model", (), MODEL_BAD), _o("--task", (), TASK_BAD), _o("--data", ("synth",), DATA_BAD),
+                  _o("--format", (), FMT_BAD), _o("--device", ("cpu",), DEVICE_BAD), *_flags("--json")],
+          fail_fast=(_o(None, (), ("@missing", "@png", "@emptydir", "@toml_trunc", "@toml_badkeys", "@toml_badtypes",
+                                   "@toml_badteacher", "@json_trunc")),
+                     _o("--teachers", (), ("nope", "gazenet,nope")), _o("--model", (), ("nope", "@missing", "@png")),
+                     _o("--device", (), ("tpu", "cuda:x")), _o("--data", (), ("@missing", "@png"))),
+          default_out=("runs", "runs/*")),
+    _spec("report", [_o(None, ("@run",), RUNS_BAD + ("@run_metricstrunc", "@run_logtrunc", ""), required=True),
+                     _o(None, ("@run",), RUNS_BAD + ("@run_metricstrunc",)), _out("out", required=True),
+                     *_flags("--force", "--json")]),
+    _spec("data synth", [_out("out", required=True),
+                         _o("--view", ("face", "track"), ("foo", "", "FACE")),
+                         _o("--format", ("npz", "mc4", "lam", "evg", "mpiifacegaze"), ("foo", "", "NPZ")),
+                         _o("--n", ("3",), INT_BAD), _o("--subjects", ("2",), INT_BAD), _o("--seed", ("3",), ("abc", "-1")),
+                         _o("--size", ("32", "64x48"), ("abc", "0", "-1", "0x0", "x", "", "1.5", "99999999999x2")),
+                         *_flags("--force", "--json")], base=("--n", "3", "--subjects", "2")),
+    _spec("data inspect", [_o(None, ("@npz",), ("@missing", "@png", "@emptydir", "@txt", "@npz_trunc", "@run", "@json_trunc",
+                                                "", "@nul"), required=True),
+                           _o("--format", ("npz",), FMT_BAD), _o("--split", ("train",), ("foo", "")),
+                           _out("grid.png"), _o("--n", ("2",), INT_BAD), *_flags("--json")], base=("--n", "2"),
+          default_out=("*_grid.png",)),
+    _spec("analyze saliency", [MODEL, _o("--method", ("saliency", "gradcam", "occlusion"), ("foo", "", "IG")),
+                               _o("--n", ("2",), INT_BAD), _o("--target", ("0", "yaw"), ("foo", "", "-1", "7", "1.5")),
+                               _o("--batch-size", ("2",), INT_BAD), _o("--steps", ("2",), INT_BAD),
+                               _o("--layer", (), ("nope", "", "fc")), _o("--baseline", ("blur",), ("foo", "")),
+                               _o("--task", (), TASK_BAD), _o("--input", (), INPUT_BAD), _o("--data", DATA_OK, DATA_BAD),
+                               _o("--format", (), FMT_BAD), _out("out"), _o("--images", ("@png",), ("@missing", "@txt", "@emptydir")),
+                               _o("--detector", (), ("nope", "")), *_flags("--force", "--json")],
+          base=("--n", "2", "--steps", "2", "--batch-size", "2", "--json")),
+    _spec("analyze check", [MODEL, _o("--method", ("saliency",), ("foo", "")), _o("--n", ("2",), INT_BAD),
+                            _o("--target", ("0",), ("foo", "", "-1")), _o("--steps", ("2",), INT_BAD),
+                            _o("--cascade-steps", ("1",), INT_BAD), _o("--randomization-n", ("2",), INT_BAD),
+                            _o("--fill", ("mean",), ("foo", "")), _o("--random-orders", ("1",), INT_BAD),
+                            _o("--fractions", ("3",), INT_BAD), _o("--layer", (), ("nope", "")),
+                            _o("--baseline", ("blur",), ("foo", "")), _o("--data", DATA_OK, DATA_BAD),
+                            _o("--format", (), FMT_BAD), _out("out"), *_flags("--force", "--json")],
+          base=("--n", "2", "--steps", "2", "--batch-size", "2", "--cascade-steps", "1", "--randomization-n", "2",
+                "--random-orders", "1", "--fractions", "3", "--json")),
+    _spec("analyze embeddings", [MODEL_OR_NAME, _o("--layer", (), ("nope", "", "fc:input", ":input", "fc:foo")),
+                                 _o("--n", ("16",), INT_BAD), _o("--batch-size", ("8",), INT_BAD),
+                                 _o("--data", DATA_OK, DATA_BAD), _o("--format", (), FMT_BAD), _out("out"),
+                                 _o("--task", (), TASK_BAD), _o("--weights", ("@weights",), WEIGHTS_BAD),
+                                 *_flags("--force", "--json", "--list-layers")],
+          base=("--n", "16", "--batch-size", "8", "--json")),
+    _spec("analyze fc-importance", [MODEL_OR_NAME, _o("--layer", (), ("nope", "", "features")), _o("--n", ("8",), INT_BAD),
+                                    _o("--max-ablate", ("2",), INT_BAD), _o("--conductance-samples", ("2",), INT_BAD),
+                                    _o("--conductance-steps", ("2",), INT_BAD), _o("--batch-size", ("4",), INT_BAD),
+                                    _o("--data", DATA_OK, DATA_BAD), _o("--format", (), FMT_BAD), _out("out"),
+                                    _o("--task", (), TASK_BAD), _o("--weights", ("@weights",), WEIGHTS_BAD),
+                                    *_flags("--force", "--json")],
+          base=("--n", "8", "--max-ablate", "2", "--conductance-samples", "2", "--conductance-steps", "2", "--json")),
+]}
+
+
+@dataclass(frozen=True)
+class Case:
+    command: str
+    argv: tuple[str, ...]  # with placeholders
+    out: str | None  # the --out value (relative to the case folder), None when not given
+
+    def show(self) -> str:
+        return "workbench " + " ".join(_quote(a) for a in self.argv)
+
+
+def _quote(a: str) -> str:
+    import shlex
+
+    return shlex.quote(a)
+
+
+@st.composite
+def cases(draw, spec: CommandSpec) -> Case:
+    """One case of ``spec``: its required arguments, a few optional ones, at least one value from a bad pool."""
+    optional = [o for o in spec.opts if not o.required and o.flag is not None]
+    extra = draw(st.lists(st.sampled_from(optional), max_size=4, unique_by=id)) if optional else []
+    # Optional positionals come along only sometimes (the second run of `visualize` / `report`).
+    chosen = [o for o in spec.opts if o.required or (o.flag is None and draw(st.booleans()))] + extra
+    values: list[tuple[Opt, str | None]] = []
+    forced_i = None
+    if spec.fail_fast:
+        forced = draw(st.sampled_from(spec.fail_fast))
+        # the forced value must not be overridden: drop drawn options of the same flag (or the positional)
+        chosen = [o for o in chosen if o.flag != forced.flag]
+        forced_value = (forced, draw(st.sampled_from(forced.bad)))
+    else:
+        badable = [i for i, o in enumerate(chosen) if o.bad]
+        if badable:
+            forced_i = draw(st.sampled_from(badable))
+        else:  # nothing with a bad pool was drawn: an unknown option is always wrong
+            values.append((Opt("--no-such-option"), None))
+    for i, o in enumerate(chosen):
+        if o.is_flag:
+            values.append((o, None))
+            continue
+        bad = i == forced_i or (bool(o.bad) and draw(st.integers(0, 4)) == 0)
+        pool = o.bad if (bad or not o.ok) else o.ok
+        if pool:
+            values.append((o, draw(st.sampled_from(pool))))
+    if spec.fail_fast:
+        values.append(forced_value)
+    argv = list(spec.words) + [v for o, v in values if o.flag is None] + list(spec.base)
+    out = spec.base[spec.base.index("--out") + 1] if "--out" in spec.base else None
+    for o, v in values:
+        if o.flag is None:
+            continue
+        if v is None:
+            argv.append(o.flag)
+        elif v.startswith("-"):  # would read as an option: a user writes --flag=-1
+            argv.append(f"{o.flag}={v}")
+        else:
+            argv += [o.flag, v]
+        if o.flag == spec.out_flag and v is not None:
+            out = v
+    return Case(spec.name, tuple(argv), out)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The property checker.
+
+
+class CaseTimeout(BaseException):
+    """Raised by the per-case alarm; a BaseException so CliRunner does not swallow it as the command's error."""
+
+
+@dataclass
+class Outcome:
+    case: Case
+    exit_code: int | None
+    seconds: float
+    kind: str  # ok0, ok2, traceback, exit, json (exit 0 with --json, stdout not JSON), debris, timeout
+    reasons: list[str] = field(default_factory=list)  # short, stable: the KNOWN_FAILURES key is (command, reasons[0])
+    last_line: str = ""
+    details: str = ""  # traceback tail, or the debris paths
+
+    @property
+    def failed(self) -> bool:
+        return self.kind in ("traceback", "exit", "json", "debris")
+
+    @property
+    def known(self) -> bool:
+        return self.failed and (self.case.command, self.reasons[0]) in KNOWN_FAILURES
+
+    def to_dict(self) -> dict:
+        return {"command": self.case.command, "argv": list(self.case.argv), "shell": self.case.show(),
+                "exit_code": self.exit_code, "seconds": round(self.seconds, 3), "kind": self.kind,
+                "reasons": self.reasons, "known": self.known, "last_line": self.last_line, "details": self.details}
+
+
+def _snapshot(root: Path) -> dict[str, tuple]:
+    out = {}
+    if not root.exists():
+        return out
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel = os.path.relpath(dirpath, root)
+        out[rel + "/"] = ("dir",)
+        for f in filenames:
+            p = os.path.join(dirpath, f)
+            try:
+                st_ = os.lstat(p)
+                out[os.path.normpath(os.path.join(rel, f))] = (st_.st_size, st_.st_mtime_ns)
+            except OSError:
+                pass
+    return out
+
+
+def _changed(before: dict, after: dict) -> list[str]:
+    return sorted(k for k in after.keys() | before.keys() if before.get(k) != after.get(k))
+
+
+def _innermost(exc: BaseException) -> tuple[str, str]:
+    """(stable reason, detail) of an exception: its type and the innermost frame in this project's code."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = [f for f in frames if f.filename.startswith(str(REPO)) and "/tests/" not in f.filename] or frames
+    f = ours[-1] if ours else None
+    where = f"{os.path.relpath(f.filename, REPO)}:{f.name}" if f else "?"
+    tail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-6:])
+    detail = (f"{os.path.relpath(f.filename, REPO)}:{f.lineno} in {f.name}: " if f else "") + \
+        f"{type(exc).__name__}: {str(exc)[:300]}\n{tail}"
+    return f"{type(exc).__name__} in {where}", detail
+
+
+class Session:
+    """Fixtures, and the runner of one case at a time (each in a fresh working directory and temp dir)."""
+
+    def __init__(self, root: Path, fixtures: dict[str, Path] | None = None):
+        self.root = Path(root)
+        self.fx = {**(fixtures if fixtures is not None else build_fixtures(self.root / "fixtures")), **TOKENS}
+        self.fixtures_root = self.root / "fixtures"
+        self._fixture_state = _snapshot(self.fixtures_root)
+        self._count = 0
+        self._sub = re.compile("|".join(re.escape(k) for k in sorted(self.fx, key=len, reverse=True)))
+
+    def resolve(self, token: str) -> str:
+        return self._sub.sub(lambda m: str(self.fx[m.group(0)]), token)
+
+    def unresolve(self, text: str, cwd: Path) -> str:
+        for key, path in sorted(self.fx.items(), key=lambda kv: -len(str(kv[1]))):
+            text = text.replace(str(path), key)
+        return text.replace(str(cwd) + "/", "").replace(str(cwd), ".")
+
+    def run(self, case: Case, timeout: float = 20.0) -> Outcome:
+        from typer.testing import CliRunner
+
+        from workbench.cli import app
+
+        self._count += 1
+        cwd = self.root / "cases" / str(self._count)
+        tmp = self.root / "tmp" / str(self._count)
+        cwd.mkdir(parents=True)
+        tmp.mkdir(parents=True)
+        for name, kind in CWD_ITEMS.items():
+            if any(a == name or a.startswith(name + "/") for a in case.argv):
+                if kind == "file":
+                    (cwd / name).write_bytes(self.fx["@png"].read_bytes())
+                else:
+                    (cwd / name).mkdir()
+                    if kind == "dir":
+                        (cwd / name / "keep.txt").write_text("keep\n")
+        before = _snapshot(cwd)
+        argv = [self.resolve(a) for a in case.argv]
+        old_cwd, old_tmp, old_env = os.getcwd(), tempfile.tempdir, os.environ.get("TMPDIR")
+        res, timed_out = None, False
+
+        def alarm(signum, frame):
+            raise CaseTimeout()
+
+        old_handler = signal.signal(signal.SIGALRM, alarm)
+        t0 = time.perf_counter()
+        try:
+            os.chdir(cwd)
+            tempfile.tempdir, os.environ["TMPDIR"] = str(tmp), str(tmp)
+            signal.setitimer(signal.ITIMER_REAL, timeout)
+            res = CliRunner().invoke(app, argv)
+        except CaseTimeout:
+            timed_out = True
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old_handler)
+            seconds = time.perf_counter() - t0
+            os.chdir(old_cwd)
+            tempfile.tempdir = old_tmp
+            if old_env is None:
+                os.environ.pop("TMPDIR", None)
+            else:
+                os.environ["TMPDIR"] = old_env
+            _reset_globals()
+        try:
+            return self._judge(case, res, timed_out, seconds, cwd, tmp, before)
+        finally:
+            shutil.rmtree(cwd, ignore_errors=True)
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _judge(self, case, res, timed_out, seconds, cwd, tmp, before) -> Outcome:
+        if timed_out:
+            self._fixture_state = _snapshot(self.fixtures_root)
+            return Outcome(case, None, seconds, "timeout", ["timeout"], details="stopped by the per-case alarm")
+        output = self.unresolve(res.output, cwd)
+        lines = [ln for ln in output.splitlines() if ln.strip()]
+        last = lines[-1].strip()[:300] if lines else ""
+        kind_reasons: list[tuple[str, str, str]] = []  # (kind, reason, detail)
+        exc = res.exception
+        if exc is not None and not isinstance(exc, SystemExit):
+            reason, detail = _innermost(exc)
+            kind_reasons.append(("traceback", reason, self.unresolve(detail, cwd)))
+        elif "Traceback (most recent call last)" in output:
+            kind_reasons.append(("traceback", "Traceback printed", output[-1500:]))
+        code = res.exit_code
+        if code not in (0, 2) and not kind_reasons:
+            norm = re.sub(r"\d+(\.\d+)?", "N", last)[:70]
+            kind_reasons.append(("exit", f"exit {code}: {norm}", output[-1500:]))
+        if code == 0 and "--json" in case.argv and not kind_reasons:
+            try:
+                json.loads(res.stdout)
+            except ValueError as exc:
+                kind_reasons.append(("json", "--json output is not JSON", f"{exc}: {res.stdout[:300]!r}"))
+        # Debris: new or changed paths in the working directory outside --out; temp files; fixtures touched.
+        after = _snapshot(cwd)
+        out_rel = None
+        if case.out:
+            try:
+                out_rel = os.path.normpath(case.out)
+            except ValueError:
+                out_rel = None
+            if out_rel in (".", "") or out_rel.startswith(".."):
+                out_rel = None
+        changed = _changed(before, after)
+        if out_rel:
+            inside = [p for p in changed if p.rstrip("/") == out_rel or p.startswith(out_rel + "/")]
+        else:  # no --out: the command's default output place
+            patterns = COMMANDS[case.command].default_out
+            inside = [p for p in changed if any(fnmatch.fnmatch(p.rstrip("/"), pat) for pat in patterns)]
+        outside = [p for p in changed if p not in inside and p != "./"]
+        if outside:
+            top = sorted({p.split("/")[0] + ("/" if "/" in p.rstrip("/") or p.endswith("/") else "") for p in outside})
+            kind_reasons.append(("debris", "files outside --out: " + ", ".join(top[:3]), "\n".join(outside[:20])))
+        # "Nothing is overwritten silently" (DESIGN.md): a file or non-empty folder at --out before the case
+        # is kept unless --force (or --resume) is given.
+        held = [p for p in before if out_rel and p not in ("./", out_rel + "/")
+                and (p.rstrip("/") == out_rel or p.startswith(out_rel + "/"))]
+        if held and not {"--force", "--resume"} & set(case.argv) and any(before[p] != after.get(p) for p in held):
+            kind_reasons.append(("debris", "replaced an existing --out without --force",
+                                 "\n".join(p for p in held if before[p] != after.get(p))))
+        if code == 2 and inside:
+            what = "--out" if out_rel else "the default output"
+            kind_reasons.append(("debris", f"exit 2 left {what}", "\n".join(inside[:20])))
+        # Not debris: torch's compile cache (torchinductor_<user>/) and onnxruntime's session id file (.ses), made
+        # by those libraries' own code on first use in a process and reused by them.
+        leftovers = sorted(p for p in _snapshot(tmp) if p not in ("./", ".ses") and not p.startswith("torchinductor_"))
+        if leftovers:
+            kind_reasons.append(("debris", "temp files left", "\n".join(leftovers[:20])))
+        fixture_state = _snapshot(self.fixtures_root)
+        touched = _changed(self._fixture_state, fixture_state)
+        if touched:
+            self._fixture_state = fixture_state
+            kind_reasons.append(("debris", "a fixture changed", "\n".join(touched[:20])))
+        if not kind_reasons:
+            return Outcome(case, code, seconds, "ok0" if code == 0 else "ok2", [], last)
+        return Outcome(case, code, seconds, kind_reasons[0][0], [r for _, r, _ in kind_reasons], last,
+                       "\n".join(d for _, _, d in kind_reasons))
+
+
+def _reset_globals() -> None:
+    """Undo what a command may set process-wide (thread counts), so later cases and tests see the defaults."""
+    with contextlib.suppress(Exception):
+        import torch
+
+        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1") or 1))
+
+
+def fuzz_command(session: Session, command: str, examples: int, *, timeout: float = 20.0,
+                 derandomize: bool = True) -> list[Outcome]:
+    """Run ``examples`` generated cases of one command; every outcome is returned (nothing raises, so
+    Hypothesis never shrinks: a failing argv is reported as generated)."""
+    from hypothesis import HealthCheck, Phase, given, settings
+
+    outcomes: list[Outcome] = []
+    seen: set[tuple[str, ...]] = set()
+
+    @settings(max_examples=examples, deadline=None, derandomize=derandomize, database=None,
+              phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+    @given(cases(COMMANDS[command]))
+    def prop(case: Case) -> None:
+        if case.argv in seen:
+            return
+        seen.add(case.argv)
+        outcomes.append(session.run(case, timeout))
+
+    prop()
+    return outcomes
+
+
+def distinct_failures(outcomes: Iterable[Outcome]) -> dict[tuple[str, str], Outcome]:
+    """The first outcome of each (command, reason)."""
+    found: dict[tuple[str, str], Outcome] = {}
+    for o in outcomes:
+        if o.failed:
+            found.setdefault((o.case.command, o.reasons[0]), o)
+    return found
