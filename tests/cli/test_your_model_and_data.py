@@ -73,20 +73,28 @@ def workspace(tmp_path_factory):
         sys.modules.pop("mymodel", None)
 
 
+def _state_dict_file(tmp: Path) -> None:
+    """weights.pt: the run's weights as a plain state dict (what a user's own training script saves)."""
+    import torch
+
+    state = torch.load(tmp / "runs/mine/checkpoints/best.pt", weights_only=True)["model"]
+    torch.save(state, tmp / "weights.pt")
+
+
 def test_train_records_the_factory_and_the_users_data(workspace):
     tmp, summary = workspace
-    assert summary["data"]["source"] == "data" and summary["data"]["format"] == "mpiifacegaze"
+    assert summary["data"]["source"] == str(tmp.resolve() / "data") and summary["data"]["format"] == "mpiifacegaze"
     assert summary["task"] == "face_angles" and summary["params"] > 0
     config = json.loads((tmp / "runs/mine/config.json").read_text())
     assert config["model"]["factory"] == "mymodel:make" and config["model"]["task"] == "face_angles"
     assert config["model"]["search_path"] == str(tmp.resolve())
-    assert config["data"]["source"] == "data"
+    assert config["data"]["source"] == str(tmp.resolve() / "data")
 
 
 def test_eval_predict_on_the_run_and_on_the_bare_factory(workspace):
     tmp, _ = workspace
     r = _ok(["eval", "runs/mine", "--device", "cpu", "--json"])
-    assert r["data"]["source"] == "data" and r["data"]["split"] == "val" and r["samples"] > 0
+    assert r["data"]["source"] == str(tmp.resolve() / "data") and r["data"]["split"] == "val" and r["samples"] > 0
     assert r["data"]["how"].startswith("held-out subjects")
     r = _ok(["eval", "runs/mine", "--data", "data", "--json"])
     assert r["data"]["source"] == "data" and r["data"]["split"] == "all" and r["samples"] == 96
@@ -94,10 +102,7 @@ def test_eval_predict_on_the_run_and_on_the_bare_factory(workspace):
     lines = (tmp / "pred.csv").read_text().splitlines()
     assert lines[0] == "name,gaze_0,gaze_1" and len(lines) >= 96
     # The factory itself, with the run's weights as a state dict file.
-    import torch
-
-    state = torch.load(tmp / "runs/mine/checkpoints/best.pt", weights_only=True)["model"]
-    torch.save(state, tmp / "weights.pt")
+    _state_dict_file(tmp)
     r2 = _ok(["eval", "mymodel:make", "--task", "face_angles", "--weights", "weights.pt", "--data", "data", "--json"])
     assert r2["metrics"] == pytest.approx(r["metrics"])
 
@@ -107,21 +112,27 @@ def test_compress_commands_take_the_users_run(workspace):
     p = _ok(["prune", "runs/mine", "--out", "pruned", "--target-macs", "0.6", "--steps", "1", "--finetune-epochs", "1",
              "--calib-samples", "16", "--device", "cpu", "--json"])
     assert p["macs"]["ratio"] <= 0.6 + 1e-9
-    assert json.loads((tmp / "pruned/config.json").read_text())["data"]["source"] == "data"
+    # What the fine-tune and the student trained on: the data set's training split, not a SynthGaze count.
+    trained_on = json.loads((tmp / "runs/mine/metrics.json").read_text())["data"]["n_train"]
+    held_out = _ok(["eval", "runs/mine", "--json"])["samples"]  # the last of the 4 subjects
+    assert trained_on + held_out == 96 and held_out > 0
+    assert p["finetune"]["n_train"] == trained_on
+    assert json.loads((tmp / "pruned/config.json").read_text())["data"]["source"] == str(tmp.resolve() / "data")
     # The user's model as teacher, a registered student; then a user factory as the student.
     d = _ok(["distill", "runs/mine", "--student", "tinyface", "--out", "kd", "--epochs", "1", "--device", "cpu",
              "--json"])
     assert d["student"]["name"] == "tinyface"
-    assert json.loads((tmp / "kd/student/metrics.json").read_text())["data"]["source"] == "data"
+    assert d["budget"]["n_train"] == trained_on
+    assert json.loads((tmp / "kd/student/metrics.json").read_text())["data"]["source"] == str(tmp.resolve() / "data")
     d = _ok(["distill", "runs/mine", "--student", "mymodel:make", "--model", "width=4", "--out", "kd2", "--epochs", "1",
              "--device", "cpu", "--json"])
     assert d["student"]["config"]["factory"] == "mymodel:make" and d["student"]["config"]["kwargs"] == {"width": 4}
-    assert json.loads((tmp / "kd2/student/metrics.json").read_text())["data"]["source"] == "data"
+    assert json.loads((tmp / "kd2/student/metrics.json").read_text())["data"]["source"] == str(tmp.resolve() / "data")
     # The distilled factory student reopens from its run folder.
     assert _ok(["eval", "kd2/student", "--json"])["samples"] > 0
     q = _ok(["quantize", "runs/mine", "--out", "q", "--n-calib", "16", "--repeats", "3", "--device", "cpu", "--json"])
     assert q["int8"]["metrics"] and q["calibration"]["data"]["split"] == "train"
-    assert q["calibration"]["data"]["source"] == "data" and q["calibration"]["data"]["n"] == 16
+    assert q["calibration"]["data"]["source"] == str(tmp.resolve() / "data") and q["calibration"]["data"]["n"] == 16
 
 
 def test_export_bench_profile_visualize_report(workspace):
@@ -130,6 +141,7 @@ def test_export_bench_profile_visualize_report(workspace):
     assert e["max_abs_diff"] <= 1e-4 and e["providers"] == ["CPUExecutionProvider"]
     b = _ok(["bench", "runs/mine", "--batch", "4", "--repeats", "2", "--warmup", "1", "--device", "cpu", "--json"])
     assert b["device"] == "cpu" and b["eager"]["batch_1"]["median_ms"] > 0 and "onnxruntime" in b
+    _state_dict_file(tmp)
     pr = _ok(["profile", "mymodel:make", "--task", "face_angles", "--weights", "weights.pt", "--json"])
     assert pr["params"] > 0 and pr["task"] == "face_angles"
     assert _ok(["profile", "runs/mine", "--json"])["params"] == pr["params"]
@@ -183,6 +195,6 @@ def test_workbench_run_on_the_users_model_and_data(workspace):
     assert all(stages[k]["status"] == "ran" for k in ("train", "analyze", "prune", "distill", "quantize", "profile",
                                                          "export"))
     cfg = json.loads((tmp / "pipe/mymodel.make/train/config.json").read_text())
-    assert cfg["model"]["factory"] == "mymodel:make" and cfg["data"]["source"] == "data"
-    assert json.loads((tmp / "pipe/mymodel.make/train/metrics.json").read_text())["data"]["source"] == "data"
+    assert cfg["model"]["factory"] == "mymodel:make" and cfg["data"]["source"] == str(tmp.resolve() / "data")
+    assert json.loads((tmp / "pipe/mymodel.make/train/metrics.json").read_text())["data"]["source"] == str(tmp.resolve() / "data")
     assert (Path(s["report"])).exists()

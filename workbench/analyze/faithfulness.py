@@ -389,6 +389,11 @@ def check(run: Any, *, method: str = "ig", n: int = 32, out: str | Path | None =
     canonical_method(method)
     if fractions < 2:
         raise WorkbenchError(f"expected at least 2 deletion fractions, got {fractions}")
+    for option, value in (("--n", n), ("--batch-size", batch_size), ("--steps", steps),
+                          ("--cascade-steps", cascade_steps), ("--randomization-n", randomization_n),
+                          ("--random-orders", random_orders)):
+        if value < 1:
+            raise WorkbenchError(f"{option} must be at least 1, got {value}")
     if fill not in ("blur", "mean"):
         raise WorkbenchError(f"unknown deletion fill {fill!r}; expected blur or mean")
     subject = load_subject(run, task=task)
@@ -479,8 +484,10 @@ def _cascade_grid(path: Path, attrs: Attributions, kept: list, samples: Samples,
 
     t0 = attrs.targets[0]
     name = next(iter(attrs.maps[t0]))
-    x = samples.inputs(slice(0, min(3, len(samples))))[list(subject.input_names).index(name)].numpy()
-    cols = [("trained", attrs.heat(t0, name)[: len(x)])] + kept
+    # The cascade re-attributes only the first randomization_n samples: show no more rows than it has.
+    rows = min(3, len(samples), *(len(m) for _, m in kept))
+    x = samples.inputs(slice(0, rows))[list(subject.input_names).index(name)].numpy()
+    cols = [("trained", attrs.heat(t0, name)[:rows])] + [(label, m[:rows]) for label, m in kept]
     if x.ndim == 5:  # tracks: the centre frame
         x = x[:, x.shape[1] // 2]
         cols = [(label, m[:, m.shape[1] // 2]) for label, m in cols]

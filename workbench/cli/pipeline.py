@@ -75,6 +75,8 @@ def report_cmd(
 
     command = _command("report", *runs, ("--out", out), ("--force", force), ("--json", as_json))
     result = build_report(runs, out, force=force, command=command, progress=not as_json)
+    for warning in result["warnings"]:
+        sys.stderr.write(f"warning: {warning}\n")
     if as_json:
         print_json(result)
         return

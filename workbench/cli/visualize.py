@@ -10,6 +10,7 @@ import typer
 from workbench.cli._common import (
     console,
     err_console,
+    fail,
     model_run,
     print_json,
     progress_bar,
@@ -52,9 +53,15 @@ def visualize_cmd(
             folders = [stack.enter_context(model_run(r, task=task, weights=weights, device=device)) for r in runs]
             return visualize_images_cmd(folders, images, out, which=which, fps=fps, force=force, detector=detector,
                                         as_json=as_json)
-    with contextlib.ExitStack() as stack, progress_bar("drawing", n, enabled=not as_json) as advance:
+    if n < 1:
+        fail(f"--n must be at least 1, got {n}")
+    if not fps > 0:
+        fail(f"--fps must be above 0, got {fps}")
+    with contextlib.ExitStack() as stack:
+        # The runs are opened (and refused) before the progress bar starts.
         folders = [stack.enter_context(model_run(r, task=task, weights=weights, data=data, fmt=fmt, device=device))
                    for r in runs]
+        advance = stack.enter_context(progress_bar("drawing", n, enabled=not as_json))
         paths = visualize([str(f) for f in folders], out, data=data, fmt=fmt, n=n, which=which, fps=fps, force=force,
                           progress=advance, device=device)
     if as_json:
@@ -89,6 +96,8 @@ def live_cmd(
 
     if out is not None:
         check_output(out, force=force)
+    if fps is not None and not fps > 0:
+        fail(f"--fps must be above 0, got {fps}")
     total = frames
     if total is None and not source.isdigit():
         total = max(video_info(source)["frames"], 0)

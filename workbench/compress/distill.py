@@ -401,7 +401,11 @@ def distill(
         pairs = [(t_hint, s_hint)]
     shapes = _hint_shapes(teacher, probe, pairs, inputs) if pairs else []
 
-    recipe = Recipe.from_dict(config["recipe"]).update(**(recipe_overrides or {}), epochs=epochs)
+    from workbench.train.data import check_sample_counts
+
+    check_sample_counts(config["data"]["source"], recipe_overrides or {})
+    recipe = Recipe.from_dict(config["recipe"]).update(**{**(recipe_overrides or {}),
+                                                         **({} if epochs is None else {"epochs": epochs})})
     run_seed = int(config["seed"] if seed is None else seed)
     base_config = {**config, "teacher": student, "preset": probe.config.get("preset"), "model": probe.config,
                    "recipe": recipe.to_dict(), "seed": run_seed}
@@ -469,7 +473,9 @@ def distill(
                     **_run_summary(s_fit, n_params, s_macs),
                     "macs_ratio": (s_macs / t_macs) if (s_macs and t_macs) else None},
         "kd": kd_record,
-        "budget": {"epochs": recipe.epochs, "n_train": recipe.n_train, "n_val": recipe.n_val, "seed": run_seed,
+        # What the student was trained on (a data set on disk: all of its training split, not recipe.n_train).
+        "budget": {"epochs": recipe.epochs, "n_train": s_fit["data"]["n_train"], "n_val": s_fit["data"]["n_val"],
+                   "seed": run_seed,
                    "optimizer": recipe.optimizer, "lr": recipe.lr, "batch_size": recipe.batch_size},
         "teacher_cache": {"hits": cache.hits, "misses": cache.misses, "megabytes": round(cache.bytes / 2 ** 20, 1)},
         "seconds": round(time.time() - t0, 1),

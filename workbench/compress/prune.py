@@ -354,10 +354,14 @@ def prune(run: str | Path, out: str | Path, *, target_macs: float | None = 0.5, 
     schedule = _schedule(model, inputs, what, ratio, layers, scope)
     val = _sample(task, config, 0, val=True)
     teacher_metrics = evaluate(model, task, val)
+    from workbench.train.data import check_sample_counts
+
+    check_sample_counts(config["data"]["source"], {"n_train": finetune_samples}, {"n_train": "--finetune-samples"})
     recipe = Recipe.from_dict(config["recipe"])
     # Fine-tuning starts from trained weights: 0.1x the run's learning rate, and its last epoch at gamma x that.
     epochs = [finetune_epochs] * (steps - 1) + [finetune_epochs if final_epochs is None else final_epochs]
-    recipes = [recipe.update(epochs=e, lr=lr if lr is not None else recipe.lr * 0.1,
+    # (A step with 0 epochs is not fine-tuned; its recipe is built at 1 epoch only to be a valid recipe.)
+    recipes = [recipe.update(epochs=max(e, 1), lr=lr if lr is not None else recipe.lr * 0.1,
                              milestones=[e - 1] if e >= 2 else [], n_train=finetune_samples) for e in epochs]
     history: list[dict[str, Any]] = []
     last_fit: dict[str, Any] | None = None
@@ -400,7 +404,8 @@ def prune(run: str | Path, out: str | Path, *, target_macs: float | None = 0.5, 
             # Fine-tuned on the run's training split; every metric here is on its validation split.
             "data": {**resolve_data("val", config).describe(), "n": len(val)},
             "importance": importance, "scope": scope, "target": {"kind": what, "ratio": ratio, "layers": layers},
-            "steps": steps, "finetune": {"epochs": epochs, "n_train": recipes[-1].n_train, "lr": recipes[-1].lr},
+            "steps": steps, "finetune": {"epochs": epochs, "lr": recipes[-1].lr,
+                                        "n_train": last_fit["data"]["n_train"] if last_fit else None},
             "macs": {"before": before["macs"], "after": after["macs"], "ratio": after["macs"] / before["macs"]},
             "params": {"before": before["params"], "after": after["params"],
                        "ratio": after["params"] / before["params"]},

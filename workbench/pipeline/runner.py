@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workbench.errors import WorkbenchError
+from workbench.errors import WorkbenchError, path_error
 from workbench.utils.jsonio import json_native, read_json, write_json
 
 MARKER = "stage.json"
@@ -164,6 +164,7 @@ def _run_one(stage: Stage, teacher: str, teacher_dir: Path, sdir: Path, config: 
         log(f"{teacher} · {stage.name}: continuing the interrupted stage in {sdir}")
     else:
         log(f"{teacher} · {stage.name}: running ({sdir})")
+    _clear_interrupted_writes(sdir, resume)
     write_json(started, {"key": key, "time": time.time()})
     ctx = StageContext(teacher=teacher, name=stage.name, dir=sdir, config=config, inputs=inputs, resume=resume,
                        progress=progress)
@@ -177,6 +178,9 @@ def _run_one(stage: Stage, teacher: str, teacher_dir: Path, sdir: Path, config: 
     except KeyboardInterrupt:
         raise
     except Exception as exc:
+        problem = path_error(exc)
+        if problem is not None:  # a full disk or read-only --out: the user's to fix, not a crash
+            raise StageFailed(f"stage {stage.name!r} failed for {teacher}: {problem}") from exc
         _write_error(sdir, traceback.format_exc())
         first = (str(exc).strip().splitlines() or [""])[0][:200]
         raise StageCrashed(f"stage {stage.name!r} crashed for {teacher}: {type(exc).__name__}: {first} "
@@ -198,6 +202,19 @@ def _cpu_seconds() -> float:
     """CPU time of this process, all threads (user + system): what a stage costs on a shared machine."""
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
+
+
+def _clear_interrupted_writes(sdir: Path, resume: bool) -> None:
+    """Remove what a killed earlier attempt of a stage left half-written: the temporary folders of atomic
+    writes (``.<name>.<random>.tmp``, :func:`workbench.utils.io.atomic_path`) beside the stage folder (stages
+    that write their folder in one piece) and, when the stage continues in its folder (train), inside it
+    (e.g. a checkpoint cut mid-save). The run folder is locked, so none of them is being written now."""
+    stale = list(sdir.parent.glob(f".{sdir.name}.*.tmp"))
+    if resume and sdir.is_dir():
+        stale += list(sdir.rglob(".*.tmp"))
+    for p in stale:
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
 
 
 def _write_error(sdir: Path, text: str) -> None:

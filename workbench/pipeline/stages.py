@@ -13,7 +13,6 @@ checks, embeddings, FC importance of the teacher), ``prune/`` (the pruned model'
 from __future__ import annotations
 
 import inspect
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -49,23 +48,9 @@ def _show(v: Any) -> str:
     return repr(v)
 
 
-def _clear_interrupted_writes(ctx: StageContext) -> None:
-    """Remove what a killed earlier attempt of this stage left half-written: the temporary folders of
-    atomic writes (``.<name>.<random>.tmp``, workbench.utils.io.atomic_path) beside the stage folder
-    (stages that write their folder in one piece) and, when the stage continues in its folder
-    (train), inside it (e.g. a checkpoint cut mid-save). The run folder is locked, so none is live."""
-    stale = list(ctx.dir.parent.glob(f".{ctx.dir.name}.*.tmp"))
-    if ctx.resume and ctx.dir.is_dir():
-        stale += [p for p in ctx.dir.rglob(".*.tmp")]
-    for p in stale:
-        if p.is_dir() and not p.is_symlink():
-            shutil.rmtree(p, ignore_errors=True)
-
-
 # ---- train ----------------------------------------------------------------------------------------
 def train(ctx: StageContext) -> dict[str, Any]:
     """Train the teacher at its preset with the recipe's overrides; the stage folder is the run folder."""
-    _clear_interrupted_writes(ctx)
     from workbench.train.engine import TrainRequest, fit
 
     c = ctx.config
@@ -115,7 +100,6 @@ def _has_linear(run: Path) -> bool:
 
 def analyze(ctx: StageContext) -> dict[str, Any]:
     """Saliency with faithfulness checks, embedding PCA/effective rank and FC importance of the teacher."""
-    _clear_interrupted_writes(ctx)
     ctx.dir.mkdir(parents=True, exist_ok=True)
     return _analyze(ctx, ctx.inputs["train"].dir, ctx.dir, checks=ctx.config["checks"], extras=True)
 
@@ -124,7 +108,6 @@ def analyze(ctx: StageContext) -> dict[str, Any]:
 def prune(ctx: StageContext) -> dict[str, Any]:
     """Structural pruning of the teacher to ``target_macs`` of its MACs, then fine-tuning; the stage
     folder is the pruned model's run folder."""
-    _clear_interrupted_writes(ctx)
     from workbench.compress.prune import prune as prune_fn
 
     c = ctx.config
@@ -159,7 +142,6 @@ def resolve_student(teacher_run: Path, student: str) -> str:
 
 def distill(ctx: StageContext) -> dict[str, Any]:
     """Distil the teacher into a student (and train the same student without a teacher: the control)."""
-    _clear_interrupted_writes(ctx)
     from workbench.compress.distill import distill as distill_fn
 
     c = ctx.config
@@ -189,7 +171,6 @@ def model_runs(inputs: dict[str, Any]) -> dict[str, Path]:
 
 def quantize(ctx: StageContext) -> dict[str, Any]:
     """Static int8 quantization (onnxruntime) of the chosen model (the student by default)."""
-    _clear_interrupted_writes(ctx)
     from workbench.compress.quantize import quantize as quantize_fn
 
     c = ctx.config
@@ -204,7 +185,6 @@ def quantize(ctx: StageContext) -> dict[str, Any]:
 def compare(ctx: StageContext) -> dict[str, Any]:
     """Saliency (and faithfulness checks) of the pruned model and the student, same method and samples
     as the teacher's, so the report can put the maps side by side and rank-correlate them."""
-    _clear_interrupted_writes(ctx)
     ctx.dir.mkdir(parents=True, exist_ok=True)
     runs = model_runs(ctx.inputs)
     return {name: _analyze(ctx, runs[name], ctx.dir / name, checks=ctx.config["compare_checks"], extras=False)
@@ -221,7 +201,6 @@ def _metrics(run: Path) -> dict[str, Any]:
 def profile(ctx: StageContext) -> dict[str, Any]:
     """Params, MACs at the padded input and latency (eager, onnxruntime fp32; int8 for the int8 model)
     of every model; one JSON per model in the stage folder."""
-    _clear_interrupted_writes(ctx)
     from workbench.profile import bench as B
     from workbench.profile.target import profile_run
 
@@ -259,7 +238,6 @@ def _bench_inputs(run: Path) -> dict[str, Any]:
 
 def export(ctx: StageContext) -> dict[str, Any]:
     """ONNX of every model (teacher, pruned, student, control), checked against PyTorch."""
-    _clear_interrupted_writes(ctx)
     from workbench.profile.export import export_run
 
     ctx.dir.mkdir(parents=True, exist_ok=True)

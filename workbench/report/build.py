@@ -414,8 +414,9 @@ def build_report(runs: Iterable[str | Path], out: str | Path, *, force: bool = F
                "provenance": [b[2] if b[0] == "table" else b[1] for b in tail[0].blocks if b[0] in ("table", "pre")],
                "figures": sorted(p.name for p in figs.glob("*.png"))}
         (tmp / "report.json").write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
+    warnings = [f"{d['label']} {c['name']}: {c['warning']}" for d in collected for c in d["models"] if c.get("warning")]
     return {"index": str(out / "index.html"), "markdown": str(out / "report.md"), "json": str(out / "report.json"),
-            "teachers": [d["label"] for d in collected], "sections": sections}
+            "teachers": [d["label"] for d in collected], "sections": sections, "warnings": warnings}
 
 
 def _measured_text(collected: list[dict[str, Any]]) -> str:

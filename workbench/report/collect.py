@@ -20,6 +20,11 @@ STAGE_ORDER = ("train", "analyze", "prune", "distill", "quantize", "compare", "p
 MODEL_ORDER = ("teacher", "pruned", "student", "control", "int8")
 
 
+def _table(obj: Any) -> dict[str, Any]:
+    """A JSON file's content where a table is expected ({} for anything else: the report says what is missing)."""
+    return obj if isinstance(obj, dict) else {}
+
+
 def _is_teacher_dir(path: Path) -> bool:
     return any((path / s).is_dir() for s in STAGE_ORDER) and not (path / "config.json").is_file()
 
@@ -30,7 +35,7 @@ def discover(path: str | Path) -> list[dict[str, Any]]:
     if not path.is_dir():
         raise WorkbenchError(f"{path}: no such folder")
     if (path / "config.json").is_file():
-        cfg = read_json(path / "config.json", default=None) or {}
+        cfg = _table(read_json(path / "config.json", default=None))
         return [{"kind": "run", "path": path, "teacher": str(cfg.get("teacher") or path.name)}]
     if _is_teacher_dir(path):
         return [{"kind": "pipeline", "path": path, "teacher": path.name}]
@@ -75,6 +80,19 @@ def model_folders(tdir: Path) -> dict[str, Path]:
     return out
 
 
+def _unreadable_checkpoint(run: Path) -> str | None:
+    """Why the model of ``run`` cannot be used again (its best checkpoint is missing, truncated or foreign),
+    or None. The report's figures come from JSON summaries, so without this check a run whose weights are
+    lost would look whole."""
+    from workbench.train.run import load_checkpoint
+
+    try:
+        load_checkpoint(run / "checkpoints" / "best.pt")
+    except WorkbenchError as exc:
+        return f"model not reusable: {exc}"
+    return None
+
+
 def _metrics_of(run: Path) -> dict[str, Any] | None:
     m = read_json(run / "metrics.json", default=None)
     if not isinstance(m, dict):
@@ -85,7 +103,7 @@ def _metrics_of(run: Path) -> dict[str, Any] | None:
 
 
 def _higher_is_better(run: Path) -> bool:
-    cfg = read_json(run / "config.json", default=None) or {}
+    cfg = _table(read_json(run / "config.json", default=None))
     try:
         from workbench.tasks import get_task
 
@@ -147,6 +165,10 @@ def collect_models(tdir: Path, kind: str) -> list[dict[str, Any]]:
                     card["params"] = m.get("params")
             else:
                 card["notes"].append("no metrics.json (training did not finish)")
+            broken = _unreadable_checkpoint(folder)
+            if broken:
+                card["notes"].append(broken)
+                card["warning"] = broken
         cards.append(card)
     return cards
 
@@ -330,7 +352,7 @@ def _data_label(d: Any) -> str | None:
 def measured_on(data: dict[str, Any], teacher_run: Path | None) -> dict[str, str]:
     """{figure group: the data and split it was measured on}, from the run's config and each summary."""
     out: dict[str, str] = {}
-    cfg = read_json(teacher_run / "config.json", default=None) if teacher_run is not None else None
+    cfg = _table(read_json(teacher_run / "config.json", default=None) if teacher_run is not None else None)
     if cfg and isinstance(cfg.get("data"), dict):
         src, fmt = cfg["data"].get("source", "synth"), cfg["data"].get("format")
         where = "SynthGaze (held-out subjects)" if src == "synth" else f"{src} ({fmt or 'detected'})"

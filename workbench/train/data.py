@@ -59,6 +59,19 @@ def load_data(task: Task, recipe: Recipe, *, data: str = "synth", fmt: str | Non
     return _load_path(task, Path(data), fmt, seed, size=recipe.size)
 
 
+def check_sample_counts(source: str, given: dict[str, Any], names: dict[str, str] | None = None) -> None:
+    """``n_train`` / ``n_val`` size SynthGaze; a data set on disk is used whole (its own split). Asking for a
+    count with a data set is one line, not an option silently ignored. ``names``: how the caller's user
+    spells each key (e.g. {"n_train": "--finetune-samples"})."""
+    if source == "synth":
+        return
+    asked = [k for k in ("n_train", "n_val") if given.get(k) is not None]
+    if asked:
+        spelled = ", ".join((names or {}).get(k, "--" + k.replace("_", "-")) for k in asked)
+        raise DataError(f"{spelled}: sample counts apply to SynthGaze; the data set {source} is used whole "
+                        "(training split and held-out validation split)")
+
+
 def check_layout(task: Task, path: Path, fmt: str | None) -> str:
     """The layout of the data set at ``path`` (detected unless given); it must hold the task's view."""
     from workbench.data import formats
@@ -66,6 +79,7 @@ def check_layout(task: Task, path: Path, fmt: str | None) -> str:
     if not path.exists():
         raise DataError(f"{path}: no such data folder")
     fmt = fmt or formats.detect_format(path)
+    formats.get_format(fmt)  # an unknown --format is one line naming the known ones
     view = formats.VIEW_OF_FORMAT.get(fmt)
     if view is not None and view != task.view:
         raise DataError(f"{path}: layout {fmt!r} holds {view!r} data, but task {task.name!r} needs {task.view!r} data")
@@ -137,7 +151,7 @@ def _load_path(task: Task, path: Path, fmt: str | None, seed: int,
                 desc[f"{name}_read"] = raw["counts"]
         if resized:
             desc["resized"] = resized
-        return train, val, desc
+        return train, val, {**desc, "n_train": len(train), "n_val": len(val)}
     raw, _, resized = read_for_task(task, path, fmt, size)
     if resized:
         desc["resized"] = resized
@@ -159,7 +173,7 @@ def _load_path(task: Task, path: Path, fmt: str | None, seed: int,
     val = everything.subset(np.flatnonzero(is_val))
     for part, mask in ((train, ~is_val), (val, is_val)):
         part.meta = {k: (v[mask] if isinstance(v, np.ndarray) and len(v) == len(is_val) else v) for k, v in everything.meta.items()}
-    return train, val, desc
+    return train, val, {**desc, "n_train": len(train), "n_val": len(val)}
 
 
 # ---- the data spec ---------------------------------------------------------------------------------------

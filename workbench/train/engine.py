@@ -41,9 +41,9 @@ class TrainRequest:
     preset: str | None = None
     model_overrides: dict[str, Any] = field(default_factory=dict)
     recipe_overrides: dict[str, Any] = field(default_factory=dict)
-    data: str = "synth"
+    data: str | None = None  # "synth" (the default of a new run), or a data set's path (stored resolved)
     fmt: str | None = None
-    seed: int = 0
+    seed: int | None = None  # 0 for a new run; a resumed run keeps its own (a different one is refused)
     out: Path | None = None
     resume: bool = False
     force: bool = False
@@ -159,13 +159,50 @@ def resolve_config(req: TrainRequest) -> dict[str, Any]:
     if spec.kind == "teacher" and spec.preset is None:
         spec.preset = "cpu"
     recipe = default_recipe(spec).update(**req.recipe_overrides)
-    resolved = resolve_model(spec, size=recipe.size, check=req.data == "synth")
+    data = data_source(req.data)
+    resolved = resolve_model(spec, size=recipe.size, check=data == "synth")
     config = {
         "teacher": req.teacher, "preset": resolved.config.get("preset"), "task": resolved.task,
         "model": resolved.config, "recipe": recipe.to_dict(),
-        "data": {"source": req.data, "format": req.fmt}, "seed": req.seed,
+        "data": {"source": data, "format": req.fmt}, "seed": 0 if req.seed is None else req.seed,
     }
     return config
+
+
+def data_source(data: str | None) -> str:
+    """What config.json stores for ``--data``: "synth", or the data set's absolute path, so that ``eval RUN``
+    and the other commands find the data from any working directory."""
+    if data is None or data == "synth":
+        return "synth"
+    return str(Path(data).expanduser().resolve())
+
+
+def _resume_changes(req: TrainRequest, config: dict[str, Any], out: Path) -> bool:
+    """What ``--resume`` may change: only ``epochs`` (train longer, or stop sooner). Anything else that
+    differs from the run's config.json is refused in one line (silently ignoring it would report a success
+    that did not use the options asked for). Options equal to the stored ones are accepted, so a caller may
+    pass the whole recipe again. Returns whether config.json must be rewritten."""
+    stored = config["recipe"]
+    given = {k: v for k, v in req.recipe_overrides.items() if v is not None}
+    merged = Recipe.from_dict({**stored, **given, "task_options": {**stored.get("task_options", {}),
+                                                                   **given.get("task_options", {})}}).to_dict()
+    refused = [k for k in given if k != "epochs" and merged[k] != stored.get(k)]
+    refused += [f"--model {k}" for k, v in req.model_overrides.items() if config["model"].get(k) != v]
+    if req.weights is not None:
+        refused.append("--weights")
+    if req.data is not None and data_source(req.data) != config["data"]["source"]:
+        refused.append("--data")
+    if req.fmt is not None and req.fmt != config["data"].get("format"):
+        refused.append("--format")
+    if req.seed is not None and req.seed != config["seed"]:
+        refused.append("--seed")
+    if refused:
+        raise WorkbenchError(f"{out}: --resume continues the run as its config.json says; it cannot change "
+                             f"{', '.join(refused)} (only --epochs; start a new run for the rest)")
+    if merged["epochs"] == stored["epochs"]:
+        return False
+    config["recipe"] = {**stored, "epochs": merged["epochs"]}
+    return True
 
 
 def default_run_dir(teacher: str, name: str | None = None) -> Path:
@@ -190,11 +227,13 @@ def fit(req: TrainRequest, *, on_event: Callable[[str, dict], None] | None = Non
 
 def _fit(req: TrainRequest, dist: D.DistInfo, on_event) -> dict[str, Any]:
     out = Path(req.out) if req.out else default_run_dir(req.teacher)
+    rewrite_config = False
     if req.resume:
         run = RunFolder.open(out)
         config = run.config()
         if req.config is None and config.get("teacher") != req.teacher:
             raise WorkbenchError(f"{out}: run folder is for teacher {config.get('teacher')!r}, not {req.teacher!r}")
+        rewrite_config = _resume_changes(req, config, out) if req.config is None else False
     else:
         config = resolve_config(req)
         if out.exists() and any(out.iterdir()) and not req.force:  # refuse before any work, not after
@@ -253,6 +292,7 @@ def _fit(req: TrainRequest, dist: D.DistInfo, on_event) -> dict[str, Any]:
     opt = make_optimizer(nn.ModuleList([model, extra]) if extra is not None else model, recipe)
     sched = make_scheduler(opt, recipe)
     start_epoch, best, best_epoch, bad_epochs = 0, None, -1, 0
+    last_metrics: dict[str, float] = {}
     if req.resume and run.last.exists():
         ck = load_checkpoint(run.last)
         if ck["config"] != config["model"]:
@@ -263,6 +303,17 @@ def _fit(req: TrainRequest, dist: D.DistInfo, on_event) -> dict[str, Any]:
         start_epoch, best_epoch, bad_epochs = int(ck["epoch"]), int(ck["best_epoch"]), int(ck["bad_epochs"])
         best = None if ck["best"] is None else float(ck["best"])
         torch.set_rng_state(ck["rng"])
+        record = ck.get("record") or {}
+        last_metrics = dict(record.get("val", {}))
+        if dist.is_main and record and not any(e.get("event") == "epoch" and e.get("epoch") == start_epoch
+                                                for e in run.read_log()):
+            run.log("epoch", **record)  # killed between saving last.pt and logging its epoch: the curve keeps it
+    if req.resume and rewrite_config:
+        if recipe.epochs <= start_epoch:
+            raise WorkbenchError(f"{out}: the run has already trained {start_epoch} epoch(s); --epochs must be more "
+                                 "to continue it")
+        if dist.is_main:
+            write_json(run.config_path, config)
     ddp_model = D.wrap(model, dist, device)
     if dist.is_main:
         run.log("start" if not req.resume else "resume", epoch=start_epoch, params=n_params, data=data_desc,
@@ -271,7 +322,6 @@ def _fit(req: TrainRequest, dist: D.DistInfo, on_event) -> dict[str, Any]:
     writer = _tensorboard(run.path) if (req.tensorboard and dist.is_main) else None
     t0 = time.time()
     stopped_early = False
-    last_metrics: dict[str, float] = {}
     epoch = start_epoch
     for epoch in range(start_epoch, recipe.epochs):
         gen = torch.Generator().manual_seed(seed * 100003 + epoch)
@@ -327,7 +377,8 @@ def _fit(req: TrainRequest, dist: D.DistInfo, on_event) -> dict[str, Any]:
         if dist.is_main:
             save_checkpoint(run.last, model_state=model.state_dict(), model_config=config["model"], extra={
                 "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "epoch": epoch + 1,
-                "best": best, "best_epoch": best_epoch, "bad_epochs": bad_epochs, "rng": torch.get_rng_state()})
+                "best": best, "best_epoch": best_epoch, "bad_epochs": bad_epochs, "rng": torch.get_rng_state(),
+                "record": record})
             run.log("epoch", **record)
             if writer is not None:
                 writer.add_scalar("train/loss", train_loss, epoch + 1)
@@ -340,6 +391,9 @@ def _fit(req: TrainRequest, dist: D.DistInfo, on_event) -> dict[str, Any]:
             if dist.is_main:
                 run.log("early_stop", epoch=epoch + 1, best_epoch=best_epoch, patience=recipe.patience, delta=recipe.delta)
             break
+    if not last_metrics:  # a resumed run that had already finished: its final metrics, measured again
+        last_metrics = D.broadcast_object(evaluate(model, task, val_data, batch_size=2 * recipe.batch_size,
+                                                   device=device) if dist.is_main else {}, dist)
     summary = {
         "teacher": config.get("teacher"), "preset": config.get("preset"), "task": config["task"], "params": n_params,
         "primary_metric": task.primary_metric, "best": best, "best_epoch": best_epoch,

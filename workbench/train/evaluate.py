@@ -59,16 +59,16 @@ def _names(ds: TaskData) -> list[str]:
 
 
 def predict_run(run: str | Path, *, data: str, fmt: str | None, out: Path, which: str = "best", n: int = 256,
-                device: str = "cpu") -> tuple[Path, int]:
+                device: str = "cpu") -> dict[str, Any]:
     """Write predictions with the task's own writer (:meth:`Task.write_predictions`): e.g. MC4's three-line
     file, a Looking-At-Me CSV, or a CSV of the named outputs. A data set on disk is predicted whole; a
-    SynthGaze source gives ``n`` fresh samples."""
+    SynthGaze source gives ``n`` fresh samples. Returns a summary (``out``, ``samples``, ``data``, ...)."""
     from workbench.modelspec import resolve_device
 
     dev = resolve_device(device)
     model, config, task = load_run_model(run, which)
     spec = resolve_data(data, config, fmt)
-    ds, _ = _data_for(task, config, data, fmt, n=n if spec.split == "held-out" else None, unlabelled=True)
+    ds, label = _data_for(task, config, data, fmt, n=n if spec.split == "held-out" else None, unlabelled=True)
     if len(ds) == 0:
         raise WorkbenchError("no samples to predict")
     outputs = _predict(model.to(dev), task, ds, device=dev)
@@ -76,4 +76,5 @@ def predict_run(run: str | Path, *, data: str, fmt: str | None, out: Path, which
     out = Path(out)
     with atomic_path(out) as tmp:
         task.write_predictions(tmp, outputs, ds, names)  # each task owns its writer
-    return out, len(ds)
+    return {"run": str(run), "teacher": config.get("teacher"), "task": task.name, "checkpoint": which,
+            "data": {**spec.describe(), "label": label}, "samples": len(ds), "device": str(dev), "out": str(out)}

@@ -70,17 +70,33 @@ class RunFolder:
         return self.path / "checkpoints" / "best.pt"
 
     def config(self) -> dict[str, Any]:
-        return read_json(self.config_path)
+        """config.json, checked for the parts every command rebuilds the run from."""
+        return read_run_config(self.config_path)
 
     def log(self, event: str, **fields: Any) -> None:
         """Append one JSON line to log.jsonl (flushed at once, so a killed run keeps its log)."""
         rec = {"time": round(time.time(), 3), "event": event, **fields}
-        with open(self.path / "log.jsonl", "a") as f:
-            f.write(json.dumps(rec, default=float) + "\n")
+        with open(self.path / "log.jsonl", "a+b") as f:
+            # A line cut by a kill is ended first, so it cannot swallow this record.
+            cut = False
+            if f.seek(0, os.SEEK_END) > 0:
+                f.seek(-1, os.SEEK_END)
+                cut = f.read(1) != b"\n"
+            f.write((b"\n" if cut else b"") + (json.dumps(rec, default=float) + "\n").encode())
             f.flush()
 
     def read_log(self) -> list[dict[str, Any]]:
         return read_jsonl(self.path / "log.jsonl")  # a line cut by a kill is skipped, the rest kept
+
+
+def read_run_config(path: Path) -> dict[str, Any]:
+    """A run's config.json: a table with ``model`` (a table), ``task`` (a name) and ``recipe`` (a table);
+    anything else (hand-edited, or another tool's file) is one line naming the file."""
+    config = read_json(path)
+    kinds = {"model": dict, "task": str, "recipe": dict}
+    if not isinstance(config, dict) or any(not isinstance(config.get(k), t) for k, t in kinds.items()):
+        raise WorkbenchError(f"{path}: not a run's config (expected a JSON object with model, task and recipe)")
+    return config
 
 
 def save_checkpoint(path: Path, *, model_state: dict, model_config: dict, extra: dict | None = None) -> None:
@@ -96,6 +112,20 @@ def save_checkpoint(path: Path, *, model_state: dict, model_config: dict, extra:
         torch.save(payload, tmp)
 
 
+def _load_failure(exc: Exception) -> str:
+    """Why torch.load failed, as one whole clause (torch's own messages run to several sentences and, for
+    weights_only, advise loading unsafely, which a user of this tool must not be told to do)."""
+    import pickle
+
+    text = " ".join(str(exc).split())
+    if isinstance(exc, pickle.UnpicklingError) or text.startswith("Weights only load failed"):
+        return "it is not a file of tensors and plain values (checkpoints are loaded with weights_only=True)"
+    first = text.split(". ")[0].rstrip(".") or type(exc).__name__
+    if "zip archive" in first or "central directory" in first:
+        return f"the file is truncated or corrupt ({first[:160]})"
+    return first[:200]
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Load a checkpoint with ``weights_only=True``; a missing, corrupt or foreign file is a WorkbenchError."""
     path = Path(path)
@@ -104,8 +134,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for truncated/corrupt files
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise WorkbenchError(f"{path}: not a readable checkpoint ({reason[:160]})") from None
+        raise WorkbenchError(f"{path}: not a readable checkpoint: {_load_failure(exc)}") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT or "model" not in payload:
         raise WorkbenchError(f"{path}: not a Gaze Workbench checkpoint")
     try:
