@@ -363,9 +363,9 @@ def parse_model_spec(text: str, *, task: str | None = None, weights: str | os.Pa
             raise WorkbenchError(f"{text}: a run folder rebuilds its own model; --weights, --preset and --model "
                                  "key=value apply to a model name or a factory")
         if task is not None:
-            from workbench.utils.jsonio import read_json
+            from workbench.train.run import read_run_config
 
-            own = read_json(path / "config.json").get("task")
+            own = read_run_config(path / "config.json")["task"]
             if own != task:
                 raise WorkbenchError(f"{text}: run folder is for task {own!r}, not --task {task!r}")
         return spec

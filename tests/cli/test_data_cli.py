@@ -59,7 +59,7 @@ def test_grid_draws_gaze_arrows(tmp_path):
 @pytest.mark.parametrize("args,needle", [
     (("data", "synth", "--format", "bogus", "--out", "{tmp}/x"), "unknown format"),
     (("data", "synth", "--view", "mc4", "--format", "mpiifacegaze", "--out", "{tmp}/x"), "holds the 'face' view"),
-    (("data", "synth", "--n", "0", "--out", "{tmp}/x"), "must be positive"),
+    (("data", "synth", "--n", "0", "--out", "{tmp}/x"), "--n must be at least 1"),
     (("data", "synth", "--view", "frame", "--size", "64", "--out", "{tmp}/x"), "WxH"),
     (("data", "inspect", "{tmp}/missing"), "no such file"),
 ])

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from cli.fuzz_cli import COMMANDS, KNOWN_FAILURES, REPO, Case, Session, fuzz_command
+from cli.fuzz_cli import COMMANDS, FIXED, REPO, Case, Session, fuzz_command
 
 EXAMPLES = 6  # per command: about 40 s for the file on two cores, fixtures included
 TIMEOUT = 10.0  # seconds per case; a case stopped by it is counted, not failed
@@ -42,16 +42,33 @@ def test_generated_values_end_in_exit_0_or_2_and_leave_nothing_behind(session, c
     assert not new, "new failures (fix them, or list them in KNOWN_FAILURES):\n" + _report(new)
 
 
-def test_the_checker_sees_a_traceback_and_debris(session):
+def test_the_checker_sees_a_traceback_and_debris(session, monkeypatch):
     """The property can fail: a case that must fail it does (guards against a checker that passes everything)."""
-    bad = session.run(Case("eval", ("eval", "@run_cfglist", "--device", "cpu"), None))
-    if ("eval", bad.reasons[0] if bad.reasons else "") not in KNOWN_FAILURES:
-        # Fixed upstream: then it must be a clean exit 2.
-        assert bad.kind == "ok2", bad
+    import workbench.train.evaluate
+
+    def bug(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(workbench.train.evaluate, "evaluate_run", bug)
+    bad = session.run(Case("eval", ("eval", "@run", "--device", "cpu"), None))
+    assert bad.kind == "traceback" and bad.reasons[0].startswith("ZeroDivisionError"), bad
+    monkeypatch.undo()
     ok = session.run(Case("data synth", ("data", "synth", "--out", "out", "--n", "2", "--subjects", "1"), "out"))
     assert ok.kind == "ok0", ok
     stray = session.run(Case("data synth", ("data", "synth", "--out", "out", "--n", "2", "--subjects", "1"), "elsewhere"))
     assert stray.kind == "debris" and "files outside --out: out/" in stray.reasons, stray
+
+
+@pytest.mark.parametrize("key", sorted(FIXED))
+def test_the_failures_found_first_stay_fixed(session, key):
+    """Each distinct failure the harness found first (a traceback, a wrong exit code or debris), rerun."""
+    import shlex
+
+    argv = tuple(shlex.split(FIXED[key]))
+    command, out_flag = key[0], COMMANDS[key[0]].out_flag
+    outs = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == out_flag]
+    outcome = session.run(Case(command, argv, outs[-1] if outs else None), timeout=TIMEOUT)
+    assert not outcome.failed, _report([outcome])
 
 
 @pytest.mark.parametrize("argv", [

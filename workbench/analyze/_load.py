@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import importlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,20 +63,6 @@ class Subject:
         return outputs.reshape(len(outputs), -1)
 
 
-def _import_factory(spec: str) -> Callable[[], nn.Module]:
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise WorkbenchError(f"expected a model as package.module:factory, got {spec!r}")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise WorkbenchError(f"cannot import {module_name!r} for model {spec!r}: {exc}") from None
-    fn = getattr(module, attr, None)
-    if fn is None:
-        raise WorkbenchError(f"module {module_name!r} has no {attr!r} (model {spec!r})")
-    return fn
-
-
 def _config_task(config: dict[str, Any]) -> str | None:
     from workbench.train.models import model_task
 
@@ -108,9 +93,9 @@ def load_subject(source: Any, *, task: str | Task | None = None,
         name = f"{run_config.get('teacher', 'model')} ({path.parent.name}/{path.name})"
         task = task or run_task
     elif isinstance(source, str) and ":" in source and not Path(source).exists():
-        model = _import_factory(source)()
-        if not isinstance(model, nn.Module):
-            raise WorkbenchError(f"{source} returned {type(model).__name__}, expected a torch.nn.Module")
+        from workbench.modelspec import load_factory
+
+        model = load_factory(source)  # a factory that fails, or returns something else, is one line
         config = dict(getattr(model, "config", {}) or {"factory": source})
         name = source
     else:

@@ -11,7 +11,7 @@ from typing import Any, Callable
 import typer
 from rich.console import Console
 
-from workbench.errors import WorkbenchError
+from workbench.errors import WorkbenchError, path_error
 from workbench.progress import err_console, progress_bar  # noqa: F401  (re-exported to the commands)
 from workbench.utils.jsonio import json_default
 
@@ -28,12 +28,49 @@ def user_errors(fn: Callable) -> Callable:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            check_options(kwargs)
             return fn(*args, **kwargs)
         except WorkbenchError as exc:
             print_error(str(exc))
             raise typer.Exit(2) from None
+        except OSError as exc:
+            problem = path_error(exc)
+            if problem is None:
+                raise
+            print_error(str(problem))
+            raise typer.Exit(2) from None
 
     return wrapper
+
+
+# Counts and sizes every command takes by these names: at least 1 (a batch of 0, 0 samples or 0 threads is
+# never meant), or at least 0. Typer hands over any integer, so each is also bounded: a count beyond 2**31
+# is a typo, not a request (it overflowed deep inside torch, numpy or onnxruntime).
+_AT_LEAST_1 = {"n", "batch_size", "steps", "cascade_steps", "randomization_n", "random_orders", "max_ablate",
+               "conductance_samples", "conductance_steps", "subjects", "n_train", "n_val", "n_calib", "n_eval",
+               "threads", "repeats", "resize", "stride", "depth", "top", "batch", "samples", "calib_samples",
+               "finetune_samples", "frames", "cycle", "epochs", "steps_per_epoch"}
+_AT_LEAST_0 = {"seed", "warmup", "finetune_epochs", "final_epochs"}
+_LARGEST = 2 ** 31 - 1
+# Options that name what a command writes: "" (the current folder, after Path("")) is never a place to write.
+_OUTPUTS = {"out", "onnx"}
+
+
+def check_options(kwargs: dict[str, Any]) -> None:
+    """The checks every command shares, on its parsed options, before it does any work."""
+    from pathlib import Path
+
+    for name, value in kwargs.items():
+        option = "--" + name.replace("_", "-")
+        if isinstance(value, int) and not isinstance(value, bool):
+            if abs(value) > _LARGEST:
+                raise WorkbenchError(f"{option} {value}: too large")
+            if name in _AT_LEAST_1 and value < 1:
+                raise WorkbenchError(f"{option} must be at least 1, got {value}")
+            if name in _AT_LEAST_0 and value < 0:
+                raise WorkbenchError(f"{option} must be 0 or more, got {value}")
+        if name in _OUTPUTS and isinstance(value, Path) and str(value) in ("", "."):
+            raise WorkbenchError(f"{option}: give a new file or folder name, not the current folder")
 
 
 def print_error(message: str) -> None:
@@ -59,6 +96,10 @@ def parse_sets(items: list[str] | None, what: str) -> dict[str, Any]:
             out[key.strip().replace("-", "_")] = json.loads(value)
         except json.JSONDecodeError:
             out[key.strip().replace("-", "_")] = value
+    if what == "--model" and "preset" in out:
+        fail(f"--model preset={out['preset']}: the preset is its own option, --preset")
+    if "" in out:
+        fail(f"{what} expects key=value, got an empty key")
     return out
 
 

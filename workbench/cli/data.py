@@ -119,8 +119,10 @@ def inspect(
     path: Path = typer.Argument(..., help="A data folder in any supported layout (or an .npz file)."),
     fmt: Optional[str] = typer.Option(None, "--format", help="Layout (default: detected from the files)."),
     split: Optional[str] = typer.Option(None, "--split", help="Split to read for layouts that have splits (evg, itracker, gazecapture)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Where to save the grid PNG (default: ./<name>_grid.png)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Where to save the grid PNG (default: ./<name>_grid.png, "
+                                       "replaced on each run)."),
     n: int = typer.Option(16, "--n", help="Samples in the grid."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --out file."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Summarize a data set (counts, subjects, label ranges) and save a grid of samples with the gaze drawn."""
@@ -129,6 +131,10 @@ def inspect(
 
     if not path.exists():
         fail(f"{path}: no such file or folder")
+    if out is not None and out.is_dir():
+        fail(f"{out}: is a folder; --out names the grid PNG file")
+    if out is not None and out.exists() and not force:
+        fail(f"{out}: exists (use --force to replace it)")
     fmt = fmt or formats.detect_format(path)
     kwargs = {"split": split} if split else {}
     data = formats.read(fmt, path, **kwargs)

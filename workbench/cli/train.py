@@ -48,7 +48,7 @@ def _g(macs: int | None) -> str:
 
 MODEL_HELP = ("A teacher or student name (see `workbench teachers` / `workbench students`), a run folder, or "
               "package.module:factory with --task (the working directory is importable).")
-TASK_HELP = "Task of a package.module:factory model (see `workbench data tasks`)."
+TASK_HELP = "Task of a package.module:factory model (see `workbench teachers`, column task)."
 WEIGHTS_HELP = "State dict file loaded into a name or factory model (torch.load weights_only=True)."
 DEVICE_HELP = "auto, cpu or cuda[:N]."
 
@@ -60,7 +60,7 @@ def train_cmd(
     weights: Optional[Path] = typer.Option(None, "--weights", help="Starting weights: " + WEIGHTS_HELP),
     preset: Optional[str] = typer.Option(None, "--preset", help="Teacher preset cpu (default) or paper; a student's "
                                          "tiny (default) or small."),
-    data: str = typer.Option("synth", "--data", help="'synth' (SynthGaze) or a path to a data set."),
+    data: Optional[str] = typer.Option(None, "--data", help="'synth' (SynthGaze, the default) or a path to a data set."),
     fmt: Optional[str] = typer.Option(None, "--format", help="Layout of --data (default: detected)."),
     epochs: Optional[int] = typer.Option(None, "--epochs"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size"),
@@ -73,9 +73,10 @@ def train_cmd(
     prior_head: Optional[bool] = typer.Option(None, "--prior-head/--no-prior-head", help="gazepose: head-pose prior."),
     prior_landmark: Optional[bool] = typer.Option(None, "--prior-landmark/--no-prior-landmark", help="gazepose: landmark prior."),
     gaussian_drop: Optional[bool] = typer.Option(None, "--gaussian-drop/--no-gaussian-drop", help="gazepose: temporal dropout."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 0)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default runs/<model>/<timestamp>)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out where it stopped."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out where it stopped (only --epochs "
+                                "may change)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing run folder."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     tensorboard: bool = typer.Option(False, "--tensorboard", help="Also log to TensorBoard (when installed)."),
@@ -99,6 +100,11 @@ def train_cmd(
     named = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "n_train": n_train, "n_val": n_val}
     # Named options win over --set only when given.
     recipe_overrides = {**parse_sets(sets, "--set"), **{k: v for k, v in named.items() if v is not None}}
+    if data is not None and not resume:
+        from workbench.train.data import check_sample_counts
+        from workbench.train.engine import data_source
+
+        check_sample_counts(data_source(data), recipe_overrides)
     req = TrainRequest(teacher=teacher, preset=preset, model_overrides=model_overrides,
                        recipe_overrides=recipe_overrides, data=data, fmt=fmt, task=task, weights=weights,
                        seed=seed, out=out, resume=resume, force=force, device=device, tensorboard=tensorboard,
@@ -172,21 +178,28 @@ def predict_cmd(
                                           "or a video; faces are detected and normalized; CSV, one row per frame."),
     detector: Optional[str] = typer.Option(None, "--detector", help="With --images: package.module:Class (default: "
                                            "OpenCV's cascades)."),
-    as_json: bool = typer.Option(False, "--json", help="With --images: print the summary as JSON."),
+    as_json: bool = typer.Option(False, "--json", help="Print a summary as JSON (where the file went, how many "
+                                 "samples, which data)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --out."),
 ) -> None:
     """Write predictions in the write-up's format (MC4 three-line file, Looking-At-Me CSV, else CSV)."""
     from workbench.train.evaluate import predict_run
 
     if images is None and data is None:
         fail("give --data (a data set, 'val' or 'synth') or --images (photos, a folder or a video)")
+    if out.exists() and not force:
+        fail(f"{out}: exists (use --force to replace it)")
     with model_run(run, task=task, weights=weights, preset=preset, model_sets=model_sets, data=data, fmt=fmt,
                    device=device) as folder:
         if images is not None:
             from workbench.cli._images import predict_images_cmd
 
             return predict_images_cmd(folder, images, out, which=which, detector=detector, as_json=as_json)
-        path, count = predict_run(folder, data=data, fmt=fmt, out=out, which=which, n=n, device=device)
-    console.print(f"wrote {count} predictions to [bold]{path}[/bold]")
+        summary = predict_run(folder, data=data, fmt=fmt, out=out, which=which, n=n, device=device)
+    if as_json:
+        print_json(summary)
+        return
+    console.print(f"wrote {summary['samples']} predictions to [bold]{summary['out']}[/bold]")
 
 
 def register(app: typer.Typer) -> None:

@@ -381,6 +381,8 @@ def load_recipe(path: str | Path | None = None, *, teachers: list[str] | None = 
             raise WorkbenchError(f"{path}: is a folder, expected a TOML recipe file") from None
         except tomllib.TOMLDecodeError as exc:
             raise WorkbenchError(f"{path}: not valid TOML ({exc})") from None
+        except UnicodeDecodeError:
+            raise WorkbenchError(f"{path}: not a text file, expected a TOML recipe file") from None
     if teachers:
         data["teachers"] = teachers if teachers != [ALL] else ALL
         data.pop("model", None)

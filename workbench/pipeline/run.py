@@ -47,10 +47,22 @@ def run_pipeline(
 ) -> dict[str, Any]:
     """Run (or continue) the pipeline of ``recipe``; returns the summary (also in pipeline.json)."""
     root = Path(recipe.out)
+    _check_data(recipe)  # a missing or unreadable data set is one line before any folder is made
     root.mkdir(parents=True, exist_ok=True)
     with _exclusive(root):
         return _run(recipe, root, progress=progress, log=log, command=command,
                     stages=STAGES if stages is None else stages, report=report)
+
+
+def _check_data(recipe: PipelineRecipe) -> None:
+    if recipe.data == "synth":
+        return
+    from workbench.data import formats
+
+    path = Path(recipe.data)
+    if not path.exists():
+        raise WorkbenchError(f"{path}: no such data folder")
+    formats.get_format(recipe.format or formats.detect_format(path))
 
 
 def _clear_interrupted_report(out: Path, root: Path) -> None:

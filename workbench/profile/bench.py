@@ -124,6 +124,12 @@ def benchmark(model_or_onnx_path: nn.Module | str | Path, inputs: Mapping[str, t
                 missing = [n for n in feed_names if n not in inputs]
                 if missing:
                     raise WorkbenchError(f"{onnx_path}: the model needs inputs {missing}, got {list(inputs)}")
+                for i in session.get_inputs():  # fixed dimensions must match (symbolic ones, e.g. batch, are free)
+                    given = tuple(inputs[i.name].shape)
+                    if len(i.shape) != len(given) or any(isinstance(d, int) and d != g
+                                                         for d, g in zip(i.shape[1:], given[1:])):
+                        raise WorkbenchError(f"{onnx_path}: input {i.name!r} has shape {list(i.shape)}, got "
+                                             f"{list(given)} (check --input)")
                 cells = {}
                 for b in sizes:
                     batch = repeat_batch({n: inputs[n] for n in feed_names}, b)

@@ -94,8 +94,13 @@ def export_onnx(model: nn.Module, inputs: Mapping[str, torch.Tensor], path: str 
     Returns {path, max_abs_diff, max_abs_diff_by_output, inputs, outputs (name -> ONNX name),
     unused_inputs, opset, batch_checked}.
     """
+    from torch.onnx import _constants
+
     from workbench.modelspec import ort_providers
 
+    lowest, highest = _constants.ONNX_MIN_OPSET, _constants.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET
+    if not lowest <= opset <= highest:  # checked first: torch dumps its whole IR to stdout for an opset it lacks
+        raise WorkbenchError(f"--opset {opset}: this torch exports opsets {lowest} to {highest}")
     providers = ort_providers(device)
     names, args = call_args(model, inputs)
     was_training = model.training
@@ -115,7 +120,8 @@ def export_onnx(model: nn.Module, inputs: Mapping[str, torch.Tensor], path: str 
                         opset_version=opset, do_constant_folding=True, dynamo=False,
                     )
                 except Exception as exc:  # noqa: BLE001 - the exporter fails in many ways on unsupported ops
-                    raise WorkbenchError(f"ONNX export failed: {first_error_line(exc)}") from None
+                    why = first_error_line(exc).replace(str(tmp), str(path))  # name the user's file, not ours
+                    raise WorkbenchError(f"ONNX export failed (opset {opset}): {why}") from None
             _add_metadata(tmp, {"outputs": onnx_out, "inputs": names, **(metadata or {})})
             session = onnx_session(tmp, providers=providers)
             kept = [i.name for i in session.get_inputs()]

@@ -66,6 +66,7 @@ __all__ = [
     "read_with_view",
     "write",
     "detect_format",
+    "get_format",
     "read_mpiifacegaze",
     "write_mpiifacegaze",
     "read_mpiifacegaze_pre",
@@ -146,7 +147,7 @@ def _check_options(fn: Callable[..., Any], name: str, kw: Mapping[str, Any], ski
             raise FormatOptionError(f"format {name!r} has no option {key!r} (its options: {have})")
 
 
-def _format(name: str) -> Format:
+def get_format(name: str) -> Format:
     try:
         return FORMATS[name]
     except (KeyError, TypeError):
@@ -160,7 +161,7 @@ def read(format: str, path: str | os.PathLike, **kw: Any) -> dict[str, np.ndarra
     """
     if format == "auto":
         format = detect_format(path)
-    f = _format(format)
+    f = get_format(format)
     _check_options(f.reader, format, kw, skip=1)
     return f.reader(path, **kw)
 
@@ -172,7 +173,7 @@ def read_with_view(format: str, path: str | os.PathLike, **kw: Any) -> tuple[dic
     if format == "npz":
         _check_options(read_npz, format, kw, skip=1)
         return read_npz(path, **kw)
-    f = _format(format)
+    f = get_format(format)
     _check_options(f.reader, format, kw, skip=1)
     return f.reader(path, **kw), str(f.view)
 
@@ -183,7 +184,7 @@ def write(format: str, data: Mapping[str, Any], path: str | os.PathLike, **kw: A
     Keyword arguments go to the writer (``overwrite=``; ``split=`` for evg, ``splits=`` for itracker,
     ``view=`` for npz). Keys the layout has no place for are ignored.
     """
-    f = _format(format)
+    f = get_format(format)
     _check_options(f.writer, format, kw, skip=2)
     return f.writer(data, Path(path), **kw)
 
