@@ -216,6 +216,8 @@ FIXED: dict[tuple[str, str], str] = {
         'run --out out --data @missing',
     ('run', 'exit 2 left the default output'):
         'run --data @png',
+    ('run', 'exit 2 left the default output: a stage failed on the data'):
+        'run --json --teachers , --format npz --data @png',
     ('train', 'KeyError in workbench/train/data.py:_load_path'):
         'train tinyface --epochs 1 --n-train 32 --n-val 16 --batch-size 16 --set train_subjects=2 --set val_subjects=2 --device cpu --json --out out --n-val 8 --data @txt --format foo --seed=-1',
     ('train', 'NotADirectoryError in workbench/train/engine.py:_fit'):

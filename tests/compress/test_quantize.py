@@ -116,7 +116,7 @@ def test_quantize_cli_prints_the_comparison(run, tmp_path):
 @pytest.mark.parametrize(("args", "message"), [
     (["--format", "int4"], "unknown quantization format"),
     (["--n-calib", "0"], "--n-calib must be at least 1"),
-    (["--threads", "0"], "expected threads >= 1"),
+    (["--threads", "0"], "--threads must be at least 1"),
 ])
 def test_bad_input_is_one_line_and_exit_2(run, tmp_path, args, message):
     res = runner.invoke(app, ["quantize", str(run), "--out", str(tmp_path / "q"), *args])

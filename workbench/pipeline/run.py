@@ -20,7 +20,7 @@ from typing import Any
 from workbench.errors import WorkbenchError
 from workbench.pipeline.provenance import provenance
 from workbench.pipeline.recipe import PipelineRecipe
-from workbench.pipeline.runner import Stage, run_stages
+from workbench.pipeline.runner import MARKER, Stage, run_stages
 from workbench.utils.jsonio import read_json, write_json
 from workbench.pipeline.stages import STAGES, stage_configs
 
@@ -48,10 +48,22 @@ def run_pipeline(
     """Run (or continue) the pipeline of ``recipe``; returns the summary (also in pipeline.json)."""
     root = Path(recipe.out)
     _check_data(recipe)  # a missing or unreadable data set is one line before any folder is made
+    fresh = not root.exists()
+    made = root  # the outermost folder this call creates (runs/ as well as runs/demo/ on a new machine)
+    while not made.parent.exists():
+        made = made.parent
     root.mkdir(parents=True, exist_ok=True)
-    with _exclusive(root):
-        return _run(recipe, root, progress=progress, log=log, command=command,
-                    stages=STAGES if stages is None else stages, report=report)
+    try:
+        with _exclusive(root):
+            return _run(recipe, root, progress=progress, log=log, command=command,
+                        stages=STAGES if stages is None else stages, report=report)
+    except WorkbenchError as exc:
+        # A new run folder in which no stage finished holds nothing worth keeping: a user's mistake (data
+        # that does not read, a model that does not fit) leaves no folder to clean up before the rerun.
+        if fresh and not any(root.glob(f"*/*/{MARKER}")):
+            shutil.rmtree(made, ignore_errors=True)
+            raise WorkbenchError(str(exc).split(" (look in ")[0]) from None
+        raise
 
 
 def _check_data(recipe: PipelineRecipe) -> None:

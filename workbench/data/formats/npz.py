@@ -76,6 +76,8 @@ def read_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], str]:
             data = {k: z[k] for k in z.files}
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as e:
         msg = " ".join(str(e).split()) or type(e).__name__
+        if "pickled" in msg:  # numpy's message goes on to advise loading it unsafely: never here
+            msg = "it holds pickled objects, which are not loaded"
         raise DataError(f"{path}: not a readable npz file ({msg})") from None
     if "view" not in data or data["view"].ndim != 0 or data["view"].dtype.kind != "U":
         raise DataError(f"{path}: has no 'view' entry naming the view (expected one of {', '.join(VIEW_KEYS)})")
