@@ -32,9 +32,10 @@ sys.path.insert(0, str(ROOT))
 
 import torch
 
+from teachers import list_teachers
 from workbench.errors import WorkbenchError
 
-TEACHERS = ["gazenet", "evg", "gazelstm", "gazepose", "itracker", "mc4"]
+TEACHERS = list_teachers()  # every registered teacher: a new one is benchmarked without editing this file
 RUNS = {t: f"runs/bench-teachers/{t}" for t in TEACHERS}  # what benchmarks/train_teachers.py writes
 STUDENT_OF_TASK = {"face_angles": "tinyface", "plane_pog": "tinyevg", "eyes_pog": "tinytracker",
                    "look_at_me": "tinylstm", "face_eye_lola": "tinylola"}

@@ -33,7 +33,7 @@ def _tiny_batch(name: str, n: int = 8):
     return model, task, data.batch(torch.arange(n))
 
 
-@pytest.mark.parametrize("name", ["gazenet", "evg", "gazelstm", "gazepose", "itracker", "mc4"])
+@pytest.mark.parametrize("name", list_teachers())
 def test_loss_drops_over_a_few_steps(name):
     torch.manual_seed(0)
     model, task, batch = _tiny_batch(name)

@@ -28,11 +28,14 @@ def _register() -> None:
     from workbench.cli import pipeline as pipeline_cli
     from workbench.cli import profile as profile_cli
     from workbench.cli import prune as prune_cli
+    from workbench.cli import quantize as quantize_cli
+    from workbench.cli import students as students_cli
     from workbench.cli import train as train_cli
     from workbench.cli import visualize as visualize_cli
 
     app.add_typer(data_cli.app, name="data")
-    for module in (train_cli, profile_cli, analyze_cli, prune_cli, distill_cli, visualize_cli, pipeline_cli):
+    for module in (train_cli, profile_cli, analyze_cli, prune_cli, students_cli, distill_cli, quantize_cli,
+                   visualize_cli, pipeline_cli):
         module.register(app)
 
 

@@ -122,3 +122,21 @@ def model_run(model: str, *, task: str | None = None, weights: Any = None, prese
 def fail(message: str) -> None:
     """Raise the one-line user error for a bad option combination."""
     raise WorkbenchError(message)
+
+
+# Shared by `students`, `distill` and `quantize`: help texts and number formats.
+SPEC_HELP = ("A run folder, a teacher name, or package.module:factory with --task (the working directory "
+             "is importable).")
+FACTORY_TASK_HELP = "Task of a package.module:factory model."
+WEIGHTS_HELP = "State dict file loaded into a name or factory model (torch.load weights_only=True)."
+DEVICE_HELP = "auto, cpu or cuda[:N]."
+
+
+def macs_text(macs: int | None) -> str:
+    """MACs as G above 1e8, else M with two decimals; n/a when not counted."""
+    return "n/a" if macs is None else f"{macs / 1e9:.3f} G" if macs >= 1e8 else f"{macs / 1e6:.2f} M"
+
+
+def metric_text(value: float | None) -> str:
+    """A metric to four significant digits; n/a when absent."""
+    return "n/a" if value is None else f"{value:.4g}"
