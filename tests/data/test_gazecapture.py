@@ -184,7 +184,7 @@ def test_detected_and_inspected_with_counts(gc_root: Path, tmp_path: Path) -> No
     assert s["counts"]["frames_invalid_skipped"] == 5 and s["subjects"]["ids"] == [2, 5, 7]
     assert s["labels"]["pog_cm"]["min"][1] == pytest.approx(-9.75)
     assert np.asarray(Image.open(grid)).std() > 10
-    res = runner.invoke(app, ["data", "inspect", str(gc_root), "--out", str(grid), "--split", "train"])
+    res = runner.invoke(app, ["data", "inspect", str(gc_root), "--out", str(grid), "--split", "train", "--force"])
     assert res.exit_code == 0 and "frames_invalid_skipped 4" in " ".join(res.stdout.split())
 
 
