@@ -442,8 +442,11 @@ def resolve_model(spec: ModelSpec, *, size: Any = None, check: bool = True) -> R
     if spec.weights is not None:
         load_weights(model, spec.weights)
     task = get_task(str(spec.task))
-    if check and spec.kind == "factory":
-        check_task_model(model, task, example_batch(task, size), label=spec.text)
+    if check and (spec.kind == "factory" or spec.overrides):
+        # A user's model, or a registered one with options changed (feature_channels=0 builds, then fails
+        # in its first forward pass): one forward pass on an example batch, before any command uses it.
+        label = spec.text + (f" with --model {_sets(spec.overrides)}" if spec.overrides else "")
+        check_task_model(model, task, example_batch(task, size), label=label)
     return ResolvedModel(model, dict(model.config), str(spec.task), spec)
 
 

@@ -216,6 +216,12 @@ FIXED: dict[tuple[str, str], str] = {
         'run --out out --data @missing',
     ('run', 'exit 2 left the default output'):
         'run --data @png',
+    ('eval', 'RuntimeError in torch conv: a registered model with feature_channels=0'):
+        'eval gazenet --device cpu --model feature_channels=0',
+    ('eval', 'ValueError in teachers/_checks.py:expect_shape'):
+        'eval gazenet --device cpu --json --model input_size=0',
+    ('predict', 'ValueError in teachers/_checks.py:expect_shape'):
+        'predict tinyface --n 4 --device cpu --data synth --out out.txt --model input_size=0 --device cpu --n 4',
     ('run', 'exit 2 left the default output: a stage failed on the data'):
         'run --json --teachers , --format npz --data @png',
     ('train', 'KeyError in workbench/train/data.py:_load_path'):
