@@ -13,7 +13,8 @@ import sys
 
 import pytest
 
-from cli.fuzz_cli import COMMANDS, FIXED, REPO, Case, Session, fuzz_command
+from cli.fuzz_cli import COMMANDS, REPO, Case, Session, fuzz_command
+from cli.fuzz_found import FIXED
 
 EXAMPLES = 6  # per command: about 40 s for the file on two cores, fixtures included
 TIMEOUT = 10.0  # seconds per case; a case stopped by it is counted, not failed

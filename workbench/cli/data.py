@@ -55,8 +55,6 @@ def synth(
         fail(f"unknown view {view!r}; expected one of {', '.join(VIEWS)}")
     if fmt_view is not None and fmt_view != view:
         fail(f"format {fmt!r} holds the {fmt_view!r} view, not {view!r}")
-    if n <= 0 or subjects <= 0:
-        fail(f"--n and --subjects must be positive, got {n} and {subjects}")
     parsed_size = _parse_size(view, size)
     ensure_new_dir(out, force=force)
     with progress_bar(f"rendering {view}", n, enabled=not as_json) as advance:

@@ -53,8 +53,6 @@ def visualize_cmd(
             folders = [stack.enter_context(model_run(r, task=task, weights=weights, device=device)) for r in runs]
             return visualize_images_cmd(folders, images, out, which=which, fps=fps, force=force, detector=detector,
                                         as_json=as_json)
-    if n < 1:
-        fail(f"--n must be at least 1, got {n}")
     if not fps > 0:
         fail(f"--fps must be above 0, got {fps}")
     with contextlib.ExitStack() as stack:
