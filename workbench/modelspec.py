@@ -238,12 +238,7 @@ def check_task_model(model: nn.Module, task: Any, batch: Mapping[str, torch.Tens
                              f"({shapes}) failed: {_first_line(exc)}") from None
     finally:
         model.train(was_training)
-    if not isinstance(out, dict):
-        raise WorkbenchError(f"{label}: task {task.name!r} expects a dict of outputs {list(task.output_names)}, "
-                             f"the model returned {type(out).__name__}")
-    missing = [k for k in task.output_names if k not in out]
-    if missing:
-        raise WorkbenchError(f"{label}: outputs lack {missing} that task {task.name!r} needs; got {sorted(out)}")
+    task.check_outputs(out, label=label)
     n = len(inputs[0])
     try:  # the constant predictor's outputs are shaped like one sample's targets
         expected = task.constant_predictor(TaskData({k: v for k, v in batch.items()}, {}))

@@ -238,14 +238,15 @@ class Task(ABC):
         targets = {k: val.tensors[k] for k in self.metric_keys if k in val.tensors}
         return self.metrics(outputs, targets)
 
-    def check_outputs(self, outputs: Any) -> dict[str, torch.Tensor]:
-        """Validate a model's output dict against the task's output names (a clear error if not)."""
+    def check_outputs(self, outputs: Any, *, label: str = "model") -> dict[str, torch.Tensor]:
+        """Validate a model's output dict against the task's output names: a WorkbenchError starting with
+        ``label`` (who returned them) if it is not a dict or lacks one."""
         if not isinstance(outputs, dict):
-            raise WorkbenchError(f"task {self.name!r} expects models to return a dict of {list(self.output_names)}, "
-                                 f"got {type(outputs).__name__}")
+            raise WorkbenchError(f"{label}: task {self.name!r} expects a dict of outputs {list(self.output_names)}, "
+                                 f"the model returned {type(outputs).__name__}")
         missing = [k for k in self.output_names if k not in outputs]
         if missing:
-            raise WorkbenchError(f"task {self.name!r}: model outputs lack {missing}; got {sorted(outputs)}")
+            raise WorkbenchError(f"{label}: outputs lack {missing} that task {self.name!r} needs; got {sorted(outputs)}")
         return outputs
 
 
