@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import tomllib
 
@@ -175,43 +175,40 @@ def _where(path: str | None, section: str | None = None) -> str:
     return prefix + (f"[{section}] " if section else "")
 
 
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+# annotation (without "| None") -> (does a TOML value fit, what it expects, how it is stored)
+_KINDS: dict[str, tuple[Callable[[Any], bool], str, Callable[[Any], Any]]] = {
+    "tuple[str": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of strings", tuple),
+    "tuple[int": (lambda v: isinstance(v, list) and all(_is_int(x) for x in v), "a list of integers", tuple),
+    "bool": (lambda v: isinstance(v, bool), "true or false", lambda v: v),
+    "int": (_is_int, "an integer", lambda v: v),
+    "float": (lambda v: _is_int(v) or isinstance(v, float), "a number", float),
+    "str": (lambda v: isinstance(v, str), "a string", lambda v: v),
+}
+
+
 def _check_type(value: Any, expected: Any, key: str, where: str) -> Any:
     """Check a TOML value against a dataclass field's annotation (a small subset: int, float, bool,
-    str, optional, tuples of str/int); ints are accepted where floats are expected."""
+    str, optional, tuples of str/int); ints are accepted where floats are expected, and one string where
+    a list of strings is."""
     text = str(expected)
-    optional = "None" in text
     if value is None:
-        if optional:
+        if "None" in text:
             return None
         raise WorkbenchError(f"{where}{key} must not be empty")
     base = text.replace(" | None", "").replace("typing.", "")
-    if base.startswith("tuple[str"):
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise WorkbenchError(f"{where}{key} expects a list of strings, got {value!r}")
-        return tuple(value)
-    if base.startswith("tuple[int"):
-        if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-            raise WorkbenchError(f"{where}{key} expects a list of integers, got {value!r}")
-        return tuple(value)
-    if base == "bool":
-        if not isinstance(value, bool):
-            raise WorkbenchError(f"{where}{key} expects true or false, got {value!r}")
+    kind = next((k for k in _KINDS if base == k or (k.startswith("tuple") and base.startswith(k))), None)
+    if kind is None:
         return value
-    if base == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise WorkbenchError(f"{where}{key} expects an integer, got {value!r}")
-        return value
-    if base == "float":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise WorkbenchError(f"{where}{key} expects a number, got {value!r}")
-        return float(value)
-    if base == "str":
-        if not isinstance(value, str):
-            raise WorkbenchError(f"{where}{key} expects a string, got {value!r}")
-        return value
-    return value
+    if kind == "tuple[str" and isinstance(value, str):
+        value = [value]
+    fits, expects, store = _KINDS[kind]
+    if not fits(value):
+        raise WorkbenchError(f"{where}{key} expects {expects}, got {value!r}")
+    return store(value)
 
 
 def _parse_options(cls: type, table: dict[str, Any], where: str) -> dict[str, Any]:
