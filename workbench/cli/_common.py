@@ -6,7 +6,9 @@ import contextlib
 import functools
 import json
 import sys
-from typing import Any, Callable
+from pathlib import Path
+from collections.abc import Iterable
+from typing import Annotated, Any, Callable, Optional
 
 import typer
 from rich.console import Console
@@ -58,8 +60,6 @@ _OUTPUTS = {"out", "onnx"}
 
 def check_options(kwargs: dict[str, Any]) -> None:
     """The checks every command shares, on its parsed options, before it does any work."""
-    from pathlib import Path
-
     for name, value in kwargs.items():
         option = "--" + name.replace("_", "-")
         if isinstance(value, int) and not isinstance(value, bool):
@@ -124,12 +124,33 @@ def fail(message: str) -> None:
     raise WorkbenchError(message)
 
 
-# Shared by `students`, `distill` and `quantize`: help texts and number formats.
+# Help texts and number formats the commands share.
 SPEC_HELP = ("A run folder, a teacher name, or package.module:factory with --task (the working directory "
              "is importable).")
-FACTORY_TASK_HELP = "Task of a package.module:factory model."
+FACTORY_TASK_HELP = ("Task of a package.module:factory model: it is checked against the task and fed its inputs "
+                     "(see `workbench teachers`, column task).")
 WEIGHTS_HELP = "State dict file loaded into a name or factory model (torch.load weights_only=True)."
 DEVICE_HELP = "auto, cpu or cuda[:N]."
+
+# The options that pick and build a model, declared once for every command that takes one (a command whose
+# option means something else, e.g. distill's --model for the student, declares its own).
+TaskOption = Annotated[Optional[str], typer.Option("--task", help=FACTORY_TASK_HELP)]
+WeightsOption = Annotated[Optional[Path], typer.Option("--weights", help=WEIGHTS_HELP)]
+PresetOption = Annotated[Optional[str], typer.Option("--preset", help="Preset of a teacher or student name.")]
+ModelSetsOption = Annotated[list[str], typer.Option("--model", help="Model option key=value; repeatable.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the summary as JSON (no progress bars).")]
+
+
+def print_key_values(title: str, rows: Iterable[tuple[str, str]], *, key: str = "metric") -> None:
+    """A two-column table (``key``, value right-aligned) on stdout: the shape of every one-record summary."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column(key)
+    table.add_column("value", justify="right")
+    for name, value in rows:
+        table.add_row(name, value)
+    console.print(table)
 
 
 def macs_text(macs: int | None) -> str:

@@ -23,6 +23,27 @@ def _counts(summary: dict[str, Any]) -> None:
         console.print(f"note: {note}", markup=False)
 
 
+def print_saliency_table(title: str, results: dict[str, dict[str, dict[str, Any]]], *, mean_abs: bool = False,
+                         frames: bool = False) -> None:
+    """The saliency summary's rows (target x input): eye-mass share, area share, ratio and pointing game, with
+    the mean |attribution| (samples) or the frames with eyes (photos); "n/a" where there are no eye boxes."""
+    columns = ["target", "input", *(["mean |attr|"] if mean_abs else []), "eye-mass", "area share", "ratio",
+               "pointing", *(["frames with eyes"] if frames else [])]
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col, justify="left" if col in ("target", "input") else "right")
+    for t, rows in results.items():
+        for name, r in rows.items():
+            no_boxes = "eye_mass" in r  # the data has no eye boxes for this input: nothing to measure
+
+            def f(key: str, r: dict[str, Any] = r, no_boxes: bool = no_boxes) -> str:
+                return "n/a" if no_boxes or r.get(key) is None else format(r[key], ".3g")
+
+            table.add_row(t, name, *([f("mean_abs_attribution")] if mean_abs else []), f("share"), f("area_share"),
+                          f("ratio"), f("pointing"), *([str(r.get("frames_with_eyes", 0))] if frames else []))
+    console.print(table)
+
+
 def predict_images_cmd(run: Path, images: Path, out: Path, *, which: str, detector: str | None, as_json: bool) -> None:
     """`workbench predict RUN --images ... --out pred.csv`."""
     from workbench.faces.images import predict_images
@@ -43,14 +64,8 @@ def saliency_images_cmd(run: str, images: Path, *, out: Path, progress: Callable
     if as_json:
         print_json(summary)
         return
-    table = Table(title=f"{summary['model']}: {summary['method']} on the faces of {summary['explained']} frame(s)")
-    for col in ("target", "input", "eye-mass", "area share", "ratio", "pointing", "frames with eyes"):
-        table.add_column(col, justify="left" if col in ("target", "input") else "right")
-    for t, rows in summary["results"].items():
-        for name, r in rows.items():
-            f = (lambda k: "n/a" if r.get(k) is None else format(r[k], ".3g"))
-            table.add_row(t, name, f("share"), f("area_share"), f("ratio"), f("pointing"), str(r.get("frames_with_eyes", 0)))
-    console.print(table)
+    print_saliency_table(f"{summary['model']}: {summary['method']} on the faces of {summary['explained']} frame(s)",
+                         summary["results"], frames=True)
     _counts(summary)
     console.print(f"wrote {len(summary.get('files', []))} files to [bold]{out}[/bold]")
 

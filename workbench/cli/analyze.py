@@ -8,7 +8,18 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from workbench.cli._common import console, fail, model_run, print_json, progress_bar, user_errors
+from workbench.cli._common import (
+    JsonOption,
+    TaskOption,
+    WeightsOption,
+    console,
+    fail,
+    model_run,
+    print_json,
+    print_key_values,
+    progress_bar,
+    user_errors,
+)
 
 sub = typer.Typer(help="Explain a model: saliency maps, faithfulness checks, embeddings, FC-layer importance.",
                   no_args_is_help=True)
@@ -18,7 +29,6 @@ OUT_HELP = "Output folder (default runs/analysis/<run>/<command>)."
 DATA_HELP = ("'val' (default: the run's own validation split), 'train', 'synth' (fresh SynthGaze samples of the "
              "run's held-out subjects) or a data set path; samples are drawn across subjects.")
 SPEC_HELP = "A run folder, a teacher/student name, or package.module:factory with --task (and --weights)."
-WEIGHTS_HELP = "State dict file loaded into a name or factory model (torch.load weights_only=True)."
 
 
 def _default_out(run: str, command: str) -> Path:
@@ -62,13 +72,13 @@ def saliency_cmd(
     steps: Annotated[int, typer.Option("--steps", help="IntegratedGradients steps.")] = 32,
     layer: Annotated[str | None, typer.Option("--layer", help="gradcam: the conv layer (default per model).")] = None,
     baseline: Annotated[str, typer.Option("--baseline", help="ig: zero (the data mean) or blur.")] = "zero",
-    task: Annotated[str | None, typer.Option("--task", help="Task of a package.module:factory model.")] = None,
+    task: TaskOption = None,
     inputs: Annotated[list[str] | None, typer.Option("--input", help="name=C,H,W of a model without a task; repeatable.")] = None,
     data: Annotated[str, typer.Option("--data", help=DATA_HELP)] = "val",
     fmt: Annotated[str | None, typer.Option("--format", help="Layout of --data (default: detected).")] = None,
     out: Annotated[Path | None, typer.Option("--out", help=OUT_HELP)] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace a non-empty output folder.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON (no progress bars).")] = False,
+    as_json: JsonOption = False,
     images: Annotated[Path | None, typer.Option("--images", help="Photos instead of --data: a folder, an image or a "
                                                 "video; faces are detected, normalized, and the maps drawn back on the originals.")] = None,
     detector: Annotated[str | None, typer.Option("--detector", help="With --images: package.module:Class.")] = None,
@@ -89,15 +99,10 @@ def saliency_cmd(
     if as_json:
         print_json(summary)
         return
-    table = Table(title=f"{summary['model']}: {summary['method']} on {summary['n']} samples")
-    for col in ("target", "input", "mean |attr|", "eye-mass", "area share", "ratio", "pointing"):
-        table.add_column(col, justify="left" if col in ("target", "input") else "right")
-    for t, rows in summary["results"].items():
-        for name, r in rows.items():
-            na = "n/a" if "eye_mass" in r else None  # the data has no eye boxes for this input
-            table.add_row(t, name, _f(r["mean_abs_attribution"]), na or _f(r.get("share")), na or _f(r.get("area_share")),
-                          na or _f(r.get("ratio")), na or _f(r.get("pointing")))
-    console.print(table)
+    from workbench.cli._images import print_saliency_table
+
+    print_saliency_table(f"{summary['model']}: {summary['method']} on {summary['n']} samples", summary["results"],
+                         mean_abs=True)
     console.print(f"data: {summary['data'].get('label', summary['data'].get('source'))}", highlight=False)
     for name, why in summary.get("eye_boxes_missing", {}).items():
         console.print(f"eye-mass n/a for {name}: {why}", highlight=False)
@@ -184,8 +189,8 @@ def embeddings_cmd(
     fmt: Annotated[str | None, typer.Option("--format")] = None,
     out: Annotated[Path | None, typer.Option("--out", help=OUT_HELP)] = None,
     force: Annotated[bool, typer.Option("--force")] = False,
-    task: Annotated[str | None, typer.Option("--task", help="Task of a package.module:factory model.")] = None,
-    weights: Annotated[Path | None, typer.Option("--weights", help=WEIGHTS_HELP)] = None,
+    task: TaskOption = None,
+    weights: WeightsOption = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Collect a layer's embeddings: PCA by yaw/pitch, participation ratio, subject-held-out ridge probe."""
@@ -208,16 +213,11 @@ def embeddings_cmd(
             table.add_row(r["name"], r["type"], str(r["input_shape"]), str(r["output_shape"]))
         console.print(table)
         return
-    table = Table(title=f"{s['model']}: {s['layer']} ({s['dim']}-d, {s['n']} samples)")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    table.add_row("participation ratio", _f(s["participation_ratio"]))
-    table.add_row("effective rank", _f(s["effective_rank"]))
-    table.add_row("PCs for 90% variance", str(s["pcs_for_90"]))
-    for k, v in s["probe"]["r2"].items():
-        table.add_row(f"probe R2 {k}", _f(v))
-    table.add_row("probe split", s["probe"]["split"])
-    console.print(table)
+    rows = [("participation ratio", _f(s["participation_ratio"])), ("effective rank", _f(s["effective_rank"])),
+            ("PCs for 90% variance", str(s["pcs_for_90"]))]
+    rows += [(f"probe R2 {k}", _f(v)) for k, v in s["probe"]["r2"].items()]
+    print_key_values(f"{s['model']}: {s['layer']} ({s['dim']}-d, {s['n']} samples)",
+                     rows + [("probe split", s["probe"]["split"])], key="measure")
     _wrote(s, out)
 
 
@@ -233,8 +233,8 @@ def fc_importance_cmd(
     fmt: Annotated[str | None, typer.Option("--format")] = None,
     out: Annotated[Path | None, typer.Option("--out", help=OUT_HELP)] = None,
     force: Annotated[bool, typer.Option("--force")] = False,
-    task: Annotated[str | None, typer.Option("--task", help="Task of a package.module:factory model.")] = None,
-    weights: Annotated[Path | None, typer.Option("--weights", help=WEIGHTS_HELP)] = None,
+    task: TaskOption = None,
+    weights: WeightsOption = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Per-unit importance of the Linear layers (six criteria), their agreement, fc_importance.json."""

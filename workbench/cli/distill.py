@@ -10,6 +10,7 @@ from rich.table import Table
 from workbench.cli._common import (
     DEVICE_HELP,
     SPEC_HELP,
+    JsonOption,
     WEIGHTS_HELP,
     console,
     macs_text,
@@ -45,7 +46,7 @@ def distill_cmd(
     task: str | None = typer.Option(None, "--task", help="Task of a package.module:factory teacher."),
     weights: Path | None = typer.Option(None, "--weights", help="The teacher's weights: " + WEIGHTS_HELP),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON (no progress bars)."),
+    as_json: JsonOption = False,
 ) -> None:
     """Distill a trained run into a student (response and/or FitNets feature KD), optionally with a no-KD control."""
     from workbench.compress.distill import distill

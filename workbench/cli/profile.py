@@ -8,13 +8,23 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from workbench.cli._common import console, fail, model_run, parse_sets, print_json, progress_bar, user_errors
+from workbench.cli._common import (
+    DEVICE_HELP,
+    ModelSetsOption,
+    PresetOption,
+    TaskOption,
+    WeightsOption,
+    console,
+    fail,
+    model_run,
+    parse_sets,
+    print_json,
+    progress_bar,
+    user_errors,
+)
 
 _TARGET_HELP = ("A teacher or student name (with --preset), a run folder, or package.module:factory (with --task, "
                 "or with --input shapes).")
-_TASK_HELP = "Task of a package.module:factory model: it is checked against the task and fed its inputs."
-_WEIGHTS_HELP = "State dict file loaded into a name or factory model (torch.load weights_only=True)."
-_DEVICE_HELP = "auto, cpu or cuda[:N]."
 
 
 
@@ -39,9 +49,9 @@ def profile_cmd(
     depth: int = typer.Option(2, "--depth", help="Module depth of the per-layer table."),
     top: int | None = typer.Option(None, "--top", help="Show only the N layers with the most MACs."),
     batch: int = typer.Option(1, "--batch", help="Batch size counted."),
-    task: str | None = typer.Option(None, "--task", help=_TASK_HELP),
-    weights: Path | None = typer.Option(None, "--weights", help=_WEIGHTS_HELP),
-    device: str = typer.Option("cpu", "--device", help=_DEVICE_HELP + " Counts do not depend on it."),
+    task: TaskOption = None,
+    weights: WeightsOption = None,
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP + " Counts do not depend on it."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Params, MACs and FLOPs with a per-layer table (calflops, cross-checked against torch's counter)."""
@@ -110,11 +120,11 @@ def export_cmd(
     opset: int = typer.Option(17, "--opset", help="ONNX opset."),
     samples: int = typer.Option(8, "--samples", help="Samples of the run's own validation split the parity check runs on."),
     force: bool = typer.Option(False, "--force", help="Replace an existing file."),
-    task: str | None = typer.Option(None, "--task", help=_TASK_HELP),
-    weights: Path | None = typer.Option(None, "--weights", help=_WEIGHTS_HELP),
-    preset: str | None = typer.Option(None, "--preset", help="Preset of a teacher or student name."),
-    model_sets: list[str] = typer.Option([], "--model", help="Model option key=value; repeatable."),
-    device: str = typer.Option("cpu", "--device", help=_DEVICE_HELP + " Where onnxruntime runs the parity check."),
+    task: TaskOption = None,
+    weights: WeightsOption = None,
+    preset: PresetOption = None,
+    model_sets: ModelSetsOption = [],
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP + " Where onnxruntime runs the parity check."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Export a run's model to ONNX and check it in onnxruntime against PyTorch (max |diff| <= 1e-4)."""
@@ -156,9 +166,9 @@ def bench_cmd(
     warmup: int = typer.Option(5, "--warmup", help="Untimed calls before timing."),
     repeats: int = typer.Option(30, "--repeats", help="Timed calls per cell."),
     backend: str = typer.Option("both", "--backend", help="eager, onnxruntime or both."),
-    task: str | None = typer.Option(None, "--task", help=_TASK_HELP),
-    weights: Path | None = typer.Option(None, "--weights", help=_WEIGHTS_HELP),
-    device: str = typer.Option("cpu", "--device", help=_DEVICE_HELP + " onnxruntime uses its CUDA provider there."),
+    task: TaskOption = None,
+    weights: WeightsOption = None,
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP + " onnxruntime uses its CUDA provider there."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Latency at batch 1 and a throughput batch: PyTorch eager and onnxruntime, median and p90."""

@@ -9,9 +9,12 @@ from rich.table import Table
 
 from workbench.cli._common import (
     DEVICE_HELP,
-    FACTORY_TASK_HELP,
     SPEC_HELP,
-    WEIGHTS_HELP,
+    JsonOption,
+    ModelSetsOption,
+    PresetOption,
+    TaskOption,
+    WeightsOption,
     console,
     metric_text,
     model_run,
@@ -29,13 +32,13 @@ def quantize_cmd(
     threads: int = typer.Option(1, "--threads", help="onnxruntime intra-op threads for the latency."),
     repeats: int = typer.Option(200, "--repeats", help="Timed calls per model (batch 1)."),
     force: bool = typer.Option(False, "--force", help="Replace a non-empty --out."),
-    task: str | None = typer.Option(None, "--task", help=FACTORY_TASK_HELP),
-    weights: Path | None = typer.Option(None, "--weights", help=WEIGHTS_HELP),
-    preset: str | None = typer.Option(None, "--preset", help="Preset of a teacher or student name."),
-    model_sets: list[str] = typer.Option([], "--model", help="Model option key=value; repeatable."),
+    task: TaskOption = None,
+    weights: WeightsOption = None,
+    preset: PresetOption = None,
+    model_sets: ModelSetsOption = [],
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP + " Where onnxruntime evaluates and times "
                                "(its CUDA provider where installed); calibration runs on the CPU."),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON (no progress bars)."),
+    as_json: JsonOption = False,
 ) -> None:
     """int8 post-training static quantization with onnxruntime; accuracy and batch-1 latency against fp32."""
     from workbench.compress.quantize import quantize

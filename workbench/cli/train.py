@@ -8,7 +8,21 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from workbench.cli._common import console, fail, model_run, parse_sets, print_json, user_errors
+from workbench.cli._common import (
+    DEVICE_HELP,
+    WEIGHTS_HELP,
+    ModelSetsOption,
+    PresetOption,
+    TaskOption,
+    WeightsOption,
+    console,
+    fail,
+    model_run,
+    parse_sets,
+    print_json,
+    print_key_values,
+    user_errors,
+)
 
 
 
@@ -48,15 +62,12 @@ def _g(macs: int | None) -> str:
 
 MODEL_HELP = ("A teacher or student name (see `workbench teachers` / `workbench students`), a run folder, or "
               "package.module:factory with --task (the working directory is importable).")
-TASK_HELP = "Task of a package.module:factory model (see `workbench teachers`, column task)."
-WEIGHTS_HELP = "State dict file loaded into a name or factory model (torch.load weights_only=True)."
-DEVICE_HELP = "auto, cpu or cuda[:N]."
 
 
 def train_cmd(
     teacher: str = typer.Argument(..., metavar="MODEL", help="A teacher or student name, or package.module:factory "
                                   "with --task (the working directory is importable)."),
-    task: Optional[str] = typer.Option(None, "--task", help=TASK_HELP),
+    task: TaskOption = None,
     weights: Optional[Path] = typer.Option(None, "--weights", help="Starting weights: " + WEIGHTS_HELP),
     preset: Optional[str] = typer.Option(None, "--preset", help="Teacher preset cpu (default) or paper; a student's "
                                          "tiny (default) or small."),
@@ -137,10 +148,10 @@ def eval_cmd(
     data: str = typer.Option("val", "--data", help="'val' (the run's validation split), 'synth', or a data set path."),
     fmt: Optional[str] = typer.Option(None, "--format"),
     which: str = typer.Option("best", "--checkpoint", help="best or last."),
-    task: Optional[str] = typer.Option(None, "--task", help=TASK_HELP),
-    weights: Optional[Path] = typer.Option(None, "--weights", help=WEIGHTS_HELP),
-    preset: Optional[str] = typer.Option(None, "--preset", help="Preset of a teacher or student name."),
-    model_sets: List[str] = typer.Option([], "--model", help="Model option key=value; repeatable."),
+    task: TaskOption = None,
+    weights: WeightsOption = None,
+    preset: PresetOption = None,
+    model_sets: ModelSetsOption = [],
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -154,12 +165,8 @@ def eval_cmd(
     if as_json:
         print_json(result)
         return
-    table = Table(title=f"{result['teacher']} on {result['data']['label']} ({result['samples']} samples)")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for k, v in result["metrics"].items():
-        table.add_row(k, f"{v:.4g}")
-    console.print(table)
+    print_key_values(f"{result['teacher']} on {result['data']['label']} ({result['samples']} samples)",
+                     ((k, f"{v:.4g}") for k, v in result["metrics"].items()))
 
 
 def predict_cmd(
@@ -169,10 +176,10 @@ def predict_cmd(
     out: Path = typer.Option(..., "--out", help="Prediction file (MC4: three-line file; Looking-At-Me: CSV; else CSV)."),
     which: str = typer.Option("best", "--checkpoint"),
     n: int = typer.Option(256, "--n", help="Samples when --data synth."),
-    task: Optional[str] = typer.Option(None, "--task", help=TASK_HELP),
-    weights: Optional[Path] = typer.Option(None, "--weights", help=WEIGHTS_HELP),
-    preset: Optional[str] = typer.Option(None, "--preset", help="Preset of a teacher or student name."),
-    model_sets: List[str] = typer.Option([], "--model", help="Model option key=value; repeatable."),
+    task: TaskOption = None,
+    weights: WeightsOption = None,
+    preset: PresetOption = None,
+    model_sets: ModelSetsOption = [],
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     images: Optional[Path] = typer.Option(None, "--images", help="Photos instead of a data set: a folder, an image "
                                           "or a video; faces are detected and normalized; CSV, one row per frame."),

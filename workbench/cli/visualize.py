@@ -8,6 +8,8 @@ from pathlib import Path
 import typer
 
 from workbench.cli._common import (
+    TaskOption,
+    WeightsOption,
     console,
     err_console,
     fail,
@@ -31,7 +33,7 @@ def visualize_cmd(
     fps: float = typer.Option(2.0, "--fps", help="Frames per second of an MP4."),
     force: bool = typer.Option(False, "--force", help="Replace an existing output."),
     task: str | None = typer.Option(None, "--task", help="Task of the package.module:factory models."),
-    weights: Path | None = typer.Option(None, "--weights", help="State dict file for a name or factory model."),
+    weights: WeightsOption = None,
     device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda[:N]: where the predictions are computed."),
     as_json: bool = typer.Option(False, "--json", help="Print the written files as JSON (no progress bar)."),
     images: Path | None = typer.Option(None, "--images", help="Photos instead of --data: a folder, an image or a "
@@ -82,8 +84,8 @@ def live_cmd(
     fps: float | None = typer.Option(None, "--fps", help="Frame rate of a written MP4 (default: the source's)."),
     which: str = typer.Option("best", "--checkpoint", help="best or last."),
     force: bool = typer.Option(False, "--force", help="Replace an existing output."),
-    task: str | None = typer.Option(None, "--task", help="Task of a package.module:factory model."),
-    weights: Path | None = typer.Option(None, "--weights", help="State dict file for a name or factory model."),
+    task: TaskOption = None,
+    weights: WeightsOption = None,
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON (no progress bar)."),
     detector: str | None = typer.Option(None, "--detector", help="Face detector package.module:Class (default: "
                                         "OpenCV's cascades)."),
