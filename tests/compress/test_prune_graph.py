@@ -93,6 +93,37 @@ def test_every_teacher_prunes_to_fewer_macs_and_rebuilds_exactly(name, extra, sc
         torch.testing.assert_close(again[k], out[k], rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("scope", ["local", "global"])
+def test_round_to_keeps_every_wide_group_a_multiple_and_still_meets_the_target(scope):
+    # gazenet's MobileNetV2 trunk at full width: groups of 16 to 96 channels and more (the feature 1x1 conv 64).
+    extra = {"width_mult": 1.0, "feature_channels": 64}
+    widths = {}
+    for round_to in (1, 8):
+        model = tiny("gazenet", **extra)
+        x1 = tuple(t[:1] for t in tiny_inputs("gazenet", **extra))
+        graph = build_graph(model, x1)
+        originals = {c.root: len(c.units) for c in channel_groups(graph)}
+        before = count_macs(model, x1)
+        target = int(before * 0.5)
+        result = prune_model(model, x1, target=target, scope=scope, round_to=round_to,
+                             originals=originals if scope == "local" else None)
+        assert result["macs"] <= target
+        after = {c.root: len(c.units) for c in channel_groups(build_graph(model, x1))}
+        widths[round_to] = {r: after[r] for r in originals if originals[r] >= 16 and r in after}
+    assert widths[8] and all(w % 8 == 0 for w in widths[8].values()), widths[8]
+    # Without rounding the same pruning leaves widths that are not multiples of 8: the test can fail.
+    assert any(w % 8 for w in widths[1].values()), widths[1]
+
+
+def test_round_up_rule():
+    from workbench.compress.prune import _floor, _round_up
+
+    assert _round_up(11, 8, 171) == 16 and _round_up(16, 8, 171) == 16 and _round_up(170, 8, 171) == 171
+    assert _round_up(5, 8, 15) == 5  # a group of fewer than 2 x 8 units is pruned unit by unit
+    assert _round_up(5, 1, 171) == 5
+    assert _floor(171, round_to=8) == 24 and _floor(171) == 18
+
+
 def test_lstm_teacher_hidden_pruned_by_fixed_fraction():
     model = tiny("gazelstm")
     x = tiny_inputs("gazelstm")

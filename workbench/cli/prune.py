@@ -7,7 +7,18 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from workbench.cli._common import console, fail, model_run, print_json, user_errors
+from workbench.cli._common import (
+    JsonOption,
+    ModelSetsOption,
+    PresetOption,
+    TaskOption,
+    WeightsOption,
+    console,
+    fail,
+    model_run,
+    print_json,
+    user_errors,
+)
 
 
 def _parse_layers(text: str | None) -> dict[str, float] | None:
@@ -39,6 +50,9 @@ def prune_cmd(
     scope: str = typer.Option("local", "--scope", help="local: every layer group loses the same fraction of its "
                               "channels; global: one ranking over all channels."),
     steps: int = typer.Option(3, "--steps", help="Prune-then-fine-tune rounds."),
+    round_to: int = typer.Option(8, "--round-to", help="Kept widths are multiples of this in every group of at "
+                                 "least twice as many channels (runtimes pack channels in blocks; odd widths cost "
+                                 "time); 1 keeps any width."),
     finetune_epochs: int = typer.Option(1, "--finetune-epochs", help="Fine-tuning epochs after each step (0: none)."),
     final_epochs: int | None = typer.Option(None, "--final-epochs", help="Fine-tuning epochs after the last "
                                             "step (default: --finetune-epochs)."),
@@ -49,11 +63,11 @@ def prune_cmd(
                                       "statistics after each step (and give Taylor gradients)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing --out folder."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N] (fine-tuning)."),
-    task: str | None = typer.Option(None, "--task", help="Task of a package.module:factory model."),
-    weights: Path | None = typer.Option(None, "--weights", help="State dict file for a name or factory model."),
-    preset: str | None = typer.Option(None, "--preset", help="Preset of a teacher or student name."),
-    model_sets: list[str] = typer.Option([], "--model", help="Model option key=value; repeatable."),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON (no progress bars)."),
+    task: TaskOption = None,
+    weights: WeightsOption = None,
+    preset: PresetOption = None,
+    model_sets: ModelSetsOption = [],
+    as_json: JsonOption = False,
 ) -> None:
     """Prune RUN until its MACs (or params) are at most the target ratio; write a run folder."""
     from workbench.compress.prune import prune
@@ -64,14 +78,16 @@ def prune_cmd(
         fail(f"give exactly one of --target-macs R, --target-params R or --layers NAME=FRACTION, got {given or 'none'}")
     with model_run(run, task=task, weights=weights, preset=preset, model_sets=model_sets, device=device) as folder:
         result = prune(folder, out, target_macs=target_macs, target_params=target_params, layers=_parse_layers(layers),
-                       importance=importance, scope=scope, steps=steps, finetune_epochs=finetune_epochs,
+                       importance=importance, scope=scope, steps=steps, round_to=round_to,
+                       finetune_epochs=finetune_epochs,
                        final_epochs=final_epochs, finetune_samples=finetune_samples, lr=lr, calib_samples=calib_samples, force=force,
                        device=device, progress=not as_json)
     if as_json:
         print_json(result)
         return
     steps = f"{result['steps']} step" + ("s" if result["steps"] > 1 else "")
-    table = Table(title=f"{result['teacher']} pruned ({result['importance']} importance, {result['scope']}, {steps})")
+    rounding = f", widths multiples of {result['round_to']}" if result["round_to"] > 1 else ""
+    table = Table(title=f"{result['teacher']} pruned ({result['importance']} importance, {result['scope']}, {steps}{rounding})")
     for col in ("", "before", "after", "ratio"):
         table.add_column(col, justify="left" if not col else "right")
     for key in ("macs", "params"):

@@ -10,6 +10,10 @@
     -> a run folder whose config.json holds {"pruned": {...}} (rebuilt by build_model, no pickled modules).
 
 Every prunable group keeps at least ``min_keep`` of its original units (and one unit); heads keep their width.
+With ``round_to`` m > 1 every group of at least 2m units keeps a multiple of m (rounded up, so the step
+removes fewer units and the search takes more of the others): the runtimes' kernels (onnxruntime's MLAS,
+oneDNN) pack channels in blocks of 4-16, and a width like 171 pays for the block it starts. Smaller groups
+are pruned unit by unit.
 MACs are counted by :func:`workbench.profile.quick.count_macs` (LSTMs included) at batch 1 on the task's
 real input shapes.
 """
@@ -44,6 +48,7 @@ from workbench.utils.jsonio import write_json
 __all__ = ["apply_selection", "prune", "prune_model", "recalibrate_batchnorm"]
 
 MIN_KEEP = 0.1  # every group keeps at least this fraction of its original units
+ROUND_TO = 8  # kept widths are multiples of this (groups of at least twice as many units); 1 = any width
 
 
 # ---- the pruning step, on a model in memory -----------------------------------------------------------------
@@ -79,8 +84,16 @@ def _ranked(graph, chans: list[Channels], scorer: Importance, floors: dict[str, 
     return ranked
 
 
-def _floor(units: int, keep: float = MIN_KEEP) -> int:
-    return max(1, math.ceil(keep * units))
+def _floor(units: int, keep: float = MIN_KEEP, round_to: int = 1) -> int:
+    return _round_up(max(1, math.ceil(keep * units)), round_to, units)
+
+
+def _round_up(keep: int, round_to: int, original: int) -> int:
+    """``keep`` units rounded up to a multiple of ``round_to`` for a group of ``original`` units (at least
+    2 x round_to of them; a smaller group keeps ``keep``), never above ``original``."""
+    if round_to <= 1 or original < 2 * round_to:
+        return keep
+    return min(original, round_to * math.ceil(keep / round_to))
 
 
 class _Selector:
@@ -93,8 +106,8 @@ class _Selector:
 
     STEPS = 1000
 
-    def __init__(self, ranked: dict, scope: str, originals: dict[str, int]) -> None:
-        self.ranked, self.scope, self.originals = ranked, scope, originals
+    def __init__(self, ranked: dict, scope: str, originals: dict[str, int], round_to: int = 1) -> None:
+        self.ranked, self.scope, self.originals, self.round_to = ranked, scope, originals, round_to
         if scope == "global":
             flat = [(score, gi, pos, root, units) for gi, (root, (_, rows)) in enumerate(ranked.items())
                     for pos, (score, units) in enumerate(rows)]
@@ -106,16 +119,19 @@ class _Selector:
             raise WorkbenchError(f"unknown pruning scope {scope!r}; expected local or global")
 
     def __call__(self, i: int) -> dict[str, list[int]]:
-        sel: dict[str, list[int]] = {}
         if self.scope == "global":
-            for _, _, _, root, units in self.flat[:i]:
-                sel.setdefault(root, []).extend(units)
-            return sel
-        frac = i / self.STEPS
-        for root, (current, rows) in self.ranked.items():
-            original = self.originals.get(root, current)
-            remove = min(len(rows), current - math.ceil(original * (1.0 - frac) - 1e-9))
-            for _, units in rows[:max(0, remove)]:
+            removed: dict[str, int] = {}
+            for _, _, _, root, _ in self.flat[:i]:
+                removed[root] = removed.get(root, 0) + 1
+        else:
+            frac = i / self.STEPS
+            removed = {root: current - math.ceil(self.originals.get(root, current) * (1.0 - frac) - 1e-9)
+                       for root, (current, _) in self.ranked.items()}
+        sel: dict[str, list[int]] = {}
+        for root, n in removed.items():
+            current, rows = self.ranked[root]
+            keep = _round_up(current - min(len(rows), n), self.round_to, self.originals.get(root, current))
+            for _, units in rows[:max(0, current - keep)]:
                 sel.setdefault(root, []).extend(units)
         return sel
 
@@ -129,13 +145,14 @@ def _pruned_copy(model: nn.Module, inputs, selection) -> nn.Module:
 def prune_model(model: nn.Module, inputs: tuple[torch.Tensor, ...], *, target: int, what: str = "macs",
                 scorer: Importance | None = None, scope: str = "local", floors: dict[str, int] | None = None,
                 originals: dict[str, int] | None = None, fixed: dict[str, int] | None = None,
-                smallest: int | None = None) -> dict[str, Any]:
+                smallest: int | None = None, round_to: int = 1) -> dict[str, Any]:
     """One pruning step in place: remove the weakest units until ``what`` (macs | params) <= ``target``.
 
     ``scope``: local (every group loses the same fraction of its ``originals`` units) or global (one
     ranking over all groups). ``floors``: units each group keeps at least. ``fixed`` instead prunes only the
     named group roots, each to exactly that many units (no target). ``smallest``: ``what`` with every
-    group at its floor, when already known. Returns {"removed": {root: n indices}, "macs", "params"}.
+    group at its floor, when already known. ``round_to``: kept widths are multiples of it (see the module
+    docstring). Returns {"removed": {root: n indices}, "macs", "params"}.
     Raises WorkbenchError when the target is below what the floors allow.
     """
     scorer = scorer or MagnitudeImportance()
@@ -148,7 +165,7 @@ def prune_model(model: nn.Module, inputs: tuple[torch.Tensor, ...], *, target: i
             roots = ", ".join(c.root for c in chans)
             raise WorkbenchError(f"no prunable layer group named {missing}; groups (by their first layer): {roots}")
     ranked = _ranked(graph, chans, scorer, floors, fixed)
-    select = _Selector(ranked, "global" if fixed is not None else scope, originals or {})
+    select = _Selector(ranked, "global" if fixed is not None else scope, originals or {}, round_to)
     if fixed is not None:
         k = select.n
     else:
@@ -180,13 +197,14 @@ def _search(measure: Callable[[int], int], n: int, target: int, at_zero: int, at
     return hi
 
 
-def smallest_reachable(model: nn.Module, inputs, *, what: str, floors: dict[str, int]) -> int:
+def smallest_reachable(model: nn.Module, inputs, *, what: str, floors: dict[str, int], round_to: int = 1) -> int:
     """``what`` of the model with every prunable group cut to its floor (the most pruning allows)."""
     trial = copy.deepcopy(model)
     graph = build_graph(trial, inputs)
     chans = channel_groups(graph)
     ones = MagnitudeImportance()
-    select = _Selector(_ranked(graph, chans, ones, floors, None), "global", {})
+    select = _Selector(_ranked(graph, chans, ones, floors, None), "global", {c.root: len(c.units) for c in chans},
+                       round_to)
     apply_selection(trial, inputs, select(select.n))
     return _measure(trial, inputs, what)
 
@@ -275,47 +293,53 @@ class _Schedule:
     originals: dict[str, int]
     smallest: int | None = None
     fixed: dict[str, int] | None = None
+    round_to: int = 1
 
     def step(self, model: nn.Module, inputs, s: int, steps: int, scorer: Importance) -> dict[str, Any]:
         if self.fixed is None:
             target = int(self.before - (self.before - self.target) * s / steps)
             out = prune_model(model, inputs, target=target, what=self.what, scorer=scorer, scope=self.scope,
-                              floors=self.floors, originals=self.originals, smallest=self.smallest)
+                              floors=self.floors, originals=self.originals, smallest=self.smallest,
+                              round_to=self.round_to)
             return {**out, "target": target}
         current = {c.root: len(c.units) for c in channel_groups(build_graph(model, inputs))}
-        fixed = {r: round(self.originals[r] - (self.originals[r] - k) * s / steps) for r, k in self.fixed.items()}
+        fixed = {r: _round_up(round(self.originals[r] - (self.originals[r] - k) * s / steps), self.round_to,
+                              self.originals[r]) for r, k in self.fixed.items()}
         fixed = {r: k for r, k in fixed.items() if current.get(r, 0) > k}
         if not fixed:
             return {"removed": {}, "macs": count_macs(model, inputs), "params": count_params(model)}
-        return prune_model(model, inputs, target=0, scorer=scorer, fixed=fixed)
+        return prune_model(model, inputs, target=0, scorer=scorer, fixed=fixed, round_to=self.round_to)
 
 
 def _schedule(model: nn.Module, inputs, what: str, ratio: float | None, layers: dict[str, float] | None,
-              scope: str) -> _Schedule:
+              scope: str, round_to: int = 1) -> _Schedule:
     chans = channel_groups(build_graph(model, inputs))
     originals = {ch.root: len(ch.units) for ch in chans}
-    floors = {root: _floor(n) for root, n in originals.items()}
+    floors = {root: _floor(n, round_to=round_to) for root, n in originals.items()}
     if what == "layers":
         unknown = sorted(set(layers) - set(originals))
         if unknown:
             raise WorkbenchError(f"--layers names {unknown}, which are not prunable group roots; "
                                  f"expected some of: {', '.join(originals)}")
-        fixed = {r: max(1, round(originals[r] * f)) for r, f in layers.items()}
-        return _Schedule(what, count_macs(model, inputs), None, scope, floors, originals, fixed=fixed)
+        fixed = {r: _round_up(max(1, round(originals[r] * f)), round_to, originals[r]) for r, f in layers.items()}
+        return _Schedule(what, count_macs(model, inputs), None, scope, floors, originals, fixed=fixed,
+                         round_to=round_to)
     before = _measure(model, inputs, what)
     target = int(before * ratio)
-    smallest = smallest_reachable(model, inputs, what=what, floors=floors)
+    smallest = smallest_reachable(model, inputs, what=what, floors=floors, round_to=round_to)
     if smallest > target:
         name = "MACs" if what == "macs" else "parameters"
         raise WorkbenchError(
             f"--target-{what} {ratio} cannot be met: the smallest reachable is {smallest / before:.3f} of the original "
             f"{name} ({smallest:,} of {before:,}), with every prunable group cut to {MIN_KEEP:.0%} of its channels "
-            f"and the heads kept")
-    return _Schedule(what, before, target, scope, floors, originals, smallest=smallest)
+            f"and the heads kept" + (f" (widths rounded up to multiples of {round_to}; --round-to 1 prunes further)"
+                                     if round_to > 1 else ""))
+    return _Schedule(what, before, target, scope, floors, originals, smallest=smallest, round_to=round_to)
 
 
 def prune(run: str | Path, out: str | Path, *, target_macs: float | None = 0.5, target_params: float | None = None,
           layers: dict[str, float] | None = None, importance: str = "magnitude", scope: str = "local", steps: int = 3,
+          round_to: int = ROUND_TO,
           finetune_epochs: int = 1, final_epochs: int | None = None, finetune_samples: int | None = None,
           lr: float | None = None,
           calib_samples: int = 512, force: bool = False, device: str = "auto", progress: bool = True,
@@ -327,7 +351,8 @@ def prune(run: str | Path, out: str | Path, *, target_macs: float | None = 0.5, 
     ``target_params`` or ``layers`` ({group root layer: kept fraction}, e.g. {"lstm": 0.5}: prune only those
     groups) replace the MACs target.
     ``scope``: local (every layer group loses the same fraction of its channels, the importance choosing
-    which) or global (one ranking of all channels, scores normalized per group).
+    which) or global (one ranking of all channels, scores normalized per group). ``round_to``: every group
+    of at least 2 x round_to units keeps a multiple of it (1: any width).
     After each step the BatchNorm statistics are re-estimated on ``calib_samples`` training samples (which
     also give the Taylor gradients). ``finetune_samples`` / ``lr`` override the run's recipe for fine-tuning
     (default: its n_train and 0.1x its lr; the last epoch of each fine-tune runs at the recipe's gamma
@@ -341,6 +366,8 @@ def prune(run: str | Path, out: str | Path, *, target_macs: float | None = 0.5, 
         raise WorkbenchError(f"--final-epochs must be >= 0, got {final_epochs}")
     if scope not in ("local", "global"):
         raise WorkbenchError(f"unknown --scope {scope!r}; expected local or global")
+    if isinstance(round_to, bool) or not isinstance(round_to, int) or not 1 <= round_to <= 256:
+        raise WorkbenchError(f"--round-to must be an integer in [1, 256], got {round_to!r}")
     out = ensure_new_dir(out, force=force)
     t0 = time.time()
     model, config, task = load_run_model(run)
@@ -351,7 +378,7 @@ def prune(run: str | Path, out: str | Path, *, target_macs: float | None = 0.5, 
     inputs = tuple(t[:1] for t in task.inputs(sample.batch(torch.arange(min(2, len(sample))))))
     before = {"macs": count_macs(model, inputs), "params": count_params(model)}
     graph = build_graph(model, inputs)
-    schedule = _schedule(model, inputs, what, ratio, layers, scope)
+    schedule = _schedule(model, inputs, what, ratio, layers, scope, round_to)
     val = _sample(task, config, 0, val=True)
     teacher_metrics = evaluate(model, task, val)
     from workbench.train.data import check_sample_counts
@@ -403,7 +430,7 @@ def prune(run: str | Path, out: str | Path, *, target_macs: float | None = 0.5, 
             "run": str(out), "source": str(run), "teacher": config.get("teacher"), "task": config["task"],
             # Fine-tuned on the run's training split; every metric here is on its validation split.
             "data": {**resolve_data("val", config).describe(), "n": len(val)},
-            "importance": importance, "scope": scope, "target": {"kind": what, "ratio": ratio, "layers": layers},
+            "importance": importance, "scope": scope, "round_to": round_to, "target": {"kind": what, "ratio": ratio, "layers": layers},
             "steps": steps, "finetune": {"epochs": epochs, "lr": recipes[-1].lr,
                                         "n_train": last_fit["data"]["n_train"] if last_fit else None},
             "macs": {"before": before["macs"], "after": after["macs"], "ratio": after["macs"] / before["macs"]},

@@ -14,7 +14,7 @@ silently ignored and change nothing).
     [train]    any training-recipe field (workbench.train.recipes.Recipe); without a [train] table the
                demo budget DEMO_TRAIN applies; with one, its keys alone override the teacher's preset recipe
     [analyze]  method, n, checks, check_n, compare_checks, embeddings, embeddings_n, fc_importance, fc_n
-    [prune]    target_macs, importance, steps, finetune_epochs
+    [prune]    target_macs, importance, steps, finetune_epochs, round_to
     [distill]  student, preset, kd, alpha, temperature, epochs, control
     [quantize] model, n_calib
     [bench]    threads, repeats, batch_sizes
@@ -62,6 +62,7 @@ class PruneOptions:
     steps: int = 2  # iterative pruning steps to reach the target
     finetune_epochs: int = 1  # fine-tuning epochs after each step (the teacher's data, 0.1x its learning rate)
     final_epochs: int | None = None  # fine-tuning epochs after the last step; None: finetune_epochs
+    round_to: int = 8  # kept widths are multiples of this (runtimes pack channels in blocks); 1: any width
 
 
 @dataclass(frozen=True)
@@ -330,6 +331,8 @@ def _check_values(recipe: PipelineRecipe, path: str | None) -> None:
             raise WorkbenchError(f"{_where(path, 'prune')}target_macs is a fraction in (0, 1), got {p['target_macs']}")
         if p["steps"] < 1 or p["finetune_epochs"] < 0 or (p["final_epochs"] is not None and p["final_epochs"] < 0):
             raise WorkbenchError(f"{_where(path, 'prune')}steps must be >= 1, finetune_epochs and final_epochs >= 0")
+        if not 1 <= p["round_to"] <= 256:
+            raise WorkbenchError(f"{_where(path, 'prune')}round_to is an integer in [1, 256], got {p['round_to']}")
         if p["scope"] not in ("local", "global"):
             raise WorkbenchError(f"{_where(path, 'prune')}scope expects \"local\" or \"global\", got {p['scope']!r}")
         if q["model"] not in ("teacher", "pruned", "student"):

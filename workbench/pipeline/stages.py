@@ -120,7 +120,8 @@ def prune(ctx: StageContext) -> dict[str, Any]:
         importance = f"fc:{fc_file}"
     return _call(ctx, prune_fn, ctx.inputs["train"].dir, ctx.dir, target_macs=c["target_macs"],
                  importance=importance, scope=c["scope"], steps=c["steps"], finetune_epochs=c["finetune_epochs"],
-                 final_epochs=c["final_epochs"], **({"device": c["device"]} if c.get("device") else {}))
+                 final_epochs=c["final_epochs"], round_to=c["round_to"],
+                 **({"device": c["device"]} if c.get("device") else {}))
 
 
 def resolve_student(teacher_run: Path, student: str) -> str:
