@@ -7,8 +7,8 @@ distillation, export) works on it unchanged. :func:`get_student` stores a JSON-n
 (``{"student": name, "preset": ..., "task": ..., **hyper-parameters}``) that :func:`build_from_config`
 turns back into the same architecture, so checkpoints never need pickled modules.
 
-The rules are :class:`workbench.registry.ModelRegistry`'s, shared with the teachers; this module is the
-students' instance and their public names.
+Students and teachers are two instances of :class:`workbench.registry.ModelRegistry`; a student's
+inputs, outputs and config follow its task (``follows_task``).
 """
 
 from __future__ import annotations
@@ -21,16 +21,8 @@ from torch import nn
 
 from workbench.registry import ModelRegistry, RegisteredSpec, ShapeFn
 
-__all__ = [
-    "StudentSpec",
-    "build_from_config",
-    "default_preset",
-    "example_inputs",
-    "get_student",
-    "list_students",
-    "register_student",
-    "student_spec",
-]
+__all__ = ["StudentSpec", "build_from_config", "default_preset", "example_inputs", "get_student", "list_students",
+           "register_student", "student_spec"]
 
 T = TypeVar("T", bound=type)
 

@@ -16,15 +16,8 @@ from typing import Any, TypeVar
 
 from workbench.registry import ModelRegistry, RegisteredSpec, ShapeFn
 
-__all__ = [
-    "TeacherSpec",
-    "build_from_config",
-    "example_inputs",
-    "get_teacher",
-    "list_teachers",
-    "register_teacher",
-    "teacher_spec",
-]
+__all__ = ["TeacherSpec", "build_from_config", "example_inputs", "get_teacher", "list_teachers", "register_teacher",
+           "teacher_spec"]
 
 T = TypeVar("T", bound=type)
 
