@@ -11,9 +11,10 @@ whose decorator registers the model; an entry point naming a plain function is c
 A model registered outside this repository records where (:func:`registered_in`), so a run folder of it
 reopens from any later command without the user importing anything.
 
-``kind`` ("teacher", "student") only words the error messages. Both registries keep their own entries
-and public functions (``get_teacher``/``get_student``, ...); these helpers hold the rules, so the two
-cannot drift apart.
+Teachers and students are two instances of one :class:`ModelRegistry`, which differ only where the kinds
+do (what ``kind`` words, the default preset, whether a model follows its task's inputs and outputs);
+``teachers.registry`` and ``students.registry`` create them and keep their public names (``get_teacher``,
+``get_student``, ...), so the two cannot drift apart. :class:`RegisteredSpec` is what either describes.
 """
 
 from __future__ import annotations
@@ -22,13 +23,15 @@ import copy
 import json
 import sys
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
+from torch import nn
 
-__all__ = ["check_presets", "discover", "import_registering_module", "json_native", "preset_shapes", "random_inputs",
-           "registered_in", "resolve_preset"]
+__all__ = ["ModelRegistry", "RegisteredSpec", "check_presets", "discover", "import_registering_module", "json_native",
+           "preset_shapes", "random_inputs", "registered_in", "resolve_preset"]
 
 ENTRY_POINT_GROUPS = {"teacher": "workbench.teachers", "student": "workbench.students"}
 BUILTIN_PACKAGES = ("teachers", "students")
@@ -191,3 +194,235 @@ def random_inputs(names: Iterable[str], shapes: Mapping[str, tuple[int, ...]],
         else:
             out[key] = torch.randn(shape, generator=generator)
     return out
+
+
+T = TypeVar("T", bound=type)
+
+
+@dataclass(frozen=True)
+class RegisteredSpec:
+    """What a registered teacher or student is, without building it (``teacher_spec``, ``student_spec``).
+
+    ``description`` is the registration's one line: a teacher's source write-up (also read as ``source``), a
+    student's family and what makes it small. ``inputs`` are forward's positional input names, in order (a
+    student's are its task's); ``outputs`` the outputs the registration promises (a student: its task's; a
+    teacher promises none beyond its model's own ``output_names``). ``example_shapes[preset][input]`` is the
+    shape of one sample (no batch dimension) at that preset. The model's own facts: ``gradcam_layers`` ({image
+    input: conv layer GradCam reads}), ``hint_layer`` (the layer whose output is the default FitNets hint) and
+    ``recipes`` ({preset: training Recipe}); empty where the registration gives none (then analysis and
+    distillation find defaults from the module graph, and training uses the generic recipe, saying so).
+    """
+
+    name: str
+    description: str
+    task: str
+    inputs: tuple[str, ...]
+    presets: tuple[str, ...]
+    example_shapes: dict[str, dict[str, tuple[int, ...]]]
+    outputs: tuple[str, ...] = ()
+    gradcam_layers: dict[str, str] = field(default_factory=dict)
+    hint_layer: str | None = None
+    recipes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def source(self) -> str:
+        """A teacher's word for its ``description``: the write-up the architecture comes from."""
+        return self.description
+
+
+@dataclass(frozen=True)
+class _Entry:
+    name: str
+    description: str
+    task: str
+    inputs: tuple[str, ...] | None  # None: the task's
+    presets: dict[str, dict[str, Any]]
+    builder: Callable[..., nn.Module]
+    shapes: ShapeFn
+    ranges: dict[str, tuple[float, float]]
+    gradcam_layers: dict[str, str] = field(default_factory=dict)
+    hint_layer: str | None = None
+    recipes: dict[str, Any] = field(default_factory=dict)
+
+
+class ModelRegistry:
+    """One kind of registered model (``"teacher"``, ``"student"``): registration, lookup, building, specs.
+
+    A registered model is a class whose keyword-only constructor takes exactly the hyper-parameters of its
+    presets. :meth:`get` resolves a preset plus overrides into one flat, JSON-native config, builds the model
+    and stores ``{kind: name, "preset": ..., **config}`` on it (``model.config``; a model of a kind that
+    ``follows_task`` also records ``"task"``), so :meth:`build_from_config` rebuilds the same architecture
+    from a checkpoint's JSON without unpickling anything.
+
+    Args:
+        kind: words the error messages and names the config key ("teacher" -> ``config["teacher"]``).
+        entries: returns the dict the entries live in, read at every call (the kind's module keeps it as
+            ``_REGISTRY``; a test swaps that for a copy to forget what it registers).
+        default_preset: a model's presets -> the preset used when none is given.
+        follows_task: models take exactly their task's inputs and return at least its outputs, and their
+            config records the task (students); otherwise a registration lists its own inputs and a config
+            may build a form that takes a prefix of them (teachers: itracker with one camera view).
+    """
+
+    def __init__(self, kind: str, *, entries: Callable[[], dict[str, _Entry]],
+                 default_preset: Callable[[Mapping[str, Any]], str], follows_task: bool) -> None:
+        self.kind = kind
+        self._entries = entries
+        self._default_preset = default_preset
+        self.follows_task = follows_task
+        # Config keys the registry writes itself; a model's hyper-parameters may not use them.
+        self.reserved = (kind, "preset", *(("task",) if follows_task else ()), "registered_in")
+
+    def register(self, name: str, *, description: str, task: str, presets: Mapping[str, Mapping[str, Any]],
+                 example_shapes: ShapeFn, inputs: Iterable[str] | None = None,
+                 input_ranges: Mapping[str, tuple[float, float]] | None = None,
+                 gradcam_layers: Mapping[str, str] | None = None, hint_layer: str | None = None,
+                 recipes: Mapping[str, Any] | None = None) -> Callable[[T], T]:
+        """Class decorator registering a model under ``name``.
+
+        Args:
+            description: one line: where the architecture comes from, or what the model is.
+            task: the task contract name (``workbench.tasks``) the model serves.
+            presets: preset name -> every constructor hyper-parameter (keyword-only arguments).
+            example_shapes: resolved config -> {input name: per-sample shape}; drives :meth:`example_inputs`.
+            inputs: forward's positional input names, in order (required unless the kind ``follows_task``,
+                whose inputs are the task's).
+            input_ranges: inputs drawn uniformly from (low, high) by :meth:`example_inputs` (others: N(0, 1)).
+            gradcam_layers: image input -> the conv layer (module name) GradCam reads for it.
+            hint_layer: the module whose output is the default feature-distillation hint.
+            recipes: preset -> training :class:`workbench.train.recipes.Recipe`; every preset needs one when given.
+
+        Raises ValueError on a duplicate name or inconsistent presets.
+        """
+        if (inputs is None) != self.follows_task:
+            raise TypeError(f"{self.kind} {name!r}: " + ("inputs are the task's, not the registration's"
+                                                         if self.follows_task else "inputs are required"))
+
+        def decorator(cls: T) -> T:
+            entries = self._entries()
+            if name in entries:
+                raise ValueError(f"{self.kind} {name!r} is already registered (by {entries[name].builder.__qualname__})")
+            checked = check_presets(self.kind, name, presets, self.reserved)
+            if recipes is not None and set(recipes) != set(checked):
+                raise ValueError(f"{self.kind} {name!r}: recipes for presets {sorted(recipes)}, "
+                                 f"but presets are {sorted(checked)}")
+            entries[name] = _Entry(
+                name=name, description=description, task=task, inputs=None if inputs is None else tuple(inputs),
+                presets=checked, builder=cls, shapes=example_shapes, ranges=dict(input_ranges or {}),
+                gradcam_layers=dict(gradcam_layers or {}), hint_layer=hint_layer, recipes=dict(recipes or {}),
+            )
+            return cls
+
+        return decorator
+
+    def entry(self, name: str) -> _Entry:
+        """The registration of ``name`` (loading another package's entry point for it if need be)."""
+        entries = self._entries()
+        if name not in entries:
+            discover(self.kind, entries.__contains__, name)  # a model of another package, by entry point
+        if name not in entries:
+            raise ValueError(f"unknown {self.kind} {name!r}; valid {self.kind}s: {', '.join(self.names())}")
+        return entries[name]
+
+    def names(self, task: str | None = None) -> list[str]:
+        """Registered names (entry points of other packages included), sorted; only those serving ``task``
+        when given."""
+        entries = self._entries()
+        discover(self.kind, entries.__contains__)
+        return sorted(n for n, e in entries.items() if task is None or e.task == task)
+
+    def default_preset(self, name: str) -> str:
+        """The preset :meth:`get` and :meth:`example_inputs` use for ``name`` when none is given."""
+        return self._default_preset(self.entry(name).presets)
+
+    def get(self, name: str, *, preset: str | None = None, **overrides: Any) -> nn.Module:
+        """Build ``name`` at ``preset`` (None: :meth:`default_preset`) with hyper-parameter ``overrides``
+        (fresh weights).
+
+        The model carries ``config`` (JSON-native: name, preset, every resolved hyper-parameter and, where the
+        kind follows its task, the task), ``input_names`` and ``output_names``. Unknown name, preset or
+        override key, or a model whose input (or output) names break its registration -> ValueError.
+        """
+        entry = self.entry(name)
+        preset = self.default_preset(name) if preset is None else preset
+        cfg = resolve_preset(self.kind, name, entry.presets, preset, overrides)
+        model = entry.builder(**copy.deepcopy(cfg))
+        self._check_names(entry, model)
+        model.config = {self.kind: name, "preset": preset, **({"task": entry.task} if self.follows_task else {}), **cfg}
+        where = registered_in(entry.builder)
+        if where is not None:  # registered outside this repository: record where, so its run folders reopen
+            model.config["registered_in"] = where
+        return model
+
+    def _check_names(self, entry: _Entry, model: nn.Module) -> None:
+        names = tuple(getattr(model, "input_names", ()))
+        given = getattr(model, "input_names", None)
+        if not self.follows_task:
+            # A config may build a form that takes fewer inputs (itracker with one camera view): a prefix.
+            if not names or names != entry.inputs[: len(names)]:
+                raise ValueError(f"{self.kind} {entry.name!r}: model input_names {given} "
+                                 f"do not match the registered inputs {entry.inputs}")
+            return
+        task = _task(entry.task)
+        if names != tuple(task.input_names):
+            raise ValueError(f"{self.kind} {entry.name!r}: model input_names {given} "
+                             f"do not match task {entry.task!r}'s inputs {tuple(task.input_names)}")
+        missing = [k for k in task.output_names if k not in tuple(getattr(model, "output_names", ()))]
+        if missing:
+            raise ValueError(f"{self.kind} {entry.name!r}: model output_names {getattr(model, 'output_names', None)} "
+                             f"lack task {entry.task!r}'s outputs {missing}")
+
+    def build_from_config(self, config: Mapping[str, Any]) -> nn.Module:
+        """Rebuild a model (architecture, fresh weights) from ``model.config`` or its JSON round trip."""
+        if not isinstance(config, Mapping) or self.kind not in config:
+            raise ValueError(f"a {self.kind} config needs a {self.kind!r} key, got {type(config).__name__} "
+                             f"with keys {sorted(config) if isinstance(config, Mapping) else None}")
+        rest = dict(config)
+        name = rest.pop(self.kind)
+        preset = rest.pop("preset", None)
+        task = rest.pop("task", None) if self.follows_task else None
+        where = rest.pop("registered_in", None)
+        if name not in self._entries() and where:
+            import_registering_module(where)
+        entry = self.entry(name)
+        if task is not None and task != entry.task:
+            raise ValueError(f"config says {self.kind} {name!r} serves task {task!r}, "
+                             f"but it is registered for {entry.task!r}")
+        return self.get(name, preset=preset, **rest)
+
+    def spec(self, name: str) -> RegisteredSpec:
+        """The registered description of ``name``, with per-preset example input shapes (no batch dim)."""
+        entry = self.entry(name)
+        if self.follows_task:
+            task = _task(entry.task)
+            inputs, outputs = tuple(task.input_names), tuple(task.output_names)
+        else:
+            inputs, outputs = entry.inputs, ()
+        return RegisteredSpec(entry.name, entry.description, entry.task, inputs, tuple(entry.presets),
+                              preset_shapes(entry.shapes, entry.presets), outputs, dict(entry.gradcam_layers),
+                              entry.hint_layer, dict(entry.recipes))
+
+    def example_inputs(self, name: str, preset: str | None = None, batch: int = 2, *,
+                       generator: torch.Generator | None = None, **overrides: Any) -> dict[str, torch.Tensor]:
+        """Random inputs {name: (batch, *shape)} for ``name`` at ``preset`` (None: :meth:`default_preset`),
+        float32.
+
+        Images are N(0, 1) (roughly ImageNet-normalized); inputs with a registered range (head pose in
+        degrees, landmarks in [0, 1]) are uniform in it. ``overrides`` change the shapes where the config
+        sets them (e.g. ``input_size``).
+        """
+        entry = self.entry(name)
+        cfg = resolve_preset(self.kind, name, entry.presets,
+                             self.default_preset(name) if preset is None else preset, overrides)
+        shapes = entry.shapes(cfg)
+        if self.follows_task:
+            names = list(_task(entry.task).input_names)
+        else:  # a config may take a prefix of the registered inputs: those it gives shapes for
+            names = [k for k in entry.inputs if k in shapes]
+        return random_inputs(names, shapes, entry.ranges, batch, generator)
+
+
+def _task(name: str) -> Any:
+    from workbench.tasks import get_task
+
+    return get_task(name)
