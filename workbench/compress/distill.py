@@ -34,10 +34,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from workbench.analyze._load import find_module
 from workbench.errors import WorkbenchError
 from workbench.tasks import Task, TaskData
 from workbench.train.recipes import Recipe
+from workbench.utils.hooks import find_module
 from workbench.utils.jsonio import write_json
 
 __all__ = [
