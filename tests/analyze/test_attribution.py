@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from workbench.analyze import attribution as A
-from workbench.analyze._load import load_subject
+from workbench.analyze.subject import load_subject
 from workbench.errors import WorkbenchError
 
 

@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 from workbench.analyze import check, saliency
-from workbench.analyze._load import load_samples, load_subject
 from workbench.analyze.attribution import gradcam_layers, split_inputs
+from workbench.analyze.subject import load_subject
 from workbench.data.formats.npz import write_npz
 from workbench.data.synth import render
 from workbench.facts import default_hint_layer, registered_gradcam_layers, registered_hint_layer

@@ -5,7 +5,6 @@ import pytest
 import torch
 from torch import nn
 
-from workbench.analyze._load import load_samples, load_subject
 from workbench.analyze.attribution import Settings
 from workbench.analyze.faithfulness import (
     cascade_cuts,
@@ -15,6 +14,8 @@ from workbench.analyze.faithfulness import (
     spearman_rows,
 )
 from workbench.analyze.saliency import Attributions, compute_attributions, region_scores
+from workbench.analyze.samples import load_samples
+from workbench.analyze.subject import load_subject
 from workbench.errors import WorkbenchError
 
 SIZE = 16

@@ -3,9 +3,10 @@
 import numpy as np
 
 from teachers import get_teacher
-from workbench.analyze._load import load_samples, load_subject
 from workbench.analyze.faithfulness import input_similarity
 from workbench.analyze.saliency import compute_attributions
+from workbench.analyze.samples import load_samples
+from workbench.analyze.subject import load_subject
 from workbench.data.synth import render
 
 

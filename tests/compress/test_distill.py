@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from teachers import example_inputs, get_teacher
 from workbench.cli import app
-from workbench.compress.distill import FeatureHints, TeacherCache, response_kd
+from workbench.compress.kd_losses import FeatureHints, response_kd
+from workbench.compress.teacher_cache import TeacherCache
 from workbench.train.engine import TrainRequest, fit, load_run_model
 from workbench.train.run import load_checkpoint
 

@@ -127,7 +127,8 @@ def test_draw_takes_every_subject_in_turn_and_names_its_purpose():
 
 def test_analysis_samples_of_a_three_subject_data_set_span_all_three(tmp_path):
     from teachers import get_teacher
-    from workbench.analyze._load import load_samples, load_subject
+    from workbench.analyze.samples import load_samples
+    from workbench.analyze.subject import load_subject
 
     path = tmp_path / "three.npz"
     write_npz(render("face", 30, seed=1, subjects=3, size=112), path)

@@ -24,10 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from workbench.analyze._load import Subject, find_module, frozen, is_image, no_inplace
+from workbench.analyze.subject import Subject
 from workbench.errors import WorkbenchError
 from workbench.facts import registered_gradcam_layers
-from workbench.utils.hooks import forward_hooks
+from workbench.utils.hooks import find_module, forward_hooks, frozen, no_inplace
 from workbench.utils.registry import ClassRegistry
 
 _REGISTRY = ClassRegistry("attribution method")
@@ -64,6 +64,11 @@ class Settings:
     shap_samples: int = 16
     baseline: str = "zero"  # IG / conductance baseline: "zero" (the data mean) or "blur"
     seed: int = 0
+
+
+def is_image(x: torch.Tensor) -> bool:
+    """A model input is an image (B, C, H, W) or an image sequence (B, T, C, H, W) with C in 1..4."""
+    return x.is_floating_point() and x.dim() in (4, 5) and x.shape[-3] in (1, 2, 3, 4) and min(x.shape[-2:]) >= 8
 
 
 def split_inputs(inputs: Sequence[torch.Tensor]) -> tuple[list[int], list[int]]:

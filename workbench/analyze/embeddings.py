@@ -28,18 +28,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from workbench.analyze._load import (
-    Samples,
-    Subject,
-    check_out,
-    find_module,
-    load_samples,
-    load_subject,
-    write_folder,
-)
+from workbench.analyze.samples import Samples, load_samples
+from workbench.analyze.subject import Subject, load_subject
 from workbench.errors import WorkbenchError
 from workbench.progress import ProgressArg, as_progress
-from workbench.utils.hooks import forward_hooks
+from workbench.utils.hooks import find_module, forward_hooks
+from workbench.utils.io import check_out, write_folder
 from workbench.utils.jsonio import json_ready
 
 

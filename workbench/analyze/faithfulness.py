@@ -44,15 +44,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from workbench.analyze._load import (
-    Samples,
-    Subject,
-    check_out,
-    load_samples,
-    load_subject,
-    parse_target,
-    write_folder,
-)
 from workbench.analyze._regions import box_masks
 from workbench.analyze.attribution import (
     Settings,
@@ -66,8 +57,11 @@ from workbench.analyze.saliency import (
     region_scores,
     write_overlays,
 )
+from workbench.analyze.samples import Samples, load_samples
+from workbench.analyze.subject import Subject, load_subject, parse_target
 from workbench.errors import WorkbenchError
 from workbench.progress import ProgressArg, as_progress
+from workbench.utils.io import check_out, write_folder
 from workbench.utils.jsonio import json_ready
 from workbench.utils.stats import FAITHFULNESS_TARGETS, spearman_rows
 

@@ -22,15 +22,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from workbench.analyze._load import (
-    Samples,
-    Subject,
-    check_out,
-    load_samples,
-    load_subject,
-    parse_target,
-    write_folder,
-)
 from workbench.analyze._regions import box_masks, eye_mass, pointing
 from workbench.analyze.attribution import (
     Settings,
@@ -40,8 +31,11 @@ from workbench.analyze.attribution import (
     heat,
     split_inputs,
 )
+from workbench.analyze.samples import Samples, load_samples
+from workbench.analyze.subject import Subject, load_subject, parse_target
 from workbench.errors import WorkbenchError
 from workbench.progress import ProgressArg, as_progress
+from workbench.utils.io import check_out, write_folder
 from workbench.utils.jsonio import json_ready
 
 

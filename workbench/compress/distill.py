@@ -1,29 +1,15 @@
 """Knowledge distillation of a trained run into a student, with the no-KD control that makes it mean something.
 
 The student trains through the one training engine (``workbench.train.engine.fit``) on the teacher run's
-data, recipe and seed, with the loss
-
-    loss = (1 - alpha) * task_loss(student, ground truth) + alpha * (response + hint_weight * feature)
-
-* ``response``: the task's outputs matched to the frozen teacher's by the task's own terms
-  (:meth:`workbench.tasks.Task.kd_loss`). Regressions (angles, PoG, lo/la) use the task's ground-truth
-  loss form with the teacher's output as the target, so alpha interpolates between terms of the same
-  scale; heat maps use the spatial KL of softmax(logits / T) (times T^2), their offsets L1 weighted by the
-  teacher's spatial softmax; binary logits use the Bernoulli KL of sigmoid(logit / T) (times T^2).
-  ``response_loss="mse"`` switches every term to a mean squared error (of probabilities for heat maps).
-* ``feature`` (FitNets hints): forward hooks on a teacher layer and a student layer; a learned 1x1 conv
-  (maps) or linear (vectors, sequences) adapter takes the student's features to the teacher's shape; the
-  hint loss is their mean squared error divided by the teacher features' mean square (scale-free).
-
-The teacher is frozen in eval mode, so its outputs for a given input never change: they (and its hint
-features) are cached per sample, keyed by a hash of the input bytes, and later epochs cost no teacher
+data, recipe and seed, with ``(1 - alpha) * task_loss + alpha * (response + hint_weight * feature)``: the
+terms are explained in :mod:`workbench.compress.kd_losses`. The frozen teacher's outputs (and hint
+features) are cached per sample (:mod:`workbench.compress.teacher_cache`), so later epochs cost no teacher
 forward. ``control=True`` trains the same student (same data, epochs, seed, hence the same initial
 weights) on the task loss alone into ``out/control``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -31,220 +17,22 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from workbench.analyze._load import find_module
+from workbench.compress.kd_losses import RESPONSE_LOSSES, FeatureHints, HintCapture, parse_hint, response_kd
+from workbench.compress.teacher_cache import TeacherCache
 from workbench.errors import WorkbenchError
 from workbench.tasks import Task, TaskData
 from workbench.train.recipes import Recipe
 from workbench.utils.jsonio import write_json
 
-__all__ = [
-    "KD_KINDS",
-    "FeatureHints",
-    "TeacherCache",
-    "distill",
-    "parse_hint",
-    "response_kd",
-]
+__all__ = ["KD_KINDS", "distill"]
 
 KD_KINDS = ("response", "feature")
-RESPONSE_LOSSES = ("auto", "mse")
 # Student input sizes follow the teacher's where both configs name them.
 _SHAPE_KEYS = ("input_size", "frame_hw", "num_frames")
 
 
-# ---- response KD ---------------------------------------------------------------------------------
-def response_kd(task: Task | str, student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor], *,
-                temperature: float = 4.0, loss: str = "auto") -> tuple[torch.Tensor, dict[str, float]]:
-    """Response-KD loss of ``student`` outputs against ``teacher`` outputs (same dict keys and shapes):
-    the sum of the task's own terms (:meth:`Task.kd_loss`).
-
-    Returns (scalar loss, {"kd_<output>": float}); zero when the outputs are equal.
-    """
-    if loss not in RESPONSE_LOSSES:
-        raise WorkbenchError(f"unknown response loss {loss!r}; expected one of {', '.join(RESPONSE_LOSSES)}")
-    if temperature <= 0:
-        raise WorkbenchError(f"temperature must be > 0, got {temperature}")
-    if isinstance(task, str):
-        from workbench.tasks import get_task
-
-        try:
-            task = get_task(task)
-        except ValueError as exc:
-            raise WorkbenchError(str(exc)) from None
-    terms = task.kd_loss(student, teacher, temperature=temperature, mse=loss == "mse")
-    if not terms:
-        raise WorkbenchError(f"task {task.name!r} defines no response distillation terms")
-    total = sum(terms.values())
-    return total, {f"kd_{k}": float(v.detach()) for k, v in terms.items()}
-
-
-# ---- hooks and hints -----------------------------------------------------------------------------
-def _first(x: Any) -> torch.Tensor:
-    """A layer's output as one tensor (an LSTM returns (output, (h, c)): its output sequence)."""
-    while isinstance(x, (tuple, list)):
-        x = x[0]
-    if not isinstance(x, torch.Tensor):
-        raise WorkbenchError(f"hint layer output is {type(x).__name__}, not a tensor")
-    return x
-
-
-def _module(model: nn.Module, name: str, who: str) -> nn.Module:
-    return find_module(model, name, what=f"{who} layer", more="any name from named_modules() works")
-
-
-def parse_hint(text: str) -> tuple[str, str]:
-    """``"TEACHER_LAYER:STUDENT_LAYER"`` -> (teacher layer, student layer)."""
-    parts = text.split(":")
-    if len(parts) != 2 or not all(p.strip() for p in parts):
-        raise WorkbenchError(f"a hint is TEACHER_LAYER:STUDENT_LAYER, got {text!r}")
-    return parts[0].strip(), parts[1].strip()
-
-
-class _Capture:
-    """A forward hook keeping the last output of a module (a clone: later in-place ops must not change it)."""
-
-    def __init__(self, module: nn.Module, detach: bool) -> None:
-        self.value: torch.Tensor | None = None
-        self.detach = detach
-        self.handle = module.register_forward_hook(self._hook)
-
-    def _hook(self, _mod, _args, out) -> None:
-        x = _first(out)
-        self.value = x.detach().clone() if self.detach else x.clone()
-
-    def take(self) -> torch.Tensor:
-        if self.value is None:
-            raise WorkbenchError("a hint layer did not run in the forward pass")
-        x, self.value = self.value, None
-        return x
-
-
-def _adapter(s_shape: torch.Size, t_shape: torch.Size) -> nn.Module:
-    """A learned map from student features (shape without batch) to the teacher's."""
-    if len(s_shape) == 3 and len(t_shape) == 3:
-        return nn.Conv2d(s_shape[0], t_shape[0], 1)
-    if len(s_shape) == 2 and len(t_shape) == 2 and s_shape[0] == t_shape[0]:
-        return nn.Linear(s_shape[1], t_shape[1])  # sequences: per step
-    if len(s_shape) == 1 and len(t_shape) == 1:
-        return nn.Linear(s_shape[0], t_shape[0])
-    ns, nt = int(torch.tensor(s_shape).prod()), int(torch.tensor(t_shape).prod())
-    if ns * nt > 4_000_000:
-        raise WorkbenchError(f"hint shapes {tuple(s_shape)} (student) and {tuple(t_shape)} (teacher) differ in kind and "
-                             f"a dense adapter would need {ns * nt:,} weights; pick layers of matching kind")
-    return nn.Sequential(nn.Flatten(), nn.Linear(ns, nt))
-
-
-class FeatureHints(nn.Module):
-    """FitNets hints between ``pairs`` of (teacher layer, student layer), through learned adapters.
-
-    Hooks capture the student's features in the engine's forward pass; the teacher's come from
-    :class:`TeacherCache`. ``loss(teacher_features)`` -> mean over pairs of
-    ``mse(adapter(student), teacher) / mean(teacher^2)``.
-    """
-
-    def __init__(self, pairs: Sequence[tuple[str, str]], shapes: Sequence[tuple[torch.Size, torch.Size]]) -> None:
-        super().__init__()
-        self.pairs = list(pairs)
-        self.adapters = nn.ModuleList(_adapter(s, t) for s, t in shapes)
-        self.t_shapes = [t for _, t in shapes]
-        self._captures: list[_Capture] = []
-
-    def attach(self, student: nn.Module) -> None:
-        """Register the student-side hooks (on the model the engine trains)."""
-        self.detach_hooks()
-        self._captures = [_Capture(_module(student, s, "student"), detach=False) for _, s in self.pairs]
-
-    def detach_hooks(self) -> None:
-        for c in self._captures:
-            c.handle.remove()
-        self._captures = []
-
-    def adapt(self, k: int, x: torch.Tensor) -> torch.Tensor:
-        """Student features of pair k -> the teacher's shape (maps are also resized to its grid)."""
-        y = self.adapters[k](x)
-        t = self.t_shapes[k]
-        if y.dim() == 4 and tuple(y.shape[-2:]) != tuple(t[-2:]):
-            big = y.shape[-2] >= t[-2] and y.shape[-1] >= t[-1]
-            y = F.adaptive_avg_pool2d(y, t[-2:]) if big else F.interpolate(y, size=tuple(t[-2:]), mode="bilinear")
-        return y.reshape(len(y), *t)
-
-    def loss(self, teacher_features: Sequence[torch.Tensor]) -> torch.Tensor:
-        terms = []
-        for k, (cap, t) in enumerate(zip(self._captures, teacher_features)):
-            s = self.adapt(k, cap.take())
-            t = t.to(s.dtype)
-            terms.append(F.mse_loss(s, t) / t.pow(2).mean().clamp(min=1e-8))
-        return torch.stack(terms).mean()
-
-
-class TeacherCache:
-    """The frozen teacher's outputs (and hint features) per sample, computed once.
-
-    ``__call__(inputs)`` -> (outputs dict, [hint features]); samples are keyed by a hash of their input
-    bytes, so shuffled batches and randomized inputs (a miss recomputes) stay exact. Entries stop being
-    added beyond ``cache_mb``.
-    """
-
-    def __init__(self, teacher: nn.Module, hint_layers: Sequence[str], *, cache_mb: float = 2048.0) -> None:
-        self.model = teacher.eval()
-        for p in self.model.parameters():
-            p.requires_grad_(False)
-        self.captures = [_Capture(_module(teacher, name, "teacher"), detach=True) for name in hint_layers]
-        self.cap_bytes = int(cache_mb * 2 ** 20)
-        self.bytes = 0
-        self.store: dict[bytes, tuple[dict[str, torch.Tensor], list[torch.Tensor]]] = {}
-        self.hits = self.misses = 0
-
-    @staticmethod
-    def keys(inputs: Sequence[torch.Tensor]) -> list[bytes]:
-        flat = [x.detach().cpu().reshape(len(x), -1).numpy() for x in inputs]
-        keys = []
-        for i in range(len(flat[0])):
-            h = hashlib.blake2b(digest_size=16)
-            for f in flat:
-                h.update(f[i].tobytes())
-            keys.append(h.digest())
-        return keys
-
-    @torch.no_grad()
-    def run(self, inputs: Sequence[torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
-        """The teacher's forward on a batch, with its hint features."""
-        out = self.model(*inputs)
-        return {k: v.detach() for k, v in out.items()}, [c.take() for c in self.captures]
-
-    @torch.no_grad()
-    def __call__(self, inputs: Sequence[torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
-        if self.cap_bytes <= 0:
-            self.misses += len(inputs[0])
-            return self.run(inputs)
-        keys = self.keys(inputs)
-        miss = [i for i, k in enumerate(keys) if k not in self.store]
-        self.misses += len(miss)
-        self.hits += len(keys) - len(miss)
-        fresh: dict[bytes, tuple[dict[str, torch.Tensor], list[torch.Tensor]]] = {}
-        if miss:
-            idx = torch.tensor(miss, device=inputs[0].device)
-            out, feats = self.run([x.index_select(0, idx) for x in inputs])
-            for j, i in enumerate(miss):
-                entry = ({k: v[j].cpu().clone() for k, v in out.items()}, [f[j].cpu().clone() for f in feats])
-                fresh[keys[i]] = entry
-                size = sum(v.numel() * v.element_size() for v in (*entry[0].values(), *entry[1]))
-                if self.bytes + size <= self.cap_bytes:
-                    self.store[keys[i]] = entry
-                    self.bytes += size
-            if len(miss) == len(keys):
-                return out, feats  # already in batch order
-        device = inputs[0].device
-        entries = [self.store.get(k) or fresh[k] for k in keys]
-        outs = {name: torch.stack([e[0][name] for e in entries]).to(device) for name in entries[0][0]}
-        feats = [torch.stack([e[1][j] for e in entries]).to(device) for j in range(len(self.captures))]
-        return outs, feats
-
-
-# ---- the distillation run ------------------------------------------------------------------------
 def sample_inputs(task: Task, config: dict[str, Any], n: int = 2) -> tuple[torch.Tensor, ...]:
     """A few real inputs of the run's own validation split (drawn across subjects), for shape checks
     and MACs: (B, ...) tensors in the task's input order."""
@@ -290,8 +78,8 @@ def _check_student(student: nn.Module, teacher: nn.Module, task: Task, inputs: t
 
 def _hint_shapes(teacher: nn.Module, student: nn.Module, pairs: list[tuple[str, str]],
                  inputs: tuple[torch.Tensor, ...]) -> list[tuple[torch.Size, torch.Size]]:
-    t_caps = [_Capture(_module(teacher, t, "teacher"), detach=True) for t, _ in pairs]
-    s_caps = [_Capture(_module(student, s, "student"), detach=True) for _, s in pairs]
+    t_caps = [HintCapture(teacher, t, "teacher", detach=True) for t, _ in pairs]
+    s_caps = [HintCapture(student, s, "student", detach=True) for _, s in pairs]
     try:
         with torch.no_grad():
             teacher(*inputs)

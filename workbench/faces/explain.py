@@ -29,12 +29,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from workbench.analyze._load import Samples, check_out, load_subject, parse_target, write_folder
 from workbench.analyze._regions import box_masks, eye_mass, pointing
 from workbench.analyze.attribution import Settings, canonical_method
 from workbench.analyze.saliency import compute_attributions
+from workbench.analyze.samples import Samples
+from workbench.analyze.subject import load_subject, parse_target
 from workbench.errors import WorkbenchError
 from workbench.progress import ProgressArg
+from workbench.utils.io import check_out, write_folder
 from workbench.utils.jsonio import json_ready
 from workbench.faces.draw import mark_faces
 from workbench.faces.images import FacePipeline, Seen, frames

@@ -7,7 +7,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 
 @contextlib.contextmanager
@@ -40,3 +40,20 @@ def ensure_new_dir(path: str | os.PathLike, *, force: bool = False) -> Path:
         if any(path.iterdir()) and not force:
             raise WorkbenchError(f"{path}: folder exists and is not empty (use --force to replace it)")
     return path
+
+
+def check_out(out: str | Path | None, force: bool) -> None:
+    """Refuse a non-empty output folder (without ``force``) before any work is done."""
+    if out is not None:
+        ensure_new_dir(out, force=force)
+
+
+def write_folder(out: str | Path, write: Callable[[Path], None], *, force: bool = False) -> list[str]:
+    """Write an output folder atomically: ``write(tmp)`` fills a temporary folder that then replaces
+    ``out`` (a non-empty ``out`` needs ``force``). Returns the paths written."""
+    out = ensure_new_dir(out, force=force)
+    with atomic_path(out) as tmp:
+        tmp.mkdir(parents=True)
+        write(tmp)
+        names = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
+    return [str(Path(out) / name) for name in names]
