@@ -358,7 +358,7 @@ def parse_model_spec(text: str, *, task: str | None = None, weights: str | os.Pa
             raise WorkbenchError(f"{text}: a run folder rebuilds its own model; --weights, --preset and --model "
                                  "key=value apply to a model name or a factory")
         if task is not None:
-            from workbench.train.run import read_run_config
+            from workbench.train.run_folder import read_run_config
 
             own = read_run_config(path / "config.json")["task"]
             if own != task:
@@ -462,7 +462,7 @@ def materialize_run(spec: ModelSpec, folder: str | os.PathLike, *, data: str = "
                     seed: int = 0) -> Path:
     """Write ``folder`` as a run folder holding the spec's model (its weights, or fresh ones): config.json
     records the model config, the task, a recipe and ``data``, so every run-folder command can open it."""
-    from workbench.train.run import RunFolder, save_checkpoint
+    from workbench.train.run_folder import RunFolder, save_checkpoint
     from workbench.utils.jsonio import write_json
 
     resolved = resolve_model(spec)

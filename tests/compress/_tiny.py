@@ -10,7 +10,8 @@ import torch
 from teachers import example_inputs, get_teacher
 from workbench.train.models import model_task
 from workbench.train.recipes import get_recipe
-from workbench.train.run import RunFolder, save_checkpoint, write_json
+from workbench.train.run_folder import RunFolder, save_checkpoint
+from workbench.utils.jsonio import write_json
 
 TINY = {
     "gazenet": {"width_mult": 0.25, "feature_channels": 16, "fc_hidden": 16, "input_size": 64},

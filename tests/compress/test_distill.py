@@ -15,7 +15,7 @@ from workbench.cli import app
 from workbench.compress.kd_losses import FeatureHints, response_kd
 from workbench.compress.teacher_cache import TeacherCache
 from workbench.train.engine import TrainRequest, fit, load_run_model
-from workbench.train.run import load_checkpoint
+from workbench.train.run_folder import load_checkpoint
 
 runner = CliRunner()
 SMALL = {"width_mult": 0.25, "feature_channels": 16, "fc_hidden": 16, "input_size": 64}

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from workbench.cli import app
 from workbench.compress.prune import prune
 from workbench.train.engine import evaluate, load_run_model
-from workbench.train.run import RunFolder
+from workbench.train.run_folder import RunFolder
 
 runner = CliRunner()
 

@@ -19,7 +19,8 @@ from workbench.profile.export import onnx_session
 from workbench.tasks import get_task
 from workbench.train.engine import load_run_model
 from workbench.train.recipes import get_recipe
-from workbench.train.run import RunFolder, save_checkpoint, write_json
+from workbench.train.run_folder import RunFolder, save_checkpoint
+from workbench.utils.jsonio import write_json
 
 runner = CliRunner()
 TINY = {"n_train": 64, "n_val": 32, "batch_size": 16, "train_subjects": 3, "val_subjects": 1, "size": 64}

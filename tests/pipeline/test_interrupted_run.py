@@ -292,7 +292,7 @@ def test_a_kill_right_after_the_last_checkpoint_of_training_loses_nothing(uninte
 def test_a_stage_clears_what_a_killed_attempt_left_half_written(tmp_path):
     """Temporary folders of atomic writes cut by a kill: beside a stage folder (stages that write it in one
     piece), and inside a folder the stage continues in (train); nothing else is touched."""
-    from workbench.pipeline.runner import _clear_interrupted_writes
+    from workbench.pipeline.stage_runner import _clear_interrupted_writes
 
     teacher = tmp_path / TEACHER
     (teacher / ".prune.ab12cd34.tmp" / "prune" / "checkpoints").mkdir(parents=True)
@@ -337,7 +337,7 @@ def test_the_pipeline_clears_a_report_write_cut_by_a_kill(tmp_path, monkeypatch)
 
 
 def test_a_log_line_cut_by_a_kill_does_not_swallow_the_next_record(tmp_path):
-    from workbench.train.run import RunFolder
+    from workbench.train.run_folder import RunFolder
 
     run = RunFolder(tmp_path)
     run.log("start", epoch=0)

@@ -9,7 +9,7 @@ import workbench.pipeline as P
 from workbench.cli import app
 from workbench.errors import WorkbenchError
 from workbench.pipeline import Stage, parse_recipe, run_pipeline
-from workbench.pipeline.runner import StageCrashed
+from workbench.pipeline.stage_runner import StageCrashed
 
 
 def _stage(name, needs=(), fail=None):

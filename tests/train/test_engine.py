@@ -19,7 +19,7 @@ from workbench.tasks import get_task
 from workbench.train.engine import TrainRequest, fit, load_run_model
 from workbench.train.models import model_task
 from workbench.train.recipes import get_recipe
-from workbench.train.run import load_checkpoint
+from workbench.train.run_folder import load_checkpoint
 
 runner = CliRunner()
 TINY = {"n_train": 48, "n_val": 24, "batch_size": 16, "train_subjects": 3, "val_subjects": 1}

@@ -5,7 +5,8 @@ import torch
 
 from workbench.train.engine import TrainRequest, resolve_config
 from workbench.train.models import build_model
-from workbench.train.run import RunFolder, save_checkpoint, write_json
+from workbench.train.run_folder import RunFolder, save_checkpoint
+from workbench.utils.jsonio import write_json
 
 TINY = {"n_train": 16, "n_val": 4, "train_subjects": 2, "val_subjects": 1}
 

@@ -41,7 +41,7 @@ from workbench.progress import progress_bar
 from workbench.tasks import Task, TaskData
 from workbench.train.models import count_params
 from workbench.train.recipes import Recipe
-from workbench.train.run import save_checkpoint
+from workbench.train.run_folder import save_checkpoint
 from workbench.utils.io import atomic_path, ensure_new_dir
 from workbench.utils.jsonio import write_json
 

@@ -8,7 +8,7 @@ from workbench.pipeline.recipe import (
     parse_recipe,
 )
 from workbench.pipeline.run import report_dir, run_pipeline
-from workbench.pipeline.runner import (
+from workbench.pipeline.stage_runner import (
     Stage,
     StageContext,
     StageCrashed,

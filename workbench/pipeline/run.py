@@ -20,7 +20,7 @@ from typing import Any
 from workbench.errors import WorkbenchError
 from workbench.pipeline.provenance import provenance
 from workbench.pipeline.recipe import PipelineRecipe
-from workbench.pipeline.runner import MARKER, Stage, run_stages
+from workbench.pipeline.stage_runner import MARKER, Stage, run_stages
 from workbench.utils.jsonio import read_json, write_json
 from workbench.pipeline.stages import STAGES, stage_configs
 

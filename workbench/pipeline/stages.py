@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import WorkbenchError
-from workbench.pipeline.runner import Stage, StageContext
+from workbench.pipeline.stage_runner import Stage, StageContext
 from workbench.utils.jsonio import read_json, write_json
 
 # Bump when a stage's outputs change meaning, so old markers stop matching.

@@ -84,7 +84,7 @@ def _unreadable_checkpoint(run: Path) -> str | None:
     """Why the model of ``run`` cannot be used again (its best checkpoint is missing, truncated or foreign),
     or None. The report's figures come from JSON summaries, so without this check a run whose weights are
     lost would look whole."""
-    from workbench.train.run import load_checkpoint
+    from workbench.train.run_folder import load_checkpoint
 
     try:
         load_checkpoint(run / "checkpoints" / "best.pt")

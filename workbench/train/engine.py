@@ -25,7 +25,8 @@ from workbench.train import distributed as D
 from workbench.train.data import load_data
 from workbench.train.models import build_model, count_params
 from workbench.train.recipes import Recipe
-from workbench.train.run import RunFolder, load_checkpoint, save_checkpoint, write_json
+from workbench.train.run_folder import RunFolder, load_checkpoint, save_checkpoint
+from workbench.utils.jsonio import write_json
 
 
 @dataclass

@@ -25,7 +25,7 @@ import torch
 
 from workbench.errors import WorkbenchError
 from workbench.utils.io import atomic_path
-from workbench.utils.jsonio import read_json, read_jsonl, write_json  # noqa: F401  (run-folder files; re-exported)
+from workbench.utils.jsonio import read_json, read_jsonl
 
 CHECKPOINT_FORMAT = "gaze-workbench/1"
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from workbench.errors import WorkbenchError
-from workbench.pipeline.runner import (
+from workbench.pipeline.stage_runner import (
     ERROR_LOG,
     MARKER,
     Stage,
