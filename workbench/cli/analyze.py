@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
@@ -54,6 +54,13 @@ def _shapes(items: list[str]) -> dict:
         out[name.strip()] = shape
     return out
 
+# The options every analysis shares: where the samples come from and where the results go.
+DataOption = Annotated[str, typer.Option("--data", help=DATA_HELP)]
+FormatOption = Annotated[Optional[str], typer.Option("--format", help="Layout of --data (default: detected).")]
+OutOption = Annotated[Optional[Path], typer.Option("--out", help=OUT_HELP)]
+ForceOption = Annotated[bool, typer.Option("--force", help="Replace a non-empty output folder.")]
+BatchOption = Annotated[int, typer.Option("--batch-size", help="Samples run at once (bounds memory).")]
+
 
 def _f(v, fmt: str = ".3g") -> str:
     return "-" if v is None else format(v, fmt)
@@ -68,16 +75,16 @@ def saliency_cmd(
     method: Annotated[str, typer.Option("--method", "-m", help="saliency, ig, gradshap, smoothgrad, gradcam or occlusion.")] = "ig",
     n: Annotated[int, typer.Option("--n", help="Samples to explain.")] = 16,
     target: Annotated[str | None, typer.Option("--target", help="explain_target column (index or name); default all.")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Samples attributed at once (bounds memory).")] = 8,
+    batch_size: BatchOption = 8,
     steps: Annotated[int, typer.Option("--steps", help="IntegratedGradients steps.")] = 32,
     layer: Annotated[str | None, typer.Option("--layer", help="gradcam: the conv layer (default per model).")] = None,
     baseline: Annotated[str, typer.Option("--baseline", help="ig: zero (the data mean) or blur.")] = "zero",
     task: TaskOption = None,
     inputs: Annotated[list[str] | None, typer.Option("--input", help="name=C,H,W of a model without a task; repeatable.")] = None,
-    data: Annotated[str, typer.Option("--data", help=DATA_HELP)] = "val",
-    fmt: Annotated[str | None, typer.Option("--format", help="Layout of --data (default: detected).")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help=OUT_HELP)] = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace a non-empty output folder.")] = False,
+    data: DataOption = "val",
+    fmt: FormatOption = None,
+    out: OutOption = None,
+    force: ForceOption = False,
     as_json: JsonOption = False,
     images: Annotated[Path | None, typer.Option("--images", help="Photos instead of --data: a folder, an image or a "
                                                 "video; faces are detected, normalized, and the maps drawn back on the originals.")] = None,
@@ -116,7 +123,7 @@ def check_cmd(
     method: Annotated[str, typer.Option("--method", "-m", help="Attribution method to check.")] = "ig",
     n: Annotated[int, typer.Option("--n", help="Samples.")] = 32,
     target: Annotated[str | None, typer.Option("--target", help="explain_target column (index or name); default all.")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
+    batch_size: BatchOption = 8,
     steps: Annotated[int, typer.Option("--steps", help="IntegratedGradients steps.")] = 32,
     cascade_steps: Annotated[int, typer.Option("--cascade-steps", help="Model-randomization steps (head first).")] = 6,
     randomization_n: Annotated[int, typer.Option("--randomization-n", help="Samples re-attributed per cascade step.")] = 16,
@@ -125,11 +132,11 @@ def check_cmd(
     fractions: Annotated[int, typer.Option("--fractions", help="Deletion fractions, evenly spaced over [0, 1].")] = 21,
     layer: Annotated[str | None, typer.Option("--layer", help="gradcam: the conv layer.")] = None,
     baseline: Annotated[str, typer.Option("--baseline", help="ig: zero (the data mean) or blur.")] = "zero",
-    data: Annotated[str, typer.Option("--data", help=DATA_HELP)] = "val",
-    fmt: Annotated[str | None, typer.Option("--format")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help=OUT_HELP)] = None,
-    force: Annotated[bool, typer.Option("--force")] = False,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    data: DataOption = "val",
+    fmt: FormatOption = None,
+    out: OutOption = None,
+    force: ForceOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Faithfulness: eye-mass, pointing game, cascading model randomization, deletion vs random order."""
     from workbench.analyze import check
@@ -184,14 +191,14 @@ def embeddings_cmd(
     layer: Annotated[str | None, typer.Option("--layer", help="Layer NAME (its output) or NAME:input.")] = None,
     list_layers: Annotated[bool, typer.Option("--list-layers", help="List the layers and the default, then stop.")] = False,
     n: Annotated[int, typer.Option("--n", help="Samples.")] = 512,
-    batch_size: Annotated[int, typer.Option("--batch-size")] = 64,
-    data: Annotated[str, typer.Option("--data", help=DATA_HELP)] = "val",
-    fmt: Annotated[str | None, typer.Option("--format")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help=OUT_HELP)] = None,
-    force: Annotated[bool, typer.Option("--force")] = False,
+    batch_size: BatchOption = 64,
+    data: DataOption = "val",
+    fmt: FormatOption = None,
+    out: OutOption = None,
+    force: ForceOption = False,
     task: TaskOption = None,
     weights: WeightsOption = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Collect a layer's embeddings: PCA by yaw/pitch, participation ratio, subject-held-out ridge probe."""
     from workbench.analyze import embeddings
@@ -228,14 +235,14 @@ def fc_importance_cmd(
     max_ablate: Annotated[int, typer.Option("--max-ablate", help="Units ablated per layer at most (a seeded sample).")] = 32,
     conductance_samples: Annotated[int, typer.Option("--conductance-samples")] = 64,
     conductance_steps: Annotated[int, typer.Option("--conductance-steps")] = 16,
-    batch_size: Annotated[int, typer.Option("--batch-size")] = 32,
-    data: Annotated[str, typer.Option("--data", help=DATA_HELP)] = "val",
-    fmt: Annotated[str | None, typer.Option("--format")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help=OUT_HELP)] = None,
-    force: Annotated[bool, typer.Option("--force")] = False,
+    batch_size: BatchOption = 32,
+    data: DataOption = "val",
+    fmt: FormatOption = None,
+    out: OutOption = None,
+    force: ForceOption = False,
     task: TaskOption = None,
     weights: WeightsOption = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Per-unit importance of the Linear layers (six criteria), their agreement, fc_importance.json."""
     from workbench.analyze import fc_importance
