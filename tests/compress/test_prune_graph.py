@@ -104,10 +104,12 @@ def test_round_to_keeps_every_wide_group_a_multiple_and_still_meets_the_target(s
         graph = build_graph(model, x1)
         originals = {c.root: len(c.units) for c in channel_groups(graph)}
         before = count_macs(model, x1)
-        target = int(before * 0.5)
+        target = int(before * 0.7)
         result = prune_model(model, x1, target=target, scope=scope, round_to=round_to,
                              originals=originals if scope == "local" else None)
-        assert result["macs"] <= target
+        # Met, and not overshot: with rounded widths one step of the local fraction moves many groups at
+        # once (here to 0.63x for a 0.7x target), and those groups then move one at a time.
+        assert 0.95 * target <= result["macs"] <= target, (round_to, result["macs"] / before)
         after = {c.root: len(c.units) for c in channel_groups(build_graph(model, x1))}
         widths[round_to] = {r: after[r] for r in originals if originals[r] >= 16 and r in after}
     assert widths[8] and all(w % 8 == 0 for w in widths[8].values()), widths[8]
@@ -119,7 +121,8 @@ def test_round_up_rule():
     from workbench.compress.prune import _floor, _round_up
 
     assert _round_up(11, 8, 171) == 16 and _round_up(16, 8, 171) == 16 and _round_up(170, 8, 171) == 171
-    assert _round_up(5, 8, 15) == 5  # a group of fewer than 2 x 8 units is pruned unit by unit
+    assert _round_up(5, 8, 15) == 8 and _round_up(3, 8, 8) == 4  # under 2 x 8 units: multiples of 4 (8 -> 4)
+    assert _round_up(2, 8, 3) == 2  # three units: any count
     assert _round_up(5, 1, 171) == 5
     assert _floor(171, round_to=8) == 24 and _floor(171) == 18
 

@@ -89,9 +89,12 @@ def _floor(units: int, keep: float = MIN_KEEP, round_to: int = 1) -> int:
 
 
 def _round_up(keep: int, round_to: int, original: int) -> int:
-    """``keep`` units rounded up to a multiple of ``round_to`` for a group of ``original`` units (at least
-    2 x round_to of them; a smaller group keeps ``keep``), never above ``original``."""
-    if round_to <= 1 or original < 2 * round_to:
+    """``keep`` units rounded up to a multiple of ``round_to`` for a group of ``original`` units, never above
+    ``original``; a group of fewer than 2 x round_to units rounds to the largest power of two that is at
+    most half of it (8 -> 4), so it can still shrink."""
+    while round_to > 1 and original < 2 * round_to:
+        round_to //= 2
+    if round_to <= 1:
         return keep
     return min(original, round_to * math.ceil(keep / round_to))
 
@@ -172,11 +175,29 @@ def prune_model(model: nn.Module, inputs: tuple[torch.Tensor, ...], *, target: i
         k = _search(lambda i: _measure(_pruned_copy(model, inputs, select(i)), inputs, what),
                     select.n, target, _measure(model, inputs, what), smallest)
     selection = select(k)
+    if fixed is None and select.scope == "local" and round_to > 1 and k > 0:
+        selection = _between(model, inputs, what, target, select(k - 1), selection)
     for root, idxs in selection.items():
         scorer.removed(root, idxs)
     apply_selection(model, inputs, selection)
     return {"removed": {r: len(i) for r, i in selection.items()}, "macs": count_macs(model, inputs),
             "params": count_params(model)}
+
+
+def _between(model: nn.Module, inputs, what: str, target: int, above: dict[str, list[int]],
+             below: dict[str, list[int]]) -> dict[str, list[int]]:
+    """The least pruning between two selections that meets ``target``: ``above`` misses it, ``below`` (one
+    step further) meets it. With rounded widths, one step of the local fraction can move many groups at once
+    (every 16-wide group goes to 8 at exactly half), overshooting the target by far; here the groups that
+    differ move one at a time, those losing the most units first, until the target is met."""
+    moved = sorted((r for r in below if len(below[r]) != len(above.get(r, []))),
+                   key=lambda r: len(above.get(r, [])) - len(below[r]))
+
+    def mix(j: int) -> dict[str, list[int]]:
+        return {**above, **{r: below[r] for r in moved[:j]}}
+
+    measure = lambda j: _measure(_pruned_copy(model, inputs, mix(j)), inputs, what)  # noqa: E731
+    return mix(_search(measure, len(moved), target, measure(0), None))
 
 
 def _search(measure: Callable[[int], int], n: int, target: int, at_zero: int, at_n: int | None) -> int:
