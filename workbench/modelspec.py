@@ -405,6 +405,23 @@ def _entry_point_registers(name: str) -> bool:
     return False
 
 
+@contextlib.contextmanager
+def building(text: str, overrides: Mapping[str, Any]) -> Iterator[None]:
+    """Build a named or factory model inside: a ValueError (unknown preset or key, a registry's check) becomes
+    a WorkbenchError, and so does whatever the constructor raises for a user's ``--model`` values (a negative
+    width: torch's RuntimeError), as one line naming them."""
+    try:
+        yield
+    except WorkbenchError:
+        raise
+    except ValueError as exc:
+        raise WorkbenchError(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - only well-typed user values reach here: a value the model rejects
+        if not overrides:
+            raise
+        raise WorkbenchError(f"{text} with --model {_sets(overrides)} could not be built: {_first_line(exc)}") from None
+
+
 def resolve_model(spec: ModelSpec, *, size: Any = None, check: bool = True) -> ResolvedModel:
     """Build the model of a teacher, student or factory spec (weights loaded), checked against its task.
 
@@ -415,7 +432,7 @@ def resolve_model(spec: ModelSpec, *, size: Any = None, check: bool = True) -> R
 
     if spec.kind == "run":
         raise WorkbenchError(f"{spec.text}: a run folder is opened with load_run_model, not built from a spec")
-    try:
+    with building(spec.text, spec.overrides):
         if spec.kind == "teacher":
             from teachers import get_teacher
 
@@ -427,13 +444,6 @@ def resolve_model(spec: ModelSpec, *, size: Any = None, check: bool = True) -> R
         else:
             model = build_factory({"factory": spec.text, "task": spec.task, "kwargs": spec.overrides})
             model.config = factory_config(spec.text, str(spec.task), spec.overrides)  # imported: its folder is known
-    except ValueError as exc:
-        raise WorkbenchError(str(exc)) from None
-    except Exception as exc:  # noqa: BLE001 - only well-typed user values reach here: a value the model rejects
-        if not spec.overrides:
-            raise
-        raise WorkbenchError(f"{spec.text} with --model {_sets(spec.overrides)} could not be built: "
-                             f"{_first_line(exc)}") from None
     if spec.weights is not None:
         load_weights(model, spec.weights)
     task = get_task(str(spec.task))

@@ -137,6 +137,8 @@ FIXED: dict[tuple[str, str], str] = {
         'profile gazenet --json --model preset=paper --stride=-99999999999999999999',
     ('profile', 'TypeError in workbench/registry.py:random_inputs'):
         'profile tinyface --json --batch 99999999999999999999',
+    ('profile', 'RuntimeError in .venv/lib/python3.11/site-packages/torch/nn/modules/linear.py:__init__'):
+        'profile gazenet --json --model fc_hidden=-3',
     ('prune', 'FileExistsError in workbench/compress/prune.py:prune'):
         "prune @run --steps 1 --finetune-epochs 1 --finetune-samples 16 --calib-samples 16 --device cpu --json --out '' --target-params 0.9",
     ('prune', 'FileExistsError in workbench/utils/io.py:atomic_path'):

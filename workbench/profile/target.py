@@ -127,7 +127,7 @@ def resolve_target(target: str, *, preset: str = "cpu", input_specs: Sequence[st
     """
     from students import list_students
     from teachers import example_inputs, get_teacher, list_teachers, teacher_spec
-    from workbench.modelspec import load_weights, parse_model_spec, resolve_device, resolve_model
+    from workbench.modelspec import building, load_weights, parse_model_spec, resolve_device, resolve_model
     from workbench.tasks import get_task
 
     dev = resolve_device(device)
@@ -140,11 +140,9 @@ def resolve_target(target: str, *, preset: str = "cpu", input_specs: Sequence[st
         parse_model_spec(target, task=task, weights=weights, overrides=overrides)  # options that do not apply
         t = _resolve_run(path, batch)
     elif target in list_teachers():
-        try:
+        with building(target, overrides):
             model = get_teacher(target, preset=preset, **overrides)
             example = example_inputs(target, preset, batch=batch, **overrides)
-        except ValueError as exc:
-            raise WorkbenchError(str(exc)) from None
         from workbench.train.recipes import get_recipe
 
         size = get_recipe(target, preset).size
@@ -156,11 +154,9 @@ def resolve_target(target: str, *, preset: str = "cpu", input_specs: Sequence[st
         import students
 
         spreset = None if preset == "cpu" else preset  # "cpu" is the teachers' default preset
-        try:
+        with building(target, overrides):
             model = students.get_student(target, preset=spreset, **overrides)
             example = students.example_inputs(target, spreset, batch=batch, **overrides)
-        except ValueError as exc:
-            raise WorkbenchError(str(exc)) from None
         t = Target(f"{target} ({model.config['preset']})", "student", model.eval(), example,
                    task=get_task(model.config["task"]), config=dict(model.config))
     elif ":" in target and task is not None:
