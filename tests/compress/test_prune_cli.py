@@ -118,3 +118,31 @@ def test_existing_output_folder_is_refused(gazenet_run, tmp_path):
     (out / "keep.txt").write_text("mine")
     _one_line_error(_invoke(gazenet_run, "--out", out, "--target-macs", 0.5), "--force")
     assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_target_latency_times_the_models_and_reports_the_measurement(gazenet_run, tmp_path):
+    # What is asserted is the record, not a speed (timings belong to benchmarks/latency.py): the search timed
+    # models in onnxruntime beside the original, and the summary says on what, with both times and the cut ratio.
+    out = tmp_path / "lat"
+    res = _invoke(gazenet_run, "--out", out, "--target-latency", 0.95, "--steps", 1, "--finetune-epochs", 0,
+                  "--scope", "global", "--json")
+    assert res.exit_code == 0, res.output
+    s = json.loads(res.stdout)
+    lat = s["latency"]
+    assert s["target"]["kind"] == "latency" and s["target"]["ratio"] == 0.95
+    assert (lat["runtime"], lat["threads"], lat["batch"]) == ("onnxruntime", 1, 1)
+    assert lat["models_timed"] >= 2 and lat["teacher_ms"] > 0 and lat["pruned_ms"] > 0
+    assert lat["speedup"] == pytest.approx(lat["teacher_ms"] / lat["pruned_ms"])
+    assert s["macs"]["after"] < s["macs"]["before"] and lat["macs_ratio"] == pytest.approx(s["macs"]["ratio"])
+    table = json.loads((out / lat["table"]).read_text())  # global scope: the per-group savings it ranked by
+    assert table["runtime"] == "onnxruntime" and any(g["removed"] > 0 for g in table["groups"].values())
+
+
+def test_target_latency_mistakes_are_one_line(gazenet_run, tmp_path):
+    _one_line_error(_invoke(gazenet_run, "--out", tmp_path / "a", "--target-latency", 0.5, "--target-macs", 0.5),
+                    "give exactly one of")
+    _one_line_error(_invoke(gazenet_run, "--out", tmp_path / "b", "--target-latency", 0.01, "--steps", 1,
+                            "--finetune-epochs", 0), "cannot be met")
+    _one_line_error(_invoke(gazenet_run, "--out", tmp_path / "c", "--target-latency", 0.9, "--latency-batch", 0),
+                    "--latency-batch")
+    assert not any((tmp_path / n).exists() for n in "abc")

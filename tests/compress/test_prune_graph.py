@@ -127,6 +127,33 @@ def test_round_up_rule():
     assert _floor(171, round_to=8) == 24 and _floor(171) == 18
 
 
+def test_latency_target_search_stops_at_the_first_model_under_it():
+    # A deterministic stand-in for the onnxruntime meter: "time" = MACs / 1e6. The search must land at or
+    # just under the target, as it does for MACs.
+    model = tiny("gazenet", width_mult=1.0, feature_channels=64)
+    x1 = tuple(t[:1] for t in tiny_inputs("gazenet", width_mult=1.0, feature_channels=64))
+    before = count_macs(model, x1) / 1e6
+    meter = lambda m: count_macs(m, x1) / 1e6  # noqa: E731
+    result = prune_model(model, x1, target=0.7 * before, what="latency", meter=meter, scope="global", round_to=8)
+    assert 0.95 * 0.7 * before <= result["macs"] / 1e6 <= 0.7 * before
+
+
+def test_latency_table_weights_the_global_ranking_toward_groups_that_save_time():
+    from workbench.compress.prune import _ranked
+    from workbench.compress.importance import MagnitudeImportance
+
+    model = tiny("gazenet", width_mult=1.0, feature_channels=64)
+    x1 = tuple(t[:1] for t in tiny_inputs("gazenet", width_mult=1.0, feature_channels=64))
+    graph = build_graph(model, x1)
+    chans = channel_groups(graph)
+    fast, slow = chans[0].root, chans[1].root  # one group saves time when cut, the other nothing
+    table = {"groups": {c.root: {"saved_ms_per_unit": 1.0 if c.root == fast else 0.0} for c in chans}}
+    plain = _ranked(graph, chans, MagnitudeImportance(), {}, None)
+    weighted = _ranked(graph, chans, MagnitudeImportance(), {}, None, table)
+    assert [s for s, _ in weighted[fast][1]] == [s for s, _ in plain[fast][1]]  # the mean saver: unchanged
+    assert all(w > 100 * max(p, 1e-9) for (w, _), (p, _) in zip(weighted[slow][1], plain[slow][1]) if p > 0)
+
+
 def test_lstm_teacher_hidden_pruned_by_fixed_fraction():
     model = tiny("gazelstm")
     x = tiny_inputs("gazelstm")

@@ -42,6 +42,11 @@ def prune_cmd(
     out: Path = typer.Option(..., "--out", help="The pruned run folder to write."),
     target_macs: float | None = typer.Option(None, "--target-macs", help="Keep this ratio of the MACs (0.5 = half)."),
     target_params: float | None = typer.Option(None, "--target-params", help="Keep this ratio of the parameters."),
+    target_latency: float | None = typer.Option(None, "--target-latency", help="Keep this ratio of the model's "
+                                                "onnxruntime time (one thread, --latency-batch), predicted from a "
+                                                "per-layer-group latency table measured first; the result is timed "
+                                                "for real. With --scope global, units that save time go first."),
+    latency_batch: int = typer.Option(1, "--latency-batch", help="Batch size the latency is measured at."),
     layers: str | None = typer.Option(None, "--layers",
                                          help="Prune only these layer groups to a kept fraction, e.g. lstm=0.5."),
     importance: str = typer.Option("magnitude", "--importance", help="magnitude, taylor, lamp or fc:FILE "
@@ -72,13 +77,15 @@ def prune_cmd(
     """Prune RUN until its MACs (or params) are at most the target ratio; write a run folder."""
     from workbench.compress.prune import prune
 
-    given = [n for n, v in (("--target-macs", target_macs), ("--target-params", target_params), ("--layers", layers))
-             if v is not None]
+    given = [n for n, v in (("--target-macs", target_macs), ("--target-params", target_params),
+                            ("--target-latency", target_latency), ("--layers", layers)) if v is not None]
     if len(given) != 1:
-        fail(f"give exactly one of --target-macs R, --target-params R or --layers NAME=FRACTION, got {given or 'none'}")
+        fail("give exactly one of --target-macs R, --target-params R, --target-latency R or --layers NAME=FRACTION, "
+             f"got {given or 'none'}")
     with model_run(run, task=task, weights=weights, preset=preset, model_sets=model_sets, device=device) as folder:
         result = prune(folder, out, target_macs=target_macs, target_params=target_params, layers=_parse_layers(layers),
                        importance=importance, scope=scope, steps=steps, round_to=round_to,
+                       target_latency=target_latency, latency_batch=latency_batch,
                        finetune_epochs=finetune_epochs,
                        final_epochs=final_epochs, finetune_samples=finetune_samples, lr=lr, calib_samples=calib_samples, force=force,
                        device=device, progress=not as_json)
@@ -96,7 +103,18 @@ def prune_cmd(
     pm = result["primary_metric"]
     t, p = result["teacher_metric"], result["best"]
     table.add_row(pm, f"{t:.4g}", f"{p:.4g}", f"{p / t:.3f}" if t else "")
+    lat = result.get("latency")
+    if lat:
+        table.add_row(f"{lat['runtime']} ms, batch {lat['batch']}, {lat['threads']} thread", f"{lat['teacher_ms']:.3f}",
+                      f"{lat['pruned_ms']:.3f}", f"{lat['pruned_ms'] / lat['teacher_ms']:.3f}")
     console.print(table)
+    if lat:
+        cut = "n/a" if lat["cut_ratio"] is None else f"{lat['cut_ratio']:.2f}"
+        console.print(f"latency ({lat['runtime']}, {lat['threads']} thread, batch {lat['batch']}): target "
+                      f"{lat['target_ms']:.3f} ms, measured {lat['pruned_ms']:.3f} ms beside the original's "
+                      f"{lat['teacher_ms']:.3f} ms ({lat['speedup']:.2f}x faster; {lat['models_timed']} models timed "
+                      f"in the search); latency cut / MAC cut {cut}"
+                      + (f"; per-group savings in {lat['table']}" if lat["table"] else ""), highlight=False)
     console.print(f"run folder: [bold]{result['run']}[/bold]")
 
 

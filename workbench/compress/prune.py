@@ -68,20 +68,41 @@ def apply_selection(model: nn.Module, inputs: tuple[torch.Tensor, ...], selectio
         group.prune()
 
 
-def _measure(model: nn.Module, inputs: tuple[torch.Tensor, ...], what: str) -> int:
+def _measure(model: nn.Module, inputs: tuple[torch.Tensor, ...], what: str, meter: Callable | None = None) -> float:
+    """MACs, params, or the model's time (ms) as ``meter`` (a :class:`~workbench.compress.latency_cost.LatencyMeter`)
+    measures it."""
+    if what == "latency":
+        return meter(model)
     return count_macs(model, inputs) if what == "macs" else count_params(model)
 
 
-def _ranked(graph, chans: list[Channels], scorer: Importance, floors: dict[str, int], fixed: dict[str, int] | None):
-    """Per group root, its removable units weakest first: {root: [(score, indices), ...]}."""
+def _ranked(graph, chans: list[Channels], scorer: Importance, floors: dict[str, int], fixed: dict[str, int] | None,
+            table: dict | None = None):
+    """Per group root, its removable units weakest first: {root: [(score, indices), ...]}.
+
+    With a latency ``table`` every score is divided by its group's time saved per unit (relative to the
+    groups' mean), so a global ranking removes first the units that cost little accuracy per millisecond."""
     ranked = {}
+    costs = _relative_costs(table) if table else {}
     for ch in chans:
         if fixed is not None and ch.root not in fixed:
             continue
         imp = scorer(graph, ch)
         floor = fixed[ch.root] if fixed is not None else floors.setdefault(ch.root, _floor(len(ch.units)))
-        ranked[ch.root] = (len(ch.units), rank_units(ch, imp, floor))
+        rows = rank_units(ch, imp, floor)
+        if table:
+            cost = costs.get(ch.root, 0.0)
+            rows = [(score / max(cost, 1e-3), units) for score, units in rows]
+        ranked[ch.root] = (len(ch.units), rows)
     return ranked
+
+
+def _relative_costs(table: dict) -> dict[str, float]:
+    """Each group's measured saving per unit over the mean of the groups that save anything."""
+    per_unit = {r: g["saved_ms_per_unit"] for r, g in table["groups"].items()}
+    positive = [v for v in per_unit.values() if v > 0]
+    mean = sum(positive) / len(positive) if positive else 1.0
+    return {r: v / mean for r, v in per_unit.items()}
 
 
 def _floor(units: int, keep: float = MIN_KEEP, round_to: int = 1) -> int:
@@ -148,14 +169,16 @@ def _pruned_copy(model: nn.Module, inputs, selection) -> nn.Module:
 def prune_model(model: nn.Module, inputs: tuple[torch.Tensor, ...], *, target: int, what: str = "macs",
                 scorer: Importance | None = None, scope: str = "local", floors: dict[str, int] | None = None,
                 originals: dict[str, int] | None = None, fixed: dict[str, int] | None = None,
-                smallest: int | None = None, round_to: int = 1) -> dict[str, Any]:
+                smallest: int | None = None, round_to: int = 1, table: dict | None = None,
+                meter: Callable | None = None) -> dict[str, Any]:
     """One pruning step in place: remove the weakest units until ``what`` (macs | params) <= ``target``.
 
     ``scope``: local (every group loses the same fraction of its ``originals`` units) or global (one
     ranking over all groups). ``floors``: units each group keeps at least. ``fixed`` instead prunes only the
     named group roots, each to exactly that many units (no target). ``smallest``: ``what`` with every
     group at its floor, when already known. ``round_to``: kept widths are multiples of it (see the module
-    docstring). Returns {"removed": {root: n indices}, "macs", "params"}.
+    docstring). ``meter`` times a model for ``what="latency"``; ``table`` (per-group latency savings, see
+    :mod:`workbench.compress.latency_cost`) weights a global ranking. Returns {"removed": {root: n indices}, "macs", "params"}.
     Raises WorkbenchError when the target is below what the floors allow.
     """
     scorer = scorer or MagnitudeImportance()
@@ -167,16 +190,16 @@ def prune_model(model: nn.Module, inputs: tuple[torch.Tensor, ...], *, target: i
         if missing:
             roots = ", ".join(c.root for c in chans)
             raise WorkbenchError(f"no prunable layer group named {missing}; groups (by their first layer): {roots}")
-    ranked = _ranked(graph, chans, scorer, floors, fixed)
+    ranked = _ranked(graph, chans, scorer, floors, fixed, table if scope == "global" else None)
     select = _Selector(ranked, "global" if fixed is not None else scope, originals or {}, round_to)
     if fixed is not None:
         k = select.n
     else:
-        k = _search(lambda i: _measure(_pruned_copy(model, inputs, select(i)), inputs, what),
-                    select.n, target, _measure(model, inputs, what), smallest)
+        k = _search(lambda i: _measure(_pruned_copy(model, inputs, select(i)), inputs, what, meter),
+                    select.n, target, _measure(model, inputs, what, meter), smallest)
     selection = select(k)
     if fixed is None and select.scope == "local" and round_to > 1 and k > 0:
-        selection = _between(model, inputs, what, target, select(k - 1), selection)
+        selection = _between(model, inputs, what, target, select(k - 1), selection, meter)
     for root, idxs in selection.items():
         scorer.removed(root, idxs)
     apply_selection(model, inputs, selection)
@@ -184,8 +207,8 @@ def prune_model(model: nn.Module, inputs: tuple[torch.Tensor, ...], *, target: i
             "params": count_params(model)}
 
 
-def _between(model: nn.Module, inputs, what: str, target: int, above: dict[str, list[int]],
-             below: dict[str, list[int]]) -> dict[str, list[int]]:
+def _between(model: nn.Module, inputs, what: str, target: float, above: dict[str, list[int]],
+             below: dict[str, list[int]], meter: Callable | None = None) -> dict[str, list[int]]:
     """The least pruning between two selections that meets ``target``: ``above`` misses it, ``below`` (one
     step further) meets it. With rounded widths, one step of the local fraction can move many groups at once
     (every 16-wide group goes to 8 at exactly half), overshooting the target by far; here the groups that
@@ -196,7 +219,7 @@ def _between(model: nn.Module, inputs, what: str, target: int, above: dict[str, 
     def mix(j: int) -> dict[str, list[int]]:
         return {**above, **{r: below[r] for r in moved[:j]}}
 
-    measure = lambda j: _measure(_pruned_copy(model, inputs, mix(j)), inputs, what)  # noqa: E731
+    measure = lambda j: _measure(_pruned_copy(model, inputs, mix(j)), inputs, what, meter)  # noqa: E731
     return mix(_search(measure, len(moved), target, measure(0), None))
 
 
@@ -218,7 +241,8 @@ def _search(measure: Callable[[int], int], n: int, target: int, at_zero: int, at
     return hi
 
 
-def smallest_reachable(model: nn.Module, inputs, *, what: str, floors: dict[str, int], round_to: int = 1) -> int:
+def smallest_reachable(model: nn.Module, inputs, *, what: str, floors: dict[str, int], round_to: int = 1,
+                       meter: Callable | None = None) -> float:
     """``what`` of the model with every prunable group cut to its floor (the most pruning allows)."""
     trial = copy.deepcopy(model)
     graph = build_graph(trial, inputs)
@@ -227,7 +251,7 @@ def smallest_reachable(model: nn.Module, inputs, *, what: str, floors: dict[str,
     select = _Selector(_ranked(graph, chans, ones, floors, None), "global", {c.root: len(c.units) for c in chans},
                        round_to)
     apply_selection(trial, inputs, select(select.n))
-    return _measure(trial, inputs, what)
+    return _measure(trial, inputs, what, meter)
 
 
 # ---- the command: a run folder in, a run folder out ---------------------------------------------------------
@@ -281,12 +305,14 @@ def recalibrate_batchnorm(model: nn.Module, task: Task, data: TaskData, batch_si
     return True
 
 
-def _check_args(target_macs, target_params, layers, steps, finetune_epochs, calib_samples) -> tuple[str, float | None]:
-    given = [n for n, v in (("--target-macs", target_macs), ("--target-params", target_params), ("--layers", layers))
-             if v is not None]
+def _check_args(target_macs, target_params, layers, steps, finetune_epochs, calib_samples,
+                target_latency=None) -> tuple[str, float | None]:
+    given = [n for n, v in (("--target-macs", target_macs), ("--target-params", target_params), ("--layers", layers),
+                            ("--target-latency", target_latency)) if v is not None]
     if len(given) != 1:
-        raise WorkbenchError(f"give exactly one of --target-macs, --target-params or --layers, got {given or 'none'}")
-    ratio = target_macs if target_macs is not None else target_params
+        raise WorkbenchError("give exactly one of --target-macs, --target-params, --target-latency or --layers, "
+                             f"got {given or 'none'}")
+    ratio = next((r for r in (target_macs, target_params, target_latency) if r is not None), None)
     if ratio is not None and not 0.0 < ratio <= 1.0:
         raise WorkbenchError(f"{given[0]} must be a ratio of the original in (0, 1], got {ratio}")
     for name, r in (layers or {}).items():
@@ -298,7 +324,13 @@ def _check_args(target_macs, target_params, layers, steps, finetune_epochs, cali
         raise WorkbenchError(f"--finetune-epochs must be >= 0, got {finetune_epochs}")
     if calib_samples < 1:
         raise WorkbenchError(f"--calib-samples must be >= 1, got {calib_samples}")
-    return ("macs" if target_macs is not None else "params" if target_params is not None else "layers"), ratio
+    what = ("macs" if target_macs is not None else "params" if target_params is not None
+            else "latency" if target_latency is not None else "layers")
+    return what, ratio
+
+
+def _amount(value: float, what: str) -> str:
+    return f"{value:.3f} ms" if what == "latency" else f"{int(value):,}"
 
 
 @dataclass
@@ -315,13 +347,16 @@ class _Schedule:
     smallest: int | None = None
     fixed: dict[str, int] | None = None
     round_to: int = 1
+    table: dict | None = None
+    meter: Callable | None = None
 
     def step(self, model: nn.Module, inputs, s: int, steps: int, scorer: Importance) -> dict[str, Any]:
         if self.fixed is None:
-            target = int(self.before - (self.before - self.target) * s / steps)
+            target = self.before - (self.before - self.target) * s / steps
+            target = target if self.what == "latency" else int(target)
             out = prune_model(model, inputs, target=target, what=self.what, scorer=scorer, scope=self.scope,
                               floors=self.floors, originals=self.originals, smallest=self.smallest,
-                              round_to=self.round_to)
+                              round_to=self.round_to, table=self.table, meter=self.meter)
             return {**out, "target": target}
         current = {c.root: len(c.units) for c in channel_groups(build_graph(model, inputs))}
         fixed = {r: _round_up(round(self.originals[r] - (self.originals[r] - k) * s / steps), self.round_to,
@@ -333,7 +368,7 @@ class _Schedule:
 
 
 def _schedule(model: nn.Module, inputs, what: str, ratio: float | None, layers: dict[str, float] | None,
-              scope: str, round_to: int = 1) -> _Schedule:
+              scope: str, round_to: int = 1, table: dict | None = None, meter: Callable | None = None) -> _Schedule:
     chans = channel_groups(build_graph(model, inputs))
     originals = {ch.root: len(ch.units) for ch in chans}
     floors = {root: _floor(n, round_to=round_to) for root, n in originals.items()}
@@ -345,22 +380,24 @@ def _schedule(model: nn.Module, inputs, what: str, ratio: float | None, layers: 
         fixed = {r: _round_up(max(1, round(originals[r] * f)), round_to, originals[r]) for r, f in layers.items()}
         return _Schedule(what, count_macs(model, inputs), None, scope, floors, originals, fixed=fixed,
                          round_to=round_to)
-    before = _measure(model, inputs, what)
-    target = int(before * ratio)
-    smallest = smallest_reachable(model, inputs, what=what, floors=floors, round_to=round_to)
+    before = meter.reference_ms if what == "latency" else _measure(model, inputs, what)
+    target = before * ratio if what == "latency" else int(before * ratio)
+    smallest = smallest_reachable(model, inputs, what=what, floors=floors, round_to=round_to, meter=meter)
     if smallest > target:
-        name = "MACs" if what == "macs" else "parameters"
+        name = {"macs": "MACs", "params": "parameters", "latency": "latency"}[what]
         raise WorkbenchError(
             f"--target-{what} {ratio} cannot be met: the smallest reachable is {smallest / before:.3f} of the original "
-            f"{name} ({smallest:,} of {before:,}), with every prunable group cut to {MIN_KEEP:.0%} of its channels "
+            f"{name} ({_amount(smallest, what)} of {_amount(before, what)}), with every prunable group cut to "
+            f"{MIN_KEEP:.0%} of its channels "
             f"and the heads kept" + (f" (widths rounded up to multiples of {round_to}; --round-to 1 prunes further)"
                                      if round_to > 1 else ""))
-    return _Schedule(what, before, target, scope, floors, originals, smallest=smallest, round_to=round_to)
+    return _Schedule(what, before, target, scope, floors, originals, smallest=smallest, round_to=round_to, table=table,
+                     meter=meter)
 
 
 def prune(run: str | Path, out: str | Path, *, target_macs: float | None = 0.5, target_params: float | None = None,
           layers: dict[str, float] | None = None, importance: str = "magnitude", scope: str = "local", steps: int = 3,
-          round_to: int = ROUND_TO,
+          round_to: int = ROUND_TO, target_latency: float | None = None, latency_batch: int = 1,
           finetune_epochs: int = 1, final_epochs: int | None = None, finetune_samples: int | None = None,
           lr: float | None = None,
           calib_samples: int = 512, force: bool = False, device: str = "auto", progress: bool = True,
@@ -369,8 +406,12 @@ def prune(run: str | Path, out: str | Path, *, target_macs: float | None = 0.5, 
     fine-tuning ``finetune_epochs`` epochs after each (``final_epochs`` after the last, if given) through the
     training engine; write run folder ``out``.
 
-    ``target_params`` or ``layers`` ({group root layer: kept fraction}, e.g. {"lstm": 0.5}: prune only those
-    groups) replace the MACs target.
+    ``target_params``, ``target_latency`` or ``layers`` ({group root layer: kept fraction}, e.g. {"lstm": 0.5}:
+    prune only those groups) replace the MACs target. ``target_latency`` is a ratio of the model's onnxruntime
+    time at batch ``latency_batch`` on one thread, predicted from a per-group latency table measured once
+    (:mod:`workbench.compress.latency_cost`; saved as ``latency_table.json``); the result is then timed for real
+    beside the original and both figures are in the summary. With ``scope="global"`` the table also weights
+    the ranking, so units whose removal saves time go first.
     ``scope``: local (every layer group loses the same fraction of its channels, the importance choosing
     which) or global (one ranking of all channels, scores normalized per group). ``round_to``: every group
     of at least 2 x round_to units keeps a multiple of it (1: any width).
@@ -381,8 +422,11 @@ def prune(run: str | Path, out: str | Path, *, target_macs: float | None = 0.5, 
     """
     from workbench.train.engine import evaluate, load_run_model
 
-    what, ratio = _check_args(None if (target_params is not None or layers is not None) else target_macs,
-                              target_params, layers, steps, finetune_epochs, calib_samples)
+    other = target_params is not None or layers is not None or target_latency is not None
+    what, ratio = _check_args(None if other else target_macs, target_params, layers, steps, finetune_epochs,
+                              calib_samples, target_latency)
+    if isinstance(latency_batch, bool) or not isinstance(latency_batch, int) or not 1 <= latency_batch <= 4096:
+        raise WorkbenchError(f"--latency-batch must be an integer in [1, 4096], got {latency_batch!r}")
     if final_epochs is not None and final_epochs < 0:
         raise WorkbenchError(f"--final-epochs must be >= 0, got {final_epochs}")
     if scope not in ("local", "global"):
@@ -399,7 +443,21 @@ def prune(run: str | Path, out: str | Path, *, target_macs: float | None = 0.5, 
     inputs = tuple(t[:1] for t in task.inputs(sample.batch(torch.arange(min(2, len(sample))))))
     before = {"macs": count_macs(model, inputs), "params": count_params(model)}
     graph = build_graph(model, inputs)
-    schedule = _schedule(model, inputs, what, ratio, layers, scope, round_to)
+    table = meter = None
+    if what == "latency":
+        from workbench.compress.latency_cost import LatencyMeter, latency_table
+
+        lat_inputs = tuple(t for t in task.inputs(sample.batch(torch.arange(min(latency_batch, len(sample))))))
+        if scope == "global":  # the ranking prefers units whose removal saves time
+            table = latency_table(model, lat_inputs, round_to=round_to, batch=latency_batch)
+        meter = LatencyMeter(model, lat_inputs, batch=latency_batch)
+        teacher_copy = copy.deepcopy(model)
+    try:
+        schedule = _schedule(model, inputs, what, ratio, layers, scope, round_to, table, meter)
+    except BaseException:
+        if meter is not None:
+            meter.close()
+        raise
     val = _sample(task, config, 0, val=True)
     teacher_metrics = evaluate(model, task, val)
     from workbench.train.data import check_sample_counts
@@ -444,6 +502,21 @@ def prune(run: str | Path, out: str | Path, *, target_macs: float | None = 0.5, 
             write_json(tmp / "config.json", {**config, "model": cfg, "pruned_from": str(run)})
         metrics = evaluate(model, task, val)
         after = {"macs": count_macs(model, inputs), "params": count_params(model)}
+        latency = None
+        if meter is not None:
+            from workbench.compress.latency_cost import RUNTIME, measure_pair
+
+            meter.close()
+            if table is not None:
+                write_json(tmp / "latency_table.json", table)
+            widths = {c.root: len(c.units) for c in channel_groups(build_graph(model, inputs))}
+            measured = measure_pair(teacher_copy, model, lat_inputs, batch=latency_batch, repeats=200)
+            latency = {"runtime": RUNTIME, "threads": meter.threads, "batch": latency_batch,
+                       "table": "latency_table.json" if table is not None else None, "target_ms": schedule.target,
+                       "models_timed": meter.calls, **measured, "macs_ratio": after["macs"] / before["macs"]}
+            latency["cut_ratio"] = ((1 - measured["pruned_ms"] / measured["teacher_ms"]) / (1 - latency["macs_ratio"])
+                                    if latency["macs_ratio"] < 1 else None)
+            latency["widths"] = widths
         pm = task.primary_metric
         from workbench.train.data import resolve_data
 
@@ -452,6 +525,7 @@ def prune(run: str | Path, out: str | Path, *, target_macs: float | None = 0.5, 
             # Fine-tuned on the run's training split; every metric here is on its validation split.
             "data": {**resolve_data("val", config).describe(), "n": len(val)},
             "importance": importance, "scope": scope, "round_to": round_to, "target": {"kind": what, "ratio": ratio, "layers": layers},
+            "latency": latency,
             "steps": steps, "finetune": {"epochs": epochs, "lr": recipes[-1].lr,
                                         "n_train": last_fit["data"]["n_train"] if last_fit else None},
             "macs": {"before": before["macs"], "after": after["macs"], "ratio": after["macs"] / before["macs"]},
