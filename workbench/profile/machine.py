@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["machine", "machine_text", "runtime_version"]
+__all__ = ["latency_setup_text", "machine", "machine_text", "runtime_version", "threads_text"]
 
 # onnxruntime ships under several distribution names; the first one installed is the one imported.
 _ORT_DISTS = ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino", "onnxruntime-directml")
@@ -60,3 +60,16 @@ def machine_text(m: Any) -> str:
     parts = [str(m.get("cpu") or "unknown CPU"), f"{cores if cores is not None else '?'} cores", str(m.get("os") or "?"),
              f"onnxruntime {m.get('onnxruntime') or '?'}", f"torch {m.get('torch') or '?'}"]
     return " ".join(", ".join(parts).split())  # one line, whatever the fields hold
+
+
+def threads_text(threads: Any) -> str:
+    """"1 thread", "2 threads"; "? threads" where the count was not recorded."""
+    return "? threads" if threads is None else f"{threads} thread" + ("" if threads == 1 else "s")
+
+
+def latency_setup_text(runtime: str, threads: Any, batches: Any, m: Any) -> str:
+    """How a latency was measured, as the one line the CLI prints under its table:
+    "latency: onnxruntime, 1 thread, batch 1 and 32, <machine_text(m)>". ``batches``: a size or several."""
+    sizes = list(batches) if isinstance(batches, (list, tuple)) else [batches]
+    b = " and ".join("?" if x is None else str(x) for x in sizes) or "?"
+    return f"latency: {runtime}, {threads_text(threads)}, batch {b}, {machine_text(m)}"
