@@ -114,7 +114,7 @@ def test_quantize_cli_prints_the_comparison(run, tmp_path):
                               "--format", "qoperator", "--repeats", "5"])
     assert res.exit_code == 0, res.output
     assert "speedup" in res.stdout and "int8" in res.stdout
-    assert f"latency: onnxruntime {onnxruntime.__version__}, 1 thread, batch 1, {machine_text(machine())}" in res.stdout
+    assert f"latency: onnxruntime, 1 thread, batch 1, {machine_text(machine())}" in res.stdout
     summary = json.loads((tmp_path / "q" / "summary.json").read_text())
     assert summary["int8"]["format"] == "qoperator" and summary["evaluation"]["samples"] == 16
 

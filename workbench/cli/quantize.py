@@ -62,8 +62,10 @@ def quantize_cmd(
                       f"{r['bytes'] / 1e6:.2f} MB")
     console.print(table)
     lat = summary.get("latency") or {}
-    console.print(latency_setup_text(lat.get("runtime", "onnxruntime"), lat.get("threads"), lat.get("batch"),
-                                     lat.get("machine")), highlight=False, soft_wrap=True)
+    prov = lat.get("provider")  # the version is in the machine text
+    runtime = "onnxruntime" + (f" ({prov})" if prov and prov != "CPUExecutionProvider" else "")
+    console.print(latency_setup_text(runtime, lat.get("threads"), lat.get("batch"), lat.get("machine")),
+                  highlight=False, soft_wrap=True)
     cpu_speedup = summary.get("speedup_b1_cpu_time")
     console.print(f"speedup at batch 1, {summary['latency']['threads']} thread(s): {summary['speedup_b1']:.2f}x wall-clock"
                   + ("" if cpu_speedup is None else f", {cpu_speedup:.2f}x CPU time")
