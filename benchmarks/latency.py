@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -39,25 +38,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from teachers import list_teachers  # noqa: E402
+from workbench.profile.machine import machine, machine_text  # noqa: E402
 
 DEFAULT_TEACHERS = [t for t in ("gazenet", "itracker", "mc4") if t in list_teachers()]
-
-
-def machine() -> str:
-    """The CPU model and core count, the onnxruntime version: what every latency figure here was measured on."""
-    import onnxruntime
-
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import os
-
-    return f"{cpu}, {os.cpu_count()} cores, onnxruntime {onnxruntime.__version__}"
 
 
 def _feed(run: Path, names: list[str], batch: int) -> dict[str, np.ndarray]:
@@ -161,7 +144,7 @@ def main() -> int:
     if args.json:
         print(json.dumps(doc, indent=2))
         return 0
-    print(f"machine: {doc['machine']}")
+    print(f"machine: {machine_text(doc['machine'])}")
     for r in results:
         _print(r, args.threads)
     return 0

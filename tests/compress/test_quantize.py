@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import onnx
+import onnxruntime
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -16,6 +17,7 @@ from workbench.compress.distill import validation_data
 from workbench.compress.quantize import quantize
 from workbench.data.synth import render
 from workbench.profile.export import onnx_session
+from workbench.profile.machine import machine, machine_text
 from workbench.tasks import get_task
 from workbench.train.engine import load_run_model
 from workbench.train.recipes import get_recipe
@@ -85,6 +87,8 @@ def test_quantize_writes_fp32_and_int8_models_and_a_summary(quantized):
     assert summary["evaluation"]["samples"] == 32 and summary["calibration"]["samples"] == 64
     assert summary["latency"]["threads"] == 1 and summary["speedup_b1"] > 0 and summary["speedup_b1_cpu_time"] > 0
     assert all(c["latency_b1"]["cpu_median_ms"] > 0 for c in cands.values())
+    assert summary["latency"]["runtime"] == f"onnxruntime {onnxruntime.__version__}"
+    assert summary["latency"]["machine"] == machine()
 
 
 def test_int8_outputs_are_close_to_fp32_and_fp32_matches_pytorch(run, quantized):
@@ -110,6 +114,7 @@ def test_quantize_cli_prints_the_comparison(run, tmp_path):
                               "--format", "qoperator", "--repeats", "5"])
     assert res.exit_code == 0, res.output
     assert "speedup" in res.stdout and "int8" in res.stdout
+    assert f"latency: onnxruntime, 1 thread, batch 1, {machine_text(machine())}" in res.stdout
     summary = json.loads((tmp_path / "q" / "summary.json").read_text())
     assert summary["int8"]["format"] == "qoperator" and summary["evaluation"]["samples"] == 16
 

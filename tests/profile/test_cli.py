@@ -7,6 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from workbench.cli import app
+from workbench.profile.machine import machine, machine_text
 
 runner = CliRunner()
 HERE = Path(__file__).parent
@@ -75,6 +76,15 @@ def test_bench_user_model_json(in_here):
             cell = r[backend][b]
             assert cell["repeats"] == 3 and 0 < cell["median_ms"] <= cell["p90_ms"]
     assert r["onnx_max_abs_diff"] <= 1e-4
+    assert r["machine"] == machine()  # the machine the figures come from is recorded beside them
+
+
+def test_bench_table_names_runtime_threads_batch_and_machine(in_here):
+    res = runner.invoke(app, ["bench", "tiny_factory:build", "--input", "image=3x16x16", "--batch", "4",
+                              "--threads", "1", "--warmup", "1", "--repeats", "2", "--backend", "onnxruntime"])
+    assert res.exit_code == 0, res.output
+    line = next(ln for ln in res.stdout.splitlines() if ln.startswith("latency:"))
+    assert line == f"latency: onnxruntime, 1 thread, batch 1 and 4, {machine_text(machine())}"
 
 
 def test_export_run_and_refuse_overwrite(tmp_path):

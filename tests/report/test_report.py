@@ -173,3 +173,65 @@ def test_the_report_says_which_data_each_figure_was_measured_on(tiny_run):
     assert on["saliency (teacher)"] == "SynthGaze, validation split"
     md = (report / "report.md").read_text()
     assert "Measured on: gazenet" in md and "validation split" in md and "Measured on SynthGaze held-out" not in md
+
+
+# ---- latency context and the cut ratio, from hand-written run folders (no pipeline needed) ------------------
+MACHINE = {"cpu": "Test CPU 3000", "cores": 4, "os": "Linux", "onnxruntime": "1.0.0", "torch": "2.0.0"}
+
+
+def _fake_pipeline(root: Path, *, recorded: bool) -> Path:
+    """A gazenet pipeline folder with known MACs and onnxruntime batch-1 latencies per model; ``recorded``:
+    the profile JSONs hold threads and the machine (as now), else only the timings (as older runs did)."""
+    tdir = root / "gazenet"
+    known = {"teacher": (100e6, 10.0), "pruned": (50e6, 6.0), "student": (120e6, 8.0), "int8": (25e6, 2.5)}
+    for name, folder in (("teacher", "train"), ("pruned", "prune"), ("student", "distill/student")):
+        (tdir / folder).mkdir(parents=True)
+        (tdir / folder / "config.json").write_text(json.dumps({"teacher": "gazenet", "task": "face_angles"}))
+        (tdir / folder / "metrics.json").write_text(json.dumps({"primary_metric": "angular_error", "best": 5.0}))
+    (tdir / "quantize").mkdir()
+    (tdir / "quantize" / "model.int8.onnx").write_bytes(b"")
+    (tdir / "quantize" / "summary.json").write_text(json.dumps({"primary_metric": "angular_error"}))
+    (tdir / "profile").mkdir()
+    for name, (macs, ms) in known.items():
+        key = "onnxruntime_int8" if name == "int8" else "onnxruntime"
+        lat = {key: {"batch_1": {"median_ms": ms}}}
+        if recorded:
+            lat.update(threads=1, batch_sizes=[1], device="cpu", machine=MACHINE)
+        (tdir / "profile" / f"{name}.json").write_text(json.dumps({"profile": {"macs": macs}, "latency": lat}))
+    return root
+
+
+def _rows(root: Path) -> dict[str, dict]:
+    from workbench.report.build import _card
+    from workbench.report.collect import collect_teacher, discover
+
+    data = collect_teacher(discover(root)[0])
+    return {c["name"]: dict(_card(c)["rows"]) for c in data["models"]}
+
+
+def test_compressed_cards_show_the_latency_cut_over_the_mac_cut(tmp_path):
+    root = _fake_pipeline(tmp_path / "run", recorded=True)
+    rows = _rows(root)
+    label = "latency cut / MAC cut vs teacher (onnxruntime fp32, batch 1)"
+    assert rows["pruned"][label] == "0.80"  # (1 - 6/10) / (1 - 50/100)
+    assert rows["student"][label] == "n/a"  # more MACs than the teacher: no MAC cut to divide by
+    assert rows["int8"]["latency cut / MAC cut vs teacher (onnxruntime int8 vs the teacher's fp32, batch 1)"] == "1.00"
+    assert not any(k.startswith("latency cut") for k in rows["teacher"])
+    assert rows["teacher"]["onnxruntime fp32, batch 1, 1 thread"] == "10.00 ms"
+    assert rows["int8"]["onnxruntime int8, batch 1, 1 thread"] == "2.50 ms"
+    res = build_report([root], tmp_path / "rep", progress=False)
+    md = Path(res["markdown"]).read_text()
+    assert "latency on Test CPU 3000, 4 cores, Linux, onnxruntime 1.0.0, torch 2.0.0." in md
+    assert "this machine's CPU" not in md and label in md
+
+
+def test_an_old_run_without_machine_or_threads_still_renders(tmp_path):
+    root = _fake_pipeline(tmp_path / "run", recorded=False)
+    rows = _rows(root)
+    assert rows["teacher"]["onnxruntime fp32, batch 1, threads not recorded"] == "10.00 ms"
+    assert rows["pruned"]["latency cut / MAC cut vs teacher (onnxruntime fp32, batch 1)"] == "0.80"
+    (root / "gazenet" / "profile" / "teacher.json").write_text(json.dumps({"profile": {}, "latency": "garbled"}))
+    assert _rows(root)["pruned"]["latency cut / MAC cut vs teacher (onnxruntime fp32, batch 1)"] == "n/a"
+    res = build_report([root], tmp_path / "rep", progress=False)
+    assert "latency on machine not recorded." in Path(res["markdown"]).read_text()
+    assert _parse(Path(res["index"])).sections["gazenet-models"] == "ok"

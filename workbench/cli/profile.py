@@ -174,6 +174,7 @@ def bench_cmd(
     """Latency at batch 1 and a throughput batch: PyTorch eager and onnxruntime, median and p90."""
     from workbench.profile.bench import BACKENDS, benchmark
     from workbench.profile.inputs import parse_input_specs, random_inputs
+    from workbench.profile.machine import latency_setup_text
     from workbench.profile.target import resolve_target
 
     if backend not in (*BACKENDS, "both"):
@@ -208,6 +209,10 @@ def bench_cmd(
             table.add_row(b, key.split("_")[1], f"{cell['median_ms']:.2f}", f"{cell['p90_ms']:.2f}",
                           f"{cell['items_per_s']:.1f}")
     console.print(table)
+    runtimes = " and ".join({"eager": "PyTorch eager", "onnxruntime": "onnxruntime"}[b] for b in BACKENDS if b in out)
+    where = "" if out["device"] == "cpu" else f" on {out['device']}"
+    console.print(latency_setup_text(runtimes + where, threads, out["batch_sizes"], out.get("machine")),
+                  highlight=False, soft_wrap=True)
     if "onnx_max_abs_diff" in out:
         console.print(f"onnxruntime parity: max |diff| {out['onnx_max_abs_diff']:.3g}", highlight=False)
 

@@ -42,6 +42,7 @@ def quantize_cmd(
 ) -> None:
     """int8 post-training static quantization with onnxruntime; accuracy and batch-1 latency against fp32."""
     from workbench.compress.quantize import quantize
+    from workbench.profile.machine import latency_setup_text
 
     with model_run(run, task=task, weights=weights, preset=preset, model_sets=model_sets, device=device) as folder:
         summary = quantize(folder, out, n_calib=n_calib, n_eval=n_eval, fmt=fmt, threads=threads, repeats=repeats,
@@ -60,6 +61,11 @@ def quantize_cmd(
         table.add_row(key, metric_text(r[pm]), f"{r['latency_b1']['median_ms']:.3f}", "n/a" if cpu is None else f"{cpu:.3f}",
                       f"{r['bytes'] / 1e6:.2f} MB")
     console.print(table)
+    lat = summary.get("latency") or {}
+    prov = lat.get("provider")  # the version is in the machine text
+    runtime = "onnxruntime" + (f" ({prov})" if prov and prov != "CPUExecutionProvider" else "")
+    console.print(latency_setup_text(runtime, lat.get("threads"), lat.get("batch"), lat.get("machine")),
+                  highlight=False, soft_wrap=True)
     cpu_speedup = summary.get("speedup_b1_cpu_time")
     console.print(f"speedup at batch 1, {summary['latency']['threads']} thread(s): {summary['speedup_b1']:.2f}x wall-clock"
                   + ("" if cpu_speedup is None else f", {cpu_speedup:.2f}x CPU time")

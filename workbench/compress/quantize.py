@@ -318,6 +318,7 @@ def quantize(
     from workbench.modelspec import ort_providers
     from workbench.compress.distill import validation_data
     from workbench.profile.export import export_onnx
+    from workbench.profile.machine import machine, runtime_version
     from workbench.train.data import resolve_data
     from workbench.train.engine import load_run_model
     from workbench.utils.io import atomic_path, ensure_new_dir
@@ -404,7 +405,8 @@ def quantize(
                             "data": calib_desc},
             "evaluation": {"samples": len(val), "data": {**resolve_data("val", config).describe(), "n": len(val)}},
             "latency": {"batch": 1, "threads": threads, "warmup": warmup, "repeats": repeats,
-                        "runtime": f"onnxruntime {export['providers'][0]}, all graph optimizations"},
+                        "runtime": f"onnxruntime {runtime_version('onnxruntime')}", "provider": export["providers"][0],
+                        "graph_optimizations": "all", "machine": machine()},
             "seconds": round(time.time() - t0, 1),
         }
         if summary["speedup_b1"] < 1:

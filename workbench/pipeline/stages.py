@@ -223,7 +223,8 @@ def profile(ctx: StageContext) -> dict[str, Any]:
         lat_int8 = _call(ctx, B.benchmark, str(q.dir / "model.int8.onnx"), inputs, **bench_kw)
         models["int8"] = {"run": str(q.dir), "source_model": src, "profile": models[src]["profile"],
                           "latency": {"onnxruntime_fp32": lat_fp32.get("onnxruntime", lat_fp32),
-                                      "onnxruntime_int8": lat_int8.get("onnxruntime", lat_int8)},
+                                      "onnxruntime_int8": lat_int8.get("onnxruntime", lat_int8),
+                                      **{k: lat_int8.get(k) for k in ("threads", "batch_sizes", "device", "machine")}},
                           "metrics": q.summary, "size_bytes": {"fp32": (q.dir / "model.onnx").stat().st_size,
                                                                "int8": (q.dir / "model.int8.onnx").stat().st_size}}
         write_json(ctx.dir / "int8.json", models["int8"])

@@ -25,6 +25,7 @@ from torch import nn
 from workbench.errors import WorkbenchError
 from workbench.profile.export import export_onnx, onnx_session
 from workbench.profile.inputs import call_args, repeat_batch
+from workbench.profile.machine import machine
 
 __all__ = ["benchmark", "benchmark_run"]
 
@@ -64,7 +65,8 @@ def benchmark(model_or_onnx_path: nn.Module | str | Path, inputs: Mapping[str, t
     A model runs eager and, exported to a temporary ONNX file (parity-checked), in onnxruntime; an
     ``.onnx`` path runs in onnxruntime only. Returns {"eager"|"onnxruntime": {"batch_<n>": {median_ms,
     p90_ms, mean_ms, min_ms, items_per_s, repeats}}, threads, warmup, repeats, batch_sizes,
-    input_shapes, onnx_max_abs_diff, speedup_onnxruntime (eager median / onnxruntime median per batch)}.
+    input_shapes, device, machine (:func:`workbench.profile.machine.machine`), onnx_max_abs_diff,
+    speedup_onnxruntime (eager median / onnxruntime median per batch)}.
     ``progress(k, status)`` is called after each cell; ``device`` is where both backends run.
     """
     from workbench.modelspec import ort_providers, resolve_device
@@ -83,7 +85,8 @@ def benchmark(model_or_onnx_path: nn.Module | str | Path, inputs: Mapping[str, t
     if is_path and "eager" in backends:
         backends = [b for b in backends if b != "eager"]
     out: dict[str, Any] = {"threads": threads, "warmup": warmup, "repeats": repeats, "batch_sizes": sizes,
-                           "input_shapes": {k: list(v.shape[1:]) for k, v in inputs.items()}, "device": str(dev)}
+                           "input_shapes": {k: list(v.shape[1:]) for k, v in inputs.items()}, "device": str(dev),
+                           "machine": machine()}
     sync = torch.cuda.synchronize if dev.type == "cuda" else None
     prev_threads = torch.get_num_threads()
     torch.set_num_threads(threads)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import WorkbenchError
+from workbench.profile.machine import threads_text
 from workbench.progress import progress_bar
 from workbench.report import figures as F
 from workbench.report.collect import collect_teacher, discover
@@ -64,17 +65,27 @@ def _stages_part(data: dict[str, Any]) -> Part:
     return p
 
 
+# What the cut-ratio row compares (collect.latency_cut_ratio): the int8 model's int8 time with the teacher's fp32.
+CUT_LABEL = {"int8": "onnxruntime int8 vs the teacher's fp32, batch 1"}
+
+
 def _card(c: dict[str, Any]) -> dict[str, Any]:
     rows: list[tuple[str, Any]] = [("params", c.get("params") if c.get("params") is not None else "not measured"),
                                    ("MACs (padded input)", _macs(c.get("macs")))]
     if c.get("input_shapes"):
         rows.append(("input", ", ".join(f"{k} {'x'.join(str(d) for d in v)}" for k, v in c["input_shapes"].items())))
     lat = c.get("latency") or {}
-    for key, label in (("eager", "eager"), ("ort_fp32", "onnxruntime fp32"), ("ort_int8", "onnxruntime int8")):
+    threads = (c.get("latency_setup") or {}).get("threads")
+    per = "threads not recorded" if threads is None else threads_text(threads)
+    for key, label in (("eager", "PyTorch eager"), ("ort_fp32", "onnxruntime fp32"), ("ort_int8", "onnxruntime int8")):
         sizes = sorted(int(k[len(key) + 2:-3]) for k in lat if k.startswith(f"{key}_b"))
-        rows += [(f"{label}, batch {b}", _ms(lat[f"{key}_b{b}_ms"])) for b in sizes]
+        rows += [(f"{label}, batch {b}, {per}", _ms(lat[f"{key}_b{b}_ms"])) for b in sizes]
     if not lat:
         rows.append(("latency", "not measured"))
+    if "latency_cut_ratio" in c:  # every model beside the teacher's
+        ratio = c["latency_cut_ratio"]
+        rows.append((f"latency cut / MAC cut vs teacher ({CUT_LABEL.get(c['name'], 'onnxruntime fp32, batch 1')})",
+                     "n/a" if ratio is None else f"{ratio:.2f}"))
     metric = c.get("primary_metric") or "metric"
     rows.append((f"{metric} ({'higher' if c.get('higher_is_better') else 'lower'} is better)",
                  c["value"] if c.get("value") is not None else "not measured"))
@@ -407,7 +418,7 @@ def build_report(runs: Iterable[str | Path], out: str | Path, *, force: bool = F
         intro = [("p", f"{len(entries)} teacher{'' if len(entries) == 1 else 's'} from {sources}; "
                        + f"written {time.strftime('%Y-%m-%d %H:%M:%S')}."),
                  ("note", "All figures are files in figures/ next to this page; it needs no server and no network. "
-                          + f"Measured on: {_measured_text(collected)}; latency on this machine's CPU.")]
+                          + f"Measured on: {_measured_text(collected)}; latency on {_machine_text(collected)}.")]
         (tmp / "index.html").write_text(html_page(TITLE, intro, pages, tail), encoding="utf-8")
         (tmp / "report.md").write_text(markdown_page(TITLE, intro, pages, tail), encoding="utf-8")
         doc = {"title": TITLE, "runs": [str(r) for r in runs], "command": command, "teachers": collected,
@@ -432,3 +443,12 @@ def _measured_text(collected: list[dict[str, Any]]) -> str:
         else:
             parts.append(f"{d.get('label') or d.get('teacher')}: " + "; ".join(f"{k} on {v}" for k, v in on.items()))
     return " | ".join(parts) or "no data recorded"
+
+
+def _machine_text(collected: list[dict[str, Any]]) -> str:
+    """The machine every teacher's latencies were measured on (per teacher where they differ)."""
+    texts = {d.get("label") or d.get("teacher"): d.get("latency_machine") or "machine not recorded" for d in collected}
+    distinct = list(dict.fromkeys(texts.values()))
+    if len(distinct) == 1:
+        return distinct[0]
+    return " | ".join(f"{k}: {v}" for k, v in texts.items()) or "machine not recorded"

@@ -128,6 +128,29 @@ def _latency_row(lat: Any) -> dict[str, Any]:
     return row
 
 
+def _latency_setup(lat: Any) -> dict[str, Any]:
+    """How a profile's latency was measured: {"threads", "batch_sizes", "device", "machine"} (None where an
+    older run did not record it)."""
+    lat = lat if isinstance(lat, dict) else {}
+    return {k: lat.get(k) for k in ("threads", "batch_sizes", "device", "machine")}
+
+
+# The figure each card's cut ratio compares with the teacher's onnxruntime fp32 batch-1 latency: the int8
+# model's own int8 time (its MACs are its source model's), every other model's fp32 time.
+CUT_LATENCY = {"int8": "ort_int8_b1_ms"}
+
+
+def latency_cut_ratio(card: dict[str, Any], teacher: dict[str, Any]) -> float | None:
+    """(1 - t/t_teacher) / (1 - MACs/MACs_teacher) at batch 1 in onnxruntime: 1.0 when time falls as much as
+    MACs do. None where a figure is missing or the MACs are not lower than the teacher's."""
+    t = (card.get("latency") or {}).get(CUT_LATENCY.get(card.get("name"), "ort_fp32_b1_ms"))
+    t0 = (teacher.get("latency") or {}).get("ort_fp32_b1_ms")
+    macs, macs0 = card.get("macs"), teacher.get("macs")
+    if not all(isinstance(v, (int, float)) for v in (t, t0, macs, macs0)) or t0 <= 0 or macs0 <= 0 or macs >= macs0:
+        return None
+    return (1 - t / t0) / (1 - macs / macs0)
+
+
 def collect_models(tdir: Path, kind: str) -> list[dict[str, Any]]:
     """One card per model: params, MACs at the padded input, latency and metrics (None where missing)."""
     folders = {"teacher": tdir} if kind == "run" else model_folders(tdir)
@@ -139,7 +162,8 @@ def collect_models(tdir: Path, kind: str) -> list[dict[str, Any]]:
             continue
         prof = read_json(profile_dir / f"{name}.json", default=None) if kind == "pipeline" else None
         card: dict[str, Any] = {"name": name, "folder": str(folder), "params": None, "macs": None,
-                                "input_shapes": None, "latency": {}, "metrics": None, "primary_metric": None,
+                                "input_shapes": None, "latency": {}, "latency_setup": _latency_setup(None),
+                                "metrics": None, "primary_metric": None,
                                 "value": None, "higher_is_better": False, "notes": []}
         if isinstance(prof, dict):
             p = prof.get("profile") or {}
@@ -147,6 +171,7 @@ def collect_models(tdir: Path, kind: str) -> list[dict[str, Any]]:
             card["input_shapes"] = p.get("input_shapes")
             card["padding"] = {k: p[k] for k in ("raw_size", "padded_size", "padding") if k in p}
             card["latency"] = _latency_row(prof.get("latency"))
+            card["latency_setup"] = _latency_setup(prof.get("latency"))
             if prof.get("size_bytes"):
                 card["size_bytes"] = prof["size_bytes"]
         else:
@@ -170,6 +195,10 @@ def collect_models(tdir: Path, kind: str) -> list[dict[str, Any]]:
                 card["notes"].append(broken)
                 card["warning"] = broken
         cards.append(card)
+    teacher = next((c for c in cards if c["name"] == "teacher"), None)
+    for card in cards:
+        if teacher is not None and card is not teacher:
+            card["latency_cut_ratio"] = latency_cut_ratio(card, teacher)
     return cards
 
 
@@ -333,7 +362,17 @@ def collect_teacher(entry: dict[str, Any]) -> dict[str, Any]:
     data["fc_importance"] = _analysis_folder(tdir / "analyze" / "fc_importance") if kind == "pipeline" else None
     data["export"] = data["stages"].get("export", {}).get("summary") if kind == "pipeline" else None
     data["measured_on"] = measured_on(data, runs.get("teacher"))
+    data["latency_machine"] = latency_machine(data["models"])
     return data
+
+
+def latency_machine(cards: list[dict[str, Any]]) -> str:
+    """The machine the cards' latencies were measured on (the teacher's first), as one line; "machine not
+    recorded" for runs profiled before the machine was recorded."""
+    from workbench.profile.machine import machine_text
+
+    texts = [machine_text((c.get("latency_setup") or {}).get("machine")) for c in cards]
+    return next((t for t in texts if t != machine_text(None)), machine_text(None))
 
 
 def _data_label(d: Any) -> str | None:
