@@ -66,12 +66,15 @@ def bench_teacher(name: str, run: Path, out: Path, args: argparse.Namespace) -> 
 
     models: dict[str, dict[str, Any]] = {"teacher": {"run": str(run)}}
     seconds: dict[str, float] = {}
-    for r in args.round_to:
-        label = f"pruned, round-to {r}"
+    variants = [(f"pruned, round-to {r}", f"round{r}", {"target_macs": args.target_macs, "round_to": r})
+                for r in args.round_to]
+    if args.target_latency is not None:  # the latency-targeted search, at the default rounding
+        variants.append((f"pruned to {args.target_latency}x time", "latency",
+                         {"target_latency": args.target_latency, "scope": args.latency_scope}))
+    for label, folder, options in variants:
         t0 = time.time()
-        res = prune(run, out / name / f"round{r}", target_macs=args.target_macs, steps=args.steps,
-                    finetune_epochs=args.finetune_epochs, final_epochs=args.final_epochs, round_to=r, force=True,
-                    progress=not args.json, device="cpu")
+        res = prune(run, out / name / folder, steps=args.steps, finetune_epochs=args.finetune_epochs,
+                    final_epochs=args.final_epochs, force=True, progress=not args.json, device="cpu", **options)
         seconds[label] = round(time.time() - t0, 1)
         pm = res["primary_metric"]
         models["teacher"].update(macs=res["macs"]["before"], params=res["params"]["before"],
@@ -126,6 +129,9 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-latency")
     ap.add_argument("--round-to", type=int, nargs="+", default=[1, 8, 16])
     ap.add_argument("--target-macs", type=float, default=0.5)
+    ap.add_argument("--target-latency", type=float, default=None,
+                    help="Also prune to this ratio of the teacher's onnxruntime time (prune --target-latency).")
+    ap.add_argument("--latency-scope", choices=["local", "global"], default="local")
     ap.add_argument("--steps", type=int, default=2)
     ap.add_argument("--finetune-epochs", type=int, default=1)
     ap.add_argument("--final-epochs", type=int, default=None)

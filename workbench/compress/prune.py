@@ -511,7 +511,9 @@ def prune(run: str | Path, out: str | Path, *, target_macs: float | None = 0.5, 
                 write_json(tmp / "latency_table.json", table)
             widths = {c.root: len(c.units) for c in channel_groups(build_graph(model, inputs))}
             measured = measure_pair(teacher_copy, model, lat_inputs, batch=latency_batch, repeats=200)
-            latency = {"runtime": RUNTIME, "threads": meter.threads, "batch": latency_batch,
+            from workbench.profile.machine import machine
+
+            latency = {"runtime": RUNTIME, "threads": meter.threads, "batch": latency_batch, "machine": machine(),
                        "table": "latency_table.json" if table is not None else None, "target_ms": schedule.target,
                        "models_timed": meter.calls, **measured, "macs_ratio": after["macs"] / before["macs"]}
             latency["cut_ratio"] = ((1 - measured["pruned_ms"] / measured["teacher_ms"]) / (1 - latency["macs_ratio"])
