@@ -8,18 +8,8 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from workbench.cli._common import (
-    JsonOption,
-    TaskOption,
-    WeightsOption,
-    console,
-    fail,
-    model_run,
-    print_json,
-    print_key_values,
-    progress_bar,
-    user_errors,
-)
+from workbench.cli._common import (JsonOption, TaskOption, WeightsOption, console, fail, model_run, print_json,
+    print_key_values, progress_bar, user_errors)
 
 sub = typer.Typer(help="Explain a model: saliency maps, faithfulness checks, embeddings, FC-layer importance.",
                   no_args_is_help=True)

@@ -7,19 +7,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from workbench.cli._common import (
-    DEVICE_HELP,
-    SPEC_HELP,
-    JsonOption,
-    WEIGHTS_HELP,
-    console,
-    macs_text,
-    metric_text,
-    model_run,
-    parse_sets,
-    print_json,
-    user_errors,
-)
+from workbench.cli._common import (DEVICE_HELP, SPEC_HELP, JsonOption, WEIGHTS_HELP, console, macs_text, metric_text,
+    model_run, parse_sets, print_json, user_errors)
 
 
 def distill_cmd(

@@ -8,20 +8,8 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from workbench.cli._common import (
-    DEVICE_HELP,
-    ModelSetsOption,
-    PresetOption,
-    TaskOption,
-    WeightsOption,
-    console,
-    fail,
-    model_run,
-    parse_sets,
-    print_json,
-    progress_bar,
-    user_errors,
-)
+from workbench.cli._common import (DEVICE_HELP, ModelSetsOption, PresetOption, TaskOption, WeightsOption, console,
+    fail, model_run, parse_sets, print_json, progress_bar, user_errors)
 
 _TARGET_HELP = ("A teacher or student name (with --preset), a run folder, or package.module:factory (with --task, "
                 "or with --input shapes).")

@@ -7,18 +7,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from workbench.cli._common import (
-    JsonOption,
-    ModelSetsOption,
-    PresetOption,
-    TaskOption,
-    WeightsOption,
-    console,
-    fail,
-    model_run,
-    print_json,
-    user_errors,
-)
+from workbench.cli._common import (JsonOption, ModelSetsOption, PresetOption, TaskOption, WeightsOption, console,
+    fail, model_run, print_json, user_errors)
 
 
 def _parse_layers(text: str | None) -> dict[str, float] | None:

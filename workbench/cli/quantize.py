@@ -7,20 +7,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from workbench.cli._common import (
-    DEVICE_HELP,
-    SPEC_HELP,
-    JsonOption,
-    ModelSetsOption,
-    PresetOption,
-    TaskOption,
-    WeightsOption,
-    console,
-    metric_text,
-    model_run,
-    print_json,
-    user_errors,
-)
+from workbench.cli._common import (DEVICE_HELP, SPEC_HELP, JsonOption, ModelSetsOption, PresetOption, TaskOption,
+    WeightsOption, console, metric_text, model_run, print_json, user_errors)
 
 
 def quantize_cmd(

@@ -8,21 +8,8 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from workbench.cli._common import (
-    DEVICE_HELP,
-    WEIGHTS_HELP,
-    ModelSetsOption,
-    PresetOption,
-    TaskOption,
-    WeightsOption,
-    console,
-    fail,
-    model_run,
-    parse_sets,
-    print_json,
-    print_key_values,
-    user_errors,
-)
+from workbench.cli._common import (DEVICE_HELP, WEIGHTS_HELP, ModelSetsOption, PresetOption, TaskOption,
+    WeightsOption, console, fail, model_run, parse_sets, print_json, print_key_values, user_errors)
 
 
 

@@ -7,17 +7,8 @@ from pathlib import Path
 
 import typer
 
-from workbench.cli._common import (
-    TaskOption,
-    WeightsOption,
-    console,
-    err_console,
-    fail,
-    model_run,
-    print_json,
-    progress_bar,
-    user_errors,
-)
+from workbench.cli._common import (TaskOption, WeightsOption, console, err_console, fail, model_run, print_json,
+    progress_bar, user_errors)
 
 
 def visualize_cmd(
