@@ -73,8 +73,12 @@ def bench_teacher(name: str, run: Path, out: Path, args: argparse.Namespace) -> 
                          {"target_latency": args.target_latency, "scope": args.latency_scope}))
     for label, folder, options in variants:
         t0 = time.time()
-        res = prune(run, out / name / folder, steps=args.steps, finetune_epochs=args.finetune_epochs,
-                    final_epochs=args.final_epochs, force=True, progress=not args.json, device="cpu", **options)
+        done = out / name / folder / "metrics.json"
+        if args.reuse and done.is_file():  # pruned by an earlier call with the same options: reuse it
+            res = json.loads(done.read_text())
+        else:
+            res = prune(run, out / name / folder, steps=args.steps, finetune_epochs=args.finetune_epochs,
+                        final_epochs=args.final_epochs, force=True, progress=not args.json, device="cpu", **options)
         seconds[label] = round(time.time() - t0, 1)
         pm = res["primary_metric"]
         models["teacher"].update(macs=res["macs"]["before"], params=res["params"]["before"],
@@ -137,6 +141,8 @@ def main() -> int:
     ap.add_argument("--final-epochs", type=int, default=None)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=200, help="Timed calls per model at batch 1 (a tenth at batch 32).")
+    ap.add_argument("--reuse", action="store_true",
+                    help="Reuse a pruned run already under --out (its metrics.json) instead of pruning it again.")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     missing = [t for t in args.teachers if not (args.runs / t / "config.json").is_file()]

@@ -318,6 +318,8 @@ COMMANDS: dict[str, CommandSpec] = {s.name: s for s in [
                     _o("--target-macs", ("0.9",), FLOAT_BAD + ("1.5", "2")), _o("--target-params", ("0.9",), FLOAT_BAD),
                     _o("--layers", (), ("foo=0.5", "lstm=0.5", "=0.5", "x", "", "features=abc", "features=2")),
                     _o("--importance", ("taylor", "lamp"), ("foo", "", "fc:@missing", "fc:@txt", "fc:@json_trunc", "fc:")),
+                    _o("--target-latency", ("0.95",), FLOAT_BAD + ("1.5", "0.001")),
+                    _o("--latency-batch", ("2",), INT_BAD), _o("--round-to", ("1", "16"), INT_BAD + ("257",)),
                     _o("--scope", ("global",), ("foo", "")), _o("--steps", ("1",), INT_BAD),
                     _o("--finetune-epochs", ("1",), INT_BAD), _o("--final-epochs", ("1",), INT_BAD),
                     _o("--finetune-samples", ("16",), INT_BAD), _o("--lr", ("0.001",), FLOAT_BAD),
