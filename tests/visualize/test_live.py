@@ -114,3 +114,14 @@ def test_live_cli_json(runs, video, tmp_path):
     summary = json.loads(res.stdout)
     assert summary["frames"] == 3 and list(summary["reference_errors_px"]) == ["5"]
     assert len(list((tmp_path / "o").glob("*.png"))) == 3
+
+
+@pytest.mark.parametrize("fps", [float("inf"), float("nan"), 0.0, -1.0])
+def test_a_frame_rate_that_is_not_positive_and_finite_is_refused_before_any_frame(fps, tmp_path):
+    # OpenCV's MP4 writer never returns from its first frame at fps=inf (found by the 2000-example CLI fuzz:
+    # `visualize RUN --fps inf --out x.mp4` ran until killed); the writer and both commands refuse it first.
+    with pytest.raises(WorkbenchError, match="positive, finite"):
+        FrameWriter(tmp_path / "x.mp4", fps=fps)
+    res = CliRunner().invoke(app, ["visualize", "nosuchrun", "--fps", str(fps), "--out", str(tmp_path / "y.mp4")])
+    assert res.exit_code == 2 and "--fps must be a positive, finite number" in res.stderr, res.output
+    assert not list(tmp_path.iterdir())

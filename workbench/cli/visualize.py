@@ -7,8 +7,9 @@ from pathlib import Path
 
 import typer
 
-from workbench.cli._common import (TaskOption, WeightsOption, console, err_console, fail, model_run, print_json,
+from workbench.cli._common import (TaskOption, WeightsOption, console, err_console, model_run, print_json,
     progress_bar, user_errors)
+from workbench.visualize.video import check_fps
 
 
 def visualize_cmd(
@@ -46,8 +47,7 @@ def visualize_cmd(
             folders = [stack.enter_context(model_run(r, task=task, weights=weights, device=device)) for r in runs]
             return visualize_images_cmd(folders, images, out, which=which, fps=fps, force=force, detector=detector,
                                         as_json=as_json)
-    if not fps > 0:
-        fail(f"--fps must be above 0, got {fps}")
+    check_fps(fps, "--fps")
     with contextlib.ExitStack() as stack:
         # The runs are opened (and refused) before the progress bar starts.
         folders = [stack.enter_context(model_run(r, task=task, weights=weights, data=data, fmt=fmt, device=device))
@@ -87,8 +87,8 @@ def live_cmd(
 
     if out is not None:
         check_output(out, force=force)
-    if fps is not None and not fps > 0:
-        fail(f"--fps must be above 0, got {fps}")
+    if fps is not None:
+        check_fps(fps, "--fps")
     total = frames
     if total is None and not source.isdigit():
         total = max(video_info(source)["frames"], 0)

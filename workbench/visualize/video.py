@@ -8,6 +8,7 @@ MP4s use the ``mp4v`` (MPEG-4 part 2) encoder that OpenCV's wheels ship with.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,15 @@ def check_output(out: str | Path, *, force: bool = False) -> bool:
     return False
 
 
+def check_fps(fps: float, what: str = "frame rate") -> float:
+    """``fps`` as a float if it is a positive, finite frame rate; a WorkbenchError otherwise (OpenCV's MP4
+    writer never returns from an infinite one)."""
+    value = float(fps)
+    if not (value > 0 and math.isfinite(value)):
+        raise WorkbenchError(f"{what} must be a positive, finite number, got {fps}")
+    return value
+
+
 class FrameWriter:
     """Writes PIL frames to ``out``: a new folder of ``frame_00000.png``... or one ``.mp4`` file.
 
@@ -68,9 +78,7 @@ class FrameWriter:
     def __init__(self, out: str | Path, *, fps: float = 2.0, force: bool = False) -> None:
         self.out = Path(out)
         self.video = check_output(self.out, force=force)
-        self.fps = float(fps)
-        if self.fps <= 0:
-            raise WorkbenchError(f"expected a positive frame rate, got {fps}")
+        self.fps = check_fps(fps)
         if self.video:
             self._cv2 = cv2_module()
         self._stack = contextlib.ExitStack()
