@@ -363,8 +363,10 @@ COMMANDS: dict[str, CommandSpec] = {s.name: s for s in [
                   _o("--teachers", ("gazenet",), ("nope", "", ",", "gazenet,nope")), _out("out"),
                   _o("--model", (), MODEL_BAD), _o("--task", (), TASK_BAD), _o("--data", ("synth",), DATA_BAD),
                   _o("--format", (), FMT_BAD), _o("--device", ("cpu",), DEVICE_BAD), *_flags("--json")],
+          # Not @toml_badteacher: a drawn --teachers gazenet overrides its teachers, and the run is then valid
+          # (the 2000-example pass timed out on three such whole pipelines).
           fail_fast=(_o(None, (), ("@missing", "@png", "@emptydir", "@toml_trunc", "@toml_badkeys", "@toml_badtypes",
-                                   "@toml_badteacher", "@json_trunc")),
+                                   "@json_trunc")),
                      _o("--teachers", (), ("nope", "gazenet,nope")), _o("--model", (), ("nope", "@missing", "@png")),
                      _o("--device", (), ("tpu", "cuda:x")), _o("--data", (), ("@missing", "@png"))),
           default_out=("runs", "runs/*")),
