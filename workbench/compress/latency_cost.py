@@ -11,8 +11,8 @@ FC layer costs almost nothing whatever its width. So the pruner measures instead
 - :func:`latency_table` cuts each group to half its units, one copy per group, and times them all in one
   loop: the time each group's removed units saved, per unit. In global scope the pruner divides every
   unit's importance by its group's saving (relative to the mean), so units whose removal saves time go first.
-  Its sum (:func:`predict_ms`) is a poor predictor of a model pruned everywhere (the savings do not add:
-  on gazenet a 0.6x prediction measured 0.9x), which is why the search times models rather than predicts.
+  The savings do not add up across groups (cutting several changes how the runtime schedules the rest), so
+  the table ranks and the search times real candidates; ``benchmarks/latency.py`` measures the outcome.
 - :func:`measure_pair` times the result beside the original for the summary.
 """
 
@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["RUNTIME", "LatencyMeter", "latency_table", "measure_pair", "predict_ms"]
+__all__ = ["RUNTIME", "LatencyMeter", "latency_table", "measure_pair"]
 
 RUNTIME = "onnxruntime"
 
@@ -94,15 +94,6 @@ def latency_table(model: nn.Module, inputs: Sequence[torch.Tensor], *, round_to:
                        "saved_ms_per_unit": max(0.0, saved) / cut[root]}
     return {"runtime": RUNTIME, "threads": threads, "batch": batch, "repeats": repeats, "teacher_ms": base,
             "groups": table}
-
-
-def predict_ms(table: Mapping[str, Any], widths: Mapping[str, int]) -> float:
-    """The table's prediction of a model's time from its groups' current widths ({root: units}): the
-    teacher's time minus the per-unit saving of every unit removed from its original width."""
-    groups = table["groups"]
-    saved = sum(g["saved_ms_per_unit"] * max(0, g["units"] - widths.get(root, g["units"]))
-                for root, g in groups.items())
-    return float(table["teacher_ms"]) - saved
 
 
 class LatencyMeter:

@@ -511,7 +511,6 @@ def prune(run: str | Path, out: str | Path, *, target_macs: float | None = 0.5, 
             meter.close()
             if table is not None:
                 write_json(tmp / "latency_table.json", table)
-            widths = {c.root: len(c.units) for c in channel_groups(build_graph(model, inputs))}
             measured = measure_pair(teacher_copy, model, lat_inputs, batch=latency_batch, repeats=200)
             from workbench.profile.machine import machine
 
@@ -520,7 +519,6 @@ def prune(run: str | Path, out: str | Path, *, target_macs: float | None = 0.5, 
                        "models_timed": meter.calls, **measured, "macs_ratio": after["macs"] / before["macs"]}
             latency["cut_ratio"] = ((1 - measured["pruned_ms"] / measured["teacher_ms"]) / (1 - latency["macs_ratio"])
                                     if latency["macs_ratio"] < 1 else None)
-            latency["widths"] = widths
         pm = task.primary_metric
         from workbench.train.data import resolve_data
 

@@ -285,7 +285,7 @@ def parse_recipe(data: dict[str, Any], *, path: str | None = None) -> PipelineRe
         from workbench.modelspec import resolve_device
 
         resolve_device(kwargs["device"])
-    teachers = data.get("teachers", ["gazenet"])
+    teachers = data.get("teachers", list(PipelineRecipe.teachers))
     if teachers == ALL or teachers == [ALL]:
         teachers = names
     if isinstance(teachers, str):
