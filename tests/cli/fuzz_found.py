@@ -1,5 +1,5 @@
 """The distinct failures the CLI fuzz harness (tests/cli/fuzz_cli.py) found, keyed by (command, reason), each
-with the argv that showed it (placeholders: see fuzz_cli.build_fixtures). All are fixed; test_fuzz_cli.py
+with the argv that showed it (placeholders: see fuzz_fixtures.build_fixtures). All are fixed; test_fuzz_cli.py
 reruns every one."""
 
 FIXED: dict[tuple[str, str], str] = {
