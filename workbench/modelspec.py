@@ -40,8 +40,8 @@ from workbench.errors import WorkbenchError
 
 __all__ = [
     "ModelSpec", "ResolvedModel", "build_factory", "check_task_model", "example_batch", "is_run_folder",
-    "load_factory", "load_weights", "materialize_run", "ort_providers", "parse_model_spec", "resolve_device",
-    "resolve_model", "run_for_spec", "slug",
+    "load_factory", "load_weights", "materialize_run", "ort_providers", "parse_model_spec", "read_state_dict",
+    "resolve_device", "resolve_model", "run_for_spec", "slug",
 ]
 
 KINDS = ("teacher", "student", "run", "factory")
@@ -258,20 +258,30 @@ def check_task_model(model: nn.Module, task: Any, batch: Mapping[str, torch.Tens
         raise WorkbenchError(f"{label}: task {task.name!r}'s loss cannot use the outputs: {_first_line(exc)}") from None
 
 
-def load_weights(model: nn.Module, path: str | Path) -> None:
-    """Load a state dict file (``torch.load(weights_only=True)``) into ``model``; a workbench checkpoint's
-    ``model`` entry is accepted too. Missing or unexpected keys and shape mismatches are named."""
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state dict file (``torch.load(weights_only=True)``) as ``{name: tensor}``; a workbench checkpoint's
+    ``model`` entry is accepted too. A missing, corrupt or foreign file is one WorkbenchError line."""
     path = Path(path)
     if not path.is_file():
         raise WorkbenchError(f"{path}: weights file not found")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for foreign or corrupt files
-        raise WorkbenchError(f"{path}: not a state dict that loads with weights_only=True ({_first_line(exc)})") from None
+        from workbench.train.run_folder import load_failure  # one clause; never advises an unsafe load
+
+        raise WorkbenchError(f"{path}: not a readable state dict file: {load_failure(exc)}") from None
     if isinstance(state, dict) and isinstance(state.get("model"), dict) and "format" in state:
         state = state["model"]  # a workbench checkpoint
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise WorkbenchError(f"{path}: expected a state dict {{name: tensor}}, got {type(state).__name__}")
+    return dict(state)
+
+
+def load_weights(model: nn.Module, path: str | Path) -> None:
+    """Load a state dict file (see :func:`read_state_dict`) into ``model``, strictly: missing or unexpected
+    keys and shape mismatches are named."""
+    path = Path(path)
+    state = read_state_dict(path)
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
@@ -287,7 +297,7 @@ def load_weights(model: nn.Module, path: str | Path) -> None:
             k, got, want = bad[0]
             parts.append(f"shape mismatch in {len(bad)} tensor(s), e.g. {k}: file {got}, model {want}")
         raise WorkbenchError(f"{path}: weights do not fit the model: " + "; ".join(parts))
-    model.load_state_dict(dict(state))
+    model.load_state_dict(state)
 
 
 # ---- the spec -------------------------------------------------------------------------------------

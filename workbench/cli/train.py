@@ -60,6 +60,12 @@ def train_cmd(
                                          "tiny (default) or small."),
     data: Optional[str] = typer.Option(None, "--data", help="'synth' (SynthGaze, the default) or a path to a data set."),
     fmt: Optional[str] = typer.Option(None, "--format", help="Layout of --data (default: detected)."),
+    init_from: Optional[str] = typer.Option(None, "--init-from", metavar="RUN", help="Start from another run's "
+                                            "best checkpoint (a run folder or a .pt file): every tensor whose name "
+                                            "and shape match is loaded, the rest keep their fresh init."),
+    init_map: List[str] = typer.Option([], "--init-map", metavar="SRC=DST", help="With --init-from: take the "
+                                       "source tensors under prefix SRC as DST... (e.g. features.=backbone.features."
+                                       "); only mapped tensors are loaded; repeatable."),
     epochs: Optional[int] = typer.Option(None, "--epochs"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size"),
     lr: Optional[float] = typer.Option(None, "--lr"),
@@ -83,12 +89,19 @@ def train_cmd(
     """Train a model (teacher, student or your own factory) on SynthGaze or on a data set."""
     from workbench.modelspec import resolve_device
     from workbench.train.engine import TrainRequest, fit
+    from workbench.train.init_from import parse_init_map
 
     if resume and out is None:
         fail("--resume needs --out RUN_FOLDER")
     if resume and force:
         fail("--resume and --force contradict each other")
     resolve_device(device)  # a missing device is one line before any work
+    if init_map and init_from is None:
+        fail("--init-map applies to --init-from RUN; give --init-from too")
+    if init_from is not None and (resume or weights is not None):
+        fail(f"--init-from starts a new run from another run's weights; it cannot be combined with "
+             f"{'--resume' if resume else '--weights'}")
+    mapping = parse_init_map(init_map)
     model_overrides = parse_sets(model_sets, "--model")
     for key, val in (("prior_head", prior_head), ("prior_landmark", prior_landmark), ("gaussian_drop", gaussian_drop)):
         if val is not None:
@@ -106,12 +119,16 @@ def train_cmd(
     req = TrainRequest(teacher=teacher, preset=preset, model_overrides=model_overrides,
                        recipe_overrides=recipe_overrides, data=data, fmt=fmt, task=task, weights=weights,
                        seed=seed, out=out, resume=resume, force=force, device=device, tensorboard=tensorboard,
-                       progress=not as_json)
+                       progress=not as_json, init_from=init_from, init_map=mapping or None)
     summary = fit(req)
     if as_json:
         print_json(summary)
         return
     _print_summary(summary)
+    if summary.get("init_from"):
+        from workbench.train.init_from import describe
+
+        console.print(describe(summary["init_from"]), markup=False)
     console.print(f"run folder: [bold]{summary['run']}[/bold]")
 
 

@@ -51,6 +51,10 @@ class TrainRequest:
     device: str = "auto"
     task: str | None = None  # the task of a factory model
     weights: Path | None = None  # starting weights (a state dict file, loaded with weights_only=True)
+    # Initialization from another run (a run folder or a .pt file): every tensor whose name (after the
+    # SRC -> DST prefix map) and shape match is loaded (workbench.train.init_from); config.json records it.
+    init_from: str | Path | None = None
+    init_map: dict[str, str] | None = None
     tensorboard: bool = False
     progress: bool = True
     # For models that are not plain teachers (pruned models, students) and for distillation:
@@ -59,6 +63,9 @@ class TrainRequest:
     # Called once with the built model (on its device) before the optimizer exists; may register hooks and
     # return a module whose parameters are trained alongside (e.g. FitNets adapters), or None.
     prepare_model: Callable[[nn.Module], nn.Module | None] | None = None
+    # Called on each training batch's model inputs before the forward (e.g. saliency KD makes the image
+    # inputs require grad there, so its loss_fn can differentiate the outputs by them): inputs -> inputs.
+    prepare_inputs: Callable[[tuple[torch.Tensor, ...]], tuple[torch.Tensor, ...]] | None = None
     # Replaces the task loss: (task_loss, parts, outputs, batch, inputs) -> (loss, parts).
     loss_fn: Callable[..., tuple[torch.Tensor, dict[str, float]]] | None = None
 
@@ -150,7 +157,11 @@ def resolve_config(req: TrainRequest) -> dict[str, Any]:
         missing = {"model", "recipe", "task", "data", "seed"} - set(req.config)
         if missing:
             raise WorkbenchError(f"training config lacks {sorted(missing)}")
-        return json.loads(json.dumps(req.config))  # a JSON-native copy
+        config = json.loads(json.dumps(req.config))  # a JSON-native copy
+        # A config carried over from another run (pruning's fine-tune, a student's) must not claim that run's
+        # initialization: "init_from" describes how this run's own weights started.
+        config.pop("init_from", None)
+        return config
 
     spec = parse_model_spec(req.teacher, task=req.task, weights=req.weights, preset=req.preset,
                             overrides=req.model_overrides)
@@ -191,6 +202,8 @@ def _resume_changes(req: TrainRequest, config: dict[str, Any], out: Path) -> boo
     refused += [f"--model {k}" for k, v in req.model_overrides.items() if config["model"].get(k) != v]
     if req.weights is not None:
         refused.append("--weights")
+    if req.init_from is not None:
+        refused.append("--init-from")
     if req.data is not None and data_source(req.data) != config["data"]["source"]:
         refused.append("--data")
     if req.fmt is not None and req.fmt != config["data"].get("format"):
@@ -239,6 +252,7 @@ def _fit(req: TrainRequest, dist: D.DistInfo, on_event) -> dict[str, Any]:
         config = resolve_config(req)
         if out.exists() and any(out.iterdir()) and not req.force:  # refuse before any work, not after
             RunFolder.create(out, force=False)
+    init_source = _init_source(req, config, run if req.resume else None)  # a bad RUN fails before the data loads
     recipe = Recipe.from_dict(config["recipe"])
     task = get_task(config["task"], **recipe.task_options)
     seed = int(config["seed"])
@@ -262,6 +276,13 @@ def _fit(req: TrainRequest, dist: D.DistInfo, on_event) -> dict[str, Any]:
         from workbench.modelspec import load_weights
 
         load_weights(model, req.weights)
+    if init_source is not None:
+        from workbench.train.init_from import init_model
+
+        source, mapping, state, where = init_source
+        record = init_model(model, source, mapping, state=state, where=where)
+        if not req.resume:
+            config["init_from"] = record
     if not req.resume:
         # The model must fit the data before a run folder exists: one forward pass on two training samples.
         from workbench.modelspec import check_task_model
@@ -319,7 +340,8 @@ def _fit(req: TrainRequest, dist: D.DistInfo, on_event) -> dict[str, Any]:
     if dist.is_main:
         run.log("start" if not req.resume else "resume", epoch=start_epoch, params=n_params, data=data_desc,
                 device=str(device), world_size=dist.world_size, constant=constant,
-                **({"weights": str(req.weights)} if req.weights is not None and not req.resume else {}))
+                **({"weights": str(req.weights)} if req.weights is not None and not req.resume else {}),
+                **({"init_from": config["init_from"]} if "init_from" in config and not req.resume else {}))
     writer = _tensorboard(run.path) if (req.tensorboard and dist.is_main) else None
     t0 = time.time()
     stopped_early = False
@@ -336,6 +358,8 @@ def _fit(req: TrainRequest, dist: D.DistInfo, on_event) -> dict[str, Any]:
             for step, idx in enumerate(batches):
                 batch = _to(train_data.batch(idx), device)
                 inputs = _fast_layout(task.inputs(batch, train=True))
+                if req.prepare_inputs is not None:
+                    inputs = req.prepare_inputs(inputs)
                 outputs = ddp_model(*inputs)
                 if step == 0:
                     task.check_outputs(outputs)
@@ -401,6 +425,7 @@ def _fit(req: TrainRequest, dist: D.DistInfo, on_event) -> dict[str, Any]:
         "epochs_run": epoch + 1 if recipe.epochs > start_epoch else start_epoch, "stopped_early": stopped_early,
         "final": last_metrics, "constant": constant, "train_seconds": round(time.time() - t0, 2),
         "world_size": dist.world_size, "data": data_desc, "run": str(run.path),
+        **({"init_from": config["init_from"]} if "init_from" in config else {}),
     }
     if dist.is_main:
         write_json(run.path / "metrics.json", summary)
@@ -408,6 +433,28 @@ def _fit(req: TrainRequest, dist: D.DistInfo, on_event) -> dict[str, Any]:
     if writer is not None:
         writer.close()
     return summary
+
+
+def _init_source(req: TrainRequest, config: dict[str, Any], run: RunFolder | None):
+    """(source, map, state, where) to initialize the model from, or None: ``req.init_from`` for a new run;
+    for a resumed run that never saved ``last.pt``, the source its config.json records (so the restart
+    starts where the first start did)."""
+    from workbench.train.init_from import read_init_source
+
+    if req.init_from is not None:
+        if req.resume:
+            raise WorkbenchError("--resume continues a run from its own checkpoint; --init-from starts a new run")
+        if req.weights is not None:
+            raise WorkbenchError("--weights and --init-from both give the starting weights; give one of them")
+        if req.init_state is not None:
+            raise WorkbenchError("--init-from cannot be combined with a model's own initial weights")
+        return (str(req.init_from), dict(req.init_map or {}), *read_init_source(req.init_from))
+    if req.init_map:
+        raise WorkbenchError("--init-map applies to --init-from RUN; give --init-from too")
+    recorded = config.get("init_from")
+    if run is not None and not run.last.exists() and isinstance(recorded, dict) and recorded.get("checkpoint"):
+        return (recorded["checkpoint"], dict(recorded.get("map") or {}), *read_init_source(recorded["checkpoint"]))
+    return None
 
 
 def _tensorboard(path: Path):

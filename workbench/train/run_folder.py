@@ -112,7 +112,7 @@ def save_checkpoint(path: Path, *, model_state: dict, model_config: dict, extra:
         torch.save(payload, tmp)
 
 
-def _load_failure(exc: Exception) -> str:
+def load_failure(exc: Exception) -> str:
     """Why torch.load failed, as one whole clause (torch's own messages run to several sentences and, for
     weights_only, advise loading unsafely, which a user of this tool must not be told to do)."""
     import pickle
@@ -134,7 +134,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for truncated/corrupt files
-        raise WorkbenchError(f"{path}: not a readable checkpoint: {_load_failure(exc)}") from None
+        raise WorkbenchError(f"{path}: not a readable checkpoint: {load_failure(exc)}") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT or "model" not in payload:
         raise WorkbenchError(f"{path}: not a Gaze Workbench checkpoint")
     try:
