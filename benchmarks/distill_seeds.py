@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,20 +28,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from workbench.errors import WorkbenchError  # noqa: E402
+from workbench.utils.stats import paired_comparison, sign_test_p  # noqa: E402,F401  (sign_test_p: tests)
 
 # gazenet's cpu recipe is SGD at lr 0.02 for its MobileNetV2; the tiny face student trains better with Adam
 # (as in benchmarks/compress.py). The other cpu recipes already use Adam and are kept.
 DEFAULT_SETS = {"gazenet": ["optimizer=adam", "lr=0.002"]}
-
-
-def sign_test_p(wins: int, n: int) -> float:
-    """One-sided sign test: P(at least ``wins`` of ``n`` fair coin flips), the chance of KD winning this
-    often if it were no better than the control."""
-    return sum(math.comb(n, k) for k in range(wins, n + 1)) / 2 ** n
-
-
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def run_seed(run: Path, out: Path, seed: int, args: argparse.Namespace, sets: dict[str, Any]) -> dict[str, Any]:
@@ -65,23 +54,12 @@ def run_seed(run: Path, out: Path, seed: int, args: argparse.Namespace, sets: di
 
 
 def summarize(rows: list[dict[str, Any]], higher_is_better: bool) -> dict[str, Any]:
-    """Means, spreads, paired differences and the sign test over the per-seed rows."""
-    kd = [r["student"] for r in rows]
-    ctl = [r["control"] for r in rows]
-    diff = [a - b for a, b in zip(kd, ctl)]
-    wins = sum((d > 0) if higher_is_better else (d < 0) for d in diff)
-    (mk, sk), (mc, sc), (md, sd) = _mean_std(kd), _mean_std(ctl), _mean_std(diff)
-    n = len(rows)
-    t_p = None
-    if n > 1 and sd > 0:
-        from scipy.stats import t as student_t
-
-        # One-sided paired t-test in the direction "KD better": lower error, or higher AP.
-        t_stat = md / (sd / math.sqrt(n)) * (1 if higher_is_better else -1)
-        t_p = float(student_t.sf(t_stat, n - 1))
-    return {"seeds": n, "student_mean": mk, "student_std": sk, "control_mean": mc, "control_std": sc,
-            "difference_mean": md, "difference_std": sd, "difference_stderr": sd / math.sqrt(n) if n > 1 else None,
-            "kd_wins": wins, "sign_test_p": sign_test_p(wins, n), "paired_t_p": t_p}
+    """Means, spreads, paired differences and the sign test over the per-seed rows (KD against control)."""
+    c = paired_comparison([r["student"] for r in rows], [r["control"] for r in rows], higher_is_better=higher_is_better)
+    return {"seeds": c["n"], "student_mean": c["a_mean"], "student_std": c["a_std"], "control_mean": c["b_mean"],
+            "control_std": c["b_std"], "difference_mean": c["difference_mean"], "difference_std": c["difference_std"],
+            "difference_stderr": c["difference_stderr"], "kd_wins": c["a_wins"], "sign_test_p": c["sign_test_p"],
+            "paired_t_p": c["paired_t_p"]}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,6 +32,7 @@ PRESETS = {
     presets=PRESETS,
     example_shapes=lambda cfg: {k: (3, cfg["input_size"], cfg["input_size"]) for k in _INPUTS},
     hint_layer="fc1",
+    width_param="fc_hidden",
 )
 class TinyTracker(nn.Module):
     """forward(v0_left, v0_right, v1_left, v1_right, each (B,3,S,S)) -> {"pog": (B,2)} screen fractions.

@@ -49,6 +49,7 @@ def _head(in_features: int, hidden: int, dropout: float) -> nn.Sequential:
     presets=TINY_PRESETS,
     example_shapes=_face_shape,
     hint_layer="trunk",
+    width_param="widths[-1]",
 )
 class TinyFace(nn.Module):
     """forward(face (B,3,S,S) ImageNet-normalized) -> {"gaze": (B,2)} pitch, yaw in radians.
@@ -84,6 +85,7 @@ class TinyFace(nn.Module):
     presets=MOBILE_PRESETS,
     example_shapes=_face_shape,
     hint_layer="features",
+    width_param="feature_channels",
 )
 class MobileFace(nn.Module):
     """forward(face (B,3,S,S)) -> {"gaze": (B,2)}: gazenet's wiring, narrower and without spatial weights.

@@ -45,6 +45,7 @@ class _Net(nn.Module):
     example_shapes=lambda cfg: {"face": (1, cfg["input_size"], cfg["input_size"]),
                                 "eye": (1, cfg["input_size"], cfg["input_size"])},
     hint_layer="face_net.trunk",
+    width_param="widths[-1]",
 )
 class TinyLola(nn.Module):
     """forward(face (B,1,S,S), eye (B,1,S,S)) -> {"head", "eye", "gaze"}: (B,2) lo/la, each (a+90)/180.

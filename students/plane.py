@@ -41,6 +41,7 @@ def _head(in_ch: int, mid: int, out: int, heatmap: bool) -> nn.Sequential:
     presets=PRESETS,
     example_shapes=lambda cfg: {"frame": (3, cfg["frame_hw"][0], cfg["frame_hw"][1])},
     hint_layer="decoder",
+    width_param="decoder[-1]",
 )
 class TinyEVG(nn.Module):
     """forward(frame (B,3,H,W), H and W multiples of 32) -> {"hm": (B,1,H/4,W/4) logits, "offset": (B,2,H/4,W/4)}.

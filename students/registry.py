@@ -47,6 +47,8 @@ def register_student(
     hint_layer: str,
     input_ranges: Mapping[str, tuple[float, float]] | None = None,
     gradcam_layers: Mapping[str, str] | None = None,
+    width_param: str | None = None,
+    width_factor: int = 1,
 ) -> Callable[[T], T]:
     """Class decorator registering a student under ``name`` for ``task`` (arguments:
     :meth:`ModelRegistry.register`).
@@ -54,11 +56,15 @@ def register_student(
     ``description`` is one line: the family and what makes it small. The model takes the task's inputs and
     returns at least its outputs; ``hint_layer`` (required) names the module whose output is the default
     feature-distillation hint; ``gradcam_layers`` default to the last conv on each input's path.
+    ``width_param`` names the hyper-parameter that sets the hint layer's output width (a preset key, or
+    ``KEY[-1]`` for the last entry of a list), the width being ``width_factor`` x its value; auto-sizing
+    (``distill --preset auto``) sets it and refuses a student that names none.
     Raises ValueError on a duplicate name or inconsistent presets.
     """
     return STUDENTS.register(name, description=description, task=task, presets=presets,
                              example_shapes=example_shapes, input_ranges=input_ranges,
-                             gradcam_layers=gradcam_layers, hint_layer=hint_layer)
+                             gradcam_layers=gradcam_layers, hint_layer=hint_layer, width_param=width_param,
+                             width_factor=width_factor)
 
 
 def get_student(name: str, *, preset: str | None = None, **overrides: Any) -> nn.Module:

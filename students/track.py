@@ -39,6 +39,8 @@ def _shapes(cfg) -> dict[str, tuple[int, ...]]:
     presets=PRESETS,
     example_shapes=_shapes,
     hint_layer="lstm",
+    width_param="hidden_size",
+    width_factor=2,  # the bidirectional LSTM's output is both directions side by side
     input_ranges={"head_pose": (-90.0, 90.0), "landmarks": (0.0, 1.0)},
 )
 class TinyLSTM(nn.Module):

@@ -30,8 +30,8 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
-__all__ = ["ModelRegistry", "RegisteredSpec", "check_presets", "discover", "import_registering_module", "json_native",
-           "preset_shapes", "random_inputs", "registered_in", "resolve_preset"]
+__all__ = ["ModelRegistry", "RegisteredSpec", "check_presets", "discover", "import_registering_module", "json_native", "width_value",
+           "preset_shapes", "random_inputs", "registered_in", "resolve_preset", "width_override"]
 
 ENTRY_POINT_GROUPS = {"teacher": "workbench.teachers", "student": "workbench.students"}
 BUILTIN_PACKAGES = ("teachers", "students")
@@ -155,6 +155,41 @@ def resolve_preset(kind: str, name: str, presets: Mapping[str, Mapping[str, Any]
     return json_native({**copy.deepcopy(base), **overrides}, f"overrides of {name!r}")
 
 
+def _parse_width_param(width_param: str) -> tuple[str, bool]:
+    """``"KEY"`` -> (KEY, False); ``"KEY[-1]"`` (the last entry of a list-valued key) -> (KEY, True)."""
+    if width_param.endswith("[-1]"):
+        return width_param[: -len("[-1]")], True
+    return width_param, False
+
+
+def width_value(cfg: Mapping[str, Any], width_param: str | None) -> int | None:
+    """The current value of ``width_param`` in config ``cfg`` (None when there is none)."""
+    if width_param is None:
+        return None
+    key, last = _parse_width_param(width_param)
+    value = cfg.get(key)
+    if last:
+        return value[-1] if isinstance(value, list) and value else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def width_override(kind: str, name: str, cfg: Mapping[str, Any], width_param: str, value: int) -> dict[str, Any]:
+    """The override that sets ``width_param`` of config ``cfg`` to ``value``: ``{KEY: value}``, or for
+    ``KEY[-1]`` the key's list with its last entry replaced. ValueError when ``cfg`` has no such key (or,
+    for ``KEY[-1]``, no non-empty list of integers under it)."""
+    key, last = _parse_width_param(width_param)
+    current = cfg.get(key)
+    if last:
+        if not (isinstance(current, list) and current and all(isinstance(v, int) for v in current)):
+            raise ValueError(f"{kind} {name!r}: width_param {width_param!r} expects a non-empty list of integers "
+                             f"under {key!r}, got {json.dumps(current)}")
+        return {key: [*current[:-1], int(value)]}
+    if not isinstance(current, int) or isinstance(current, bool):
+        raise ValueError(f"{kind} {name!r}: width_param {width_param!r} expects an integer preset key, "
+                         f"got {json.dumps(current)}")
+    return {key: int(value)}
+
+
 def _kind_of(value: Any) -> str | None:
     """A JSON value's kind for override checks: integer, number (float), boolean, string, list, object; None
     for null (a preset's null admits anything)."""
@@ -211,6 +246,10 @@ class RegisteredSpec:
     input: conv layer GradCam reads}), ``hint_layer`` (the layer whose output is the default FitNets hint) and
     ``recipes`` ({preset: training Recipe}); empty where the registration gives none (then analysis and
     distillation find defaults from the module graph, and training uses the generic recipe, saying so).
+    ``width_param`` is the hyper-parameter that sets the hint layer's output width (a preset key, or
+    ``KEY[-1]``: the last entry of a list-valued key), ``width_factor`` times its value being that width (a
+    bidirectional LSTM's output is twice its hidden size); None where the registration names none (then the
+    model cannot be sized automatically, :mod:`workbench.compress.autosize`).
     """
 
     name: str
@@ -223,6 +262,8 @@ class RegisteredSpec:
     gradcam_layers: dict[str, str] = field(default_factory=dict)
     hint_layer: str | None = None
     recipes: dict[str, Any] = field(default_factory=dict)
+    width_param: str | None = None
+    width_factor: int = 1
 
     @property
     def source(self) -> str:
@@ -243,6 +284,8 @@ class _Entry:
     gradcam_layers: dict[str, str] = field(default_factory=dict)
     hint_layer: str | None = None
     recipes: dict[str, Any] = field(default_factory=dict)
+    width_param: str | None = None
+    width_factor: int = 1
 
 
 class ModelRegistry:
@@ -277,7 +320,8 @@ class ModelRegistry:
                  example_shapes: ShapeFn, inputs: Iterable[str] | None = None,
                  input_ranges: Mapping[str, tuple[float, float]] | None = None,
                  gradcam_layers: Mapping[str, str] | None = None, hint_layer: str | None = None,
-                 recipes: Mapping[str, Any] | None = None) -> Callable[[T], T]:
+                 recipes: Mapping[str, Any] | None = None, width_param: str | None = None,
+                 width_factor: int = 1) -> Callable[[T], T]:
         """Class decorator registering a model under ``name``.
 
         Args:
@@ -291,8 +335,11 @@ class ModelRegistry:
             gradcam_layers: image input -> the conv layer (module name) GradCam reads for it.
             hint_layer: the module whose output is the default feature-distillation hint.
             recipes: preset -> training :class:`workbench.train.recipes.Recipe`; every preset needs one when given.
+            width_param: the hyper-parameter that sets ``hint_layer``'s output width: a preset key holding an
+                integer, or ``KEY[-1]`` for the last entry of a list of integers.
+            width_factor: the hint layer's output width is ``width_factor`` x the parameter's value.
 
-        Raises ValueError on a duplicate name or inconsistent presets.
+        Raises ValueError on a duplicate name, inconsistent presets or a width_param no preset can set.
         """
         if (inputs is None) != self.follows_task:
             raise TypeError(f"{self.kind} {name!r}: " + ("inputs are the task's, not the registration's"
@@ -303,6 +350,13 @@ class ModelRegistry:
             if name in entries:
                 raise ValueError(f"{self.kind} {name!r} is already registered (by {entries[name].builder.__qualname__})")
             checked = check_presets(self.kind, name, presets, self.reserved)
+            if width_param is not None:
+                if hint_layer is None:
+                    raise ValueError(f"{self.kind} {name!r}: width_param {width_param!r} needs a hint_layer")
+                if not isinstance(width_factor, int) or isinstance(width_factor, bool) or width_factor < 1:
+                    raise ValueError(f"{self.kind} {name!r}: width_factor must be a positive integer, got {width_factor!r}")
+                for cfg in checked.values():
+                    width_override(self.kind, name, cfg, width_param, 8)
             if recipes is not None and set(recipes) != set(checked):
                 raise ValueError(f"{self.kind} {name!r}: recipes for presets {sorted(recipes)}, "
                                  f"but presets are {sorted(checked)}")
@@ -310,6 +364,7 @@ class ModelRegistry:
                 name=name, description=description, task=task, inputs=None if inputs is None else tuple(inputs),
                 presets=checked, builder=cls, shapes=example_shapes, ranges=dict(input_ranges or {}),
                 gradcam_layers=dict(gradcam_layers or {}), hint_layer=hint_layer, recipes=dict(recipes or {}),
+                width_param=width_param, width_factor=int(width_factor),
             )
             return cls
 
@@ -400,7 +455,7 @@ class ModelRegistry:
             inputs, outputs = entry.inputs, ()
         return RegisteredSpec(entry.name, entry.description, entry.task, inputs, tuple(entry.presets),
                               preset_shapes(entry.shapes, entry.presets), outputs, dict(entry.gradcam_layers),
-                              entry.hint_layer, dict(entry.recipes))
+                              entry.hint_layer, dict(entry.recipes), entry.width_param, entry.width_factor)
 
     def example_inputs(self, name: str, preset: str | None = None, batch: int = 2, *,
                        generator: torch.Generator | None = None, **overrides: Any) -> dict[str, torch.Tensor]:

@@ -23,6 +23,12 @@ TINY = {
     "itracker": {"branch_channels": [8, 8, 8, 8], "proj_channels": 8, "fc1": 16, "fc2": 8},
     "mc4": {"widths": [32, 32, 64, 64], "groups": 4, "stem_width": 8, "input_size": 64},
 }
+# A small gazenet (face 64 px) and a training recipe sized for tests: what the distillation, auto-size and
+# compress-search tests train their tiny teachers with.
+SMALL = TINY["gazenet"]
+TINY_RECIPE = {"n_train": 48, "n_val": 24, "batch_size": 16, "train_subjects": 3, "val_subjects": 1, "size": 64,
+               "epochs": 1}
+
 # SynthGaze image size of the tiny runs' recipes (the model's input size where it has one).
 _SIZE = {"gazenet": 64, "gazelstm": 32, "gazepose": 32, "itracker": 36, "mc4": 64}
 
@@ -48,6 +54,15 @@ def tiny_run(path: Path, name: str = "gazenet", *, n_train: int = 48, n_val: int
     write_json(run.config_path, config)
     save_checkpoint(run.best, model_state=model.state_dict(), model_config=model.config)
     return path
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread_module():
+    """``one_thread`` for a whole module (its module-scoped fixtures train too)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture(autouse=True)

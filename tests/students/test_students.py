@@ -155,5 +155,61 @@ def test_students_cli_lists_params_and_macs_per_preset():
     model = get_student(rows[0]["name"], preset="tiny")
     assert tiny["params"] == sum(p.numel() for p in model.parameters()) and tiny["macs"] > 0
     assert tiny["input_shapes"]["frames"] == [7, 3, 64, 64]
+    # The hint width's hyper-parameter and its value per preset, as `distill --preset auto` sets it.
+    spec = student_spec(rows[0]["name"])
+    assert rows[0]["width_param"] == spec.width_param and rows[0]["width_factor"] == spec.width_factor
+    key = spec.width_param.removesuffix("[-1]")
+    value = model.config[key]
+    assert tiny["width"] == (value[-1] if spec.width_param.endswith("[-1]") else value) and tiny["width"] > 0
     res = runner.invoke(app, ["students", "--task", "nope"])
     assert res.exit_code == 2 and "unknown task 'nope'" in res.stderr
+
+
+@pytest.mark.parametrize("name", list_students())
+@pytest.mark.parametrize("value", [8, 20])
+def test_width_param_sets_the_hint_layers_output_width(name, value):
+    """The registration's width_param is the knob auto-sizing turns: setting it to v makes the hint layer
+    width_factor * v wide (a map's channels, a sequence's or vector's features), and nothing else."""
+    from workbench.compress.autosize import hint_width
+    from workbench.compress.kd_losses import HintCapture
+    from workbench.registry import width_override
+
+    spec = student_spec(name)
+    assert spec.width_param is not None and spec.hint_layer is not None
+    preset = students.default_preset(name)
+    base = get_student(name, preset=preset).config
+    override = width_override("student", name, base, spec.width_param, value)
+    torch.manual_seed(0)
+    model = get_student(name, preset=preset, **override).eval()
+    cap = HintCapture(model, spec.hint_layer, "student", detach=True)
+    with torch.no_grad():
+        model(*example_inputs(name, preset, batch=2).values())
+    shape = cap.take().shape
+    assert shape[0] == 2
+    assert hint_width(shape[1:]) == spec.width_factor * value
+    changed = {k for k in base if model.config[k] != base[k]}
+    assert changed <= set(override)
+
+
+def test_a_width_param_no_preset_can_set_is_refused(monkeypatch):
+    from students import registry
+
+    class Net(torch.nn.Module):
+        input_names = ("face",)
+        output_names = ("gaze",)
+
+        def __init__(self, *, width: int, sizes: list[int]) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(width, 2)
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    reg = dict(description="test", task="face_angles", presets={"tiny": {"width": 3, "sizes": []}},
+               example_shapes=lambda cfg: {"face": (3,)}, hint_layer="fc")
+    with pytest.raises(ValueError, match="width_param 'depth' expects an integer preset key"):
+        register_student("w1", width_param="depth", **reg)(Net)
+    with pytest.raises(ValueError, match="expects a non-empty list of integers under 'sizes'"):
+        register_student("w2", width_param="sizes[-1]", **reg)(Net)
+    with pytest.raises(ValueError, match="width_factor must be a positive integer"):
+        register_student("w3", width_param="width", width_factor=0, **reg)(Net)
+    register_student("w4", width_param="width", **reg)(Net)
+    assert student_spec("w4").width_param == "width" and student_spec("w4").width_factor == 1

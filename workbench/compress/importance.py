@@ -5,7 +5,9 @@ and ``lamp`` (L2 with LAMP normalization) come from ``torch_pruning.importance``
 LSTM, so an LSTM in a group adds its own term (its gate rows for hidden units, its input columns for input
 features; see :mod:`workbench.compress.lstm_pruner`). ``fc`` uses the per-unit scores of an
 ``fc_importance.json`` (written by ``workbench analyze fc-importance``) for the Linear layers it covers and
-magnitude elsewhere. Scores are normalized per group (divided by the group mean, or LAMP), so one global
+magnitude elsewhere. ``rank`` scores channels by what they compute on calibration samples (HRank's mean
+feature-map rank; the activation variance for Linear/LSTM units; see :mod:`workbench.compress.activations`).
+Scores are normalized per group (divided by the group mean, or LAMP), so one global
 ranking compares channels of different layers.
 """
 
@@ -27,7 +29,7 @@ from workbench.errors import WorkbenchError
 from workbench.utils.registry import ClassRegistry
 
 __all__ = ["IMPORTANCES", "FCImportance", "FCScores", "Importance", "LampImportance", "MagnitudeImportance",
-           "TaylorImportance", "get_importance", "load_fc_scores", "rank_units", "register_importance"]
+           "RankImportance", "TaylorImportance", "get_importance", "load_fc_scores", "rank_units", "register_importance"]
 
 
 
@@ -96,11 +98,13 @@ class Importance:
     """A pruning criterion, one verb: ``importance(graph, ch)`` -> (width,) importance of a group's root
     channels (higher = keep), normalized per group so one global ranking compares layers. The base scores
     by Torch-Pruning's group criterion plus the LSTM terms it lacks. ``needs_grads``: the pruner puts the
-    task loss's gradients on the parameters first. Adding a criterion is one subclass with
-    ``@register_importance``."""
+    task loss's gradients on the parameters first. ``needs_data``: the pruner calls
+    ``prepare(model, task, data)`` with its calibration samples before scoring each step. Adding a
+    criterion is one subclass with ``@register_importance``."""
 
     name: str = ""
     needs_grads: bool = False
+    needs_data: bool = False
     normalizer: str = "mean"  # or "lamp"
 
     def __init__(self) -> None:
@@ -118,6 +122,10 @@ class Importance:
         if not parts:
             return torch.ones(ch.width)
         return _normalize(torch.stack(parts).mean(0), self.normalizer)
+
+    def prepare(self, model: nn.Module, task: Any, data: Any) -> None:
+        """Look at the (current) ``model`` on calibration ``data`` (a TaskData of ``task``) before a step's
+        scoring; called only when ``needs_data``."""
 
     def removed(self, layer: str, idxs: list[int]) -> None:
         """Channels ``idxs`` of ``layer`` were pruned (a criterion holding per-channel state follows)."""
@@ -155,6 +163,35 @@ class LampImportance(Importance):
     name, normalizer = "lamp", "lamp"
 
 
+@register_importance
+class RankImportance(Importance):
+    """HRank (Lin et al., 2020): a channel of a conv group's root scores the mean matrix rank of its H x W
+    output map over the calibration samples (a rank-0 map is dead, a low-rank one carries little); a
+    Linear or LSTM unit (a scalar per sample, whose rank is 0 or 1) and a map of height or width 1 score
+    their activation variance instead. Scores are per group root, recomputed on the current model at every
+    step; a group whose root did not run scores by magnitude."""
+
+    name, needs_data = "rank", True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scores: dict[str, torch.Tensor] = {}
+
+    def prepare(self, model: nn.Module, task: Any, data: Any) -> None:
+        from workbench.compress.activations import channel_rank_scores
+        from workbench.compress.graph import build_graph, channel_groups
+
+        inputs = tuple(t[:1] for t in task.inputs(data.batch(torch.arange(1))))
+        roots = [ch.root for ch in channel_groups(build_graph(model, inputs))]
+        self.scores = channel_rank_scores(model, task, data, roots)
+
+    def __call__(self, graph: PruneGraph, ch: Channels) -> torch.Tensor:
+        scores = self.scores.get(ch.root)
+        if scores is None or len(scores) != ch.width:
+            return super().__call__(graph, ch)
+        return _normalize(scores.clone(), "mean")
+
+
 class FCImportance(Importance):
     """Per-unit scores of an fc_importance.json for the Linear layers it covers; magnitude elsewhere."""
 
@@ -174,7 +211,7 @@ class FCImportance(Importance):
         self.fc.removed(layer, idxs)
 
 
-IMPORTANCES = tuple(_REGISTRY)  # magnitude, taylor, lamp (and fc:FILE)
+IMPORTANCES = tuple(_REGISTRY)  # magnitude, taylor, lamp, rank (and fc:FILE)
 
 
 def get_importance(spec: str, model: nn.Module | None = None, model_config: dict[str, Any] | None = None) -> Importance:

@@ -1,8 +1,9 @@
-"""Knowledge-distillation losses: the response term and FitNets feature hints.
+"""Knowledge-distillation losses: the response term, FitNets feature hints and saliency maps.
 
 A distilled student (:func:`workbench.compress.distill.distill`) trains with the loss
 
-    loss = (1 - alpha) * task_loss(student, ground truth) + alpha * (response + hint_weight * feature)
+    loss = (1 - alpha) * task_loss(student, ground truth)
+           + alpha * (response + hint_weight * feature + saliency_weight * saliency)
 
 * ``response`` (:func:`response_kd`): the task's outputs matched to the frozen teacher's by the task's own
   terms (:meth:`workbench.tasks.Task.kd_loss`). Regressions (angles, PoG, lo/la) use the task's ground-truth
@@ -14,11 +15,20 @@ A distilled student (:func:`workbench.compress.distill.distill`) trains with the
   learned 1x1 conv (maps) or linear (vectors, sequences) adapter takes the student's features to the
   teacher's shape; the hint loss is their mean squared error divided by the teacher features' mean square
   (scale-free).
+* ``saliency`` (:func:`saliency_maps`, :func:`saliency_kd`): the student looks where the teacher looks. For
+  every image input and every column of the task's ``explain_target`` (what ``workbench analyze saliency``
+  explains), the map |d target / d input| summed over channels, averaged over blocks of pixels down to at
+  most ``grid`` x ``grid`` cells (16: where a model looks, without the pixel noise of raw gradients that no
+  other model can match), is L2-normalized per sample (scale-free: only where a model looks counts, not
+  how steep it is); the loss is the mean over samples, columns and
+  image inputs of ``1 - cos(student map, teacher map)`` (0 for identical maps, 1 for disjoint ones). The
+  student's maps are built with ``create_graph=True`` (double backward), so the loss trains the student.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -29,7 +39,8 @@ from workbench.errors import WorkbenchError
 from workbench.tasks import Task
 from workbench.utils.hooks import find_module
 
-__all__ = ["RESPONSE_LOSSES", "FeatureHints", "HintCapture", "parse_hint", "response_kd"]
+__all__ = ["RESPONSE_LOSSES", "FeatureHints", "HintCapture", "image_inputs", "parse_hint", "response_kd",
+           "native_rnn_kernels", "saliency_kd", "saliency_maps"]
 
 RESPONSE_LOSSES = ("auto", "mse")
 
@@ -155,3 +166,95 @@ class FeatureHints(nn.Module):
             t = t.to(s.dtype)
             terms.append(F.mse_loss(s, t) / t.pow(2).mean().clamp(min=1e-8))
         return torch.stack(terms).mean()
+
+
+# ---- saliency KD ---------------------------------------------------------------------------------
+def image_inputs(inputs: Sequence[torch.Tensor]) -> list[int]:
+    """Indices of the image inputs ((B, C, H, W) or tracks (B, T, C, H, W)) whose maps saliency KD matches;
+    the same test as ``workbench analyze saliency`` (head pose, landmarks and other vectors are left out)."""
+    from workbench.analyze.attribution import is_image
+
+    return [i for i, x in enumerate(inputs) if is_image(x)]
+
+
+def saliency_maps(target: torch.Tensor, inputs: Sequence[torch.Tensor], which: Sequence[int], *,
+                  create_graph: bool, grid: int = 0) -> list[torch.Tensor]:
+    """Input-gradient saliency of ``target`` (B, K), the task's explain_target, on ``inputs[i]`` for i in
+    ``which`` (each must require grad and be in ``target``'s graph).
+
+    Returns one (B, K, [T,] h, w) map per input: |d target[:, k] / d input| summed over channels, averaged
+    down to at most ``grid`` x ``grid`` cells (0: full resolution) and L2-normalized per sample and column
+    (a map the column does not depend on is all zero). Per-sample gradients come from one backward of
+    ``target[:, k].sum()`` per column: exact for a model in eval mode, whose samples do not interact;
+    BatchNorm in train mode adds the (O(1/B)) gradient through the batch statistics. ``create_graph=True``
+    keeps the graph so a loss on the maps trains the model.
+    """
+    target = target.reshape(len(target), -1)
+    xs = [inputs[i] for i in which]
+    per_col: list[list[torch.Tensor]] = [[] for _ in xs]
+    for k in range(target.shape[1]):
+        if target.requires_grad:
+            grads = torch.autograd.grad(target[:, k].sum(), xs, create_graph=create_graph, retain_graph=True,
+                                        allow_unused=True)
+        else:  # a target that does not depend on any input (or on anything trainable)
+            grads = (None,) * len(xs)
+        for j, (x, g) in enumerate(zip(xs, grads)):
+            heat = (torch.zeros_like(x) if g is None else g).abs().sum(-3)  # (B, [T,] H, W)
+            if grid:
+                heat = _pool(heat, grid)
+            norm = heat.flatten(1).norm(dim=1).clamp(min=1e-12)
+            per_col[j].append(heat / norm.view(-1, *[1] * (heat.dim() - 1)))
+    return [torch.stack(maps, 1) for maps in per_col]
+
+
+def _pool(heat: torch.Tensor, grid: int) -> torch.Tensor:
+    """(B, [T,] H, W) -> (B, [T,] h, w) with h, w <= ``grid``: the mean over blocks of pixels."""
+    h, w = heat.shape[-2:]
+    if h <= grid and w <= grid:
+        return heat
+    size = (min(h, grid), min(w, grid))
+    flat = heat.reshape(-1, 1, h, w)
+    return F.adaptive_avg_pool2d(flat, size).reshape(*heat.shape[:-2], *size)
+
+
+@contextmanager
+def native_rnn_kernels(*models: nn.Module) -> Iterator[None]:
+    """Run the RNN layers of ``models`` on PyTorch's native kernels while inside: cuDNN's RNN has no second
+    derivative (the student's maps need one) and no backward in eval mode (the frozen teacher's maps need
+    one). Only the RNN layers leave cuDNN, and only on CUDA does it change anything."""
+    saved: list[bool] = []
+
+    def before(_mod, _args) -> None:
+        saved.append(torch.backends.cudnn.enabled)
+        torch.backends.cudnn.enabled = False
+
+    def after(_mod, _args, _out) -> None:
+        torch.backends.cudnn.enabled = saved.pop()
+
+    handles = []
+    for model in models:
+        for mod in model.modules():
+            if isinstance(mod, nn.RNNBase):
+                handles.append(mod.register_forward_pre_hook(before))
+                handles.append(mod.register_forward_hook(after, always_call=True))
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def saliency_kd(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Saliency-KD loss of ``student`` maps against ``teacher`` maps (:func:`saliency_maps`, same shapes):
+    the mean over inputs, samples and columns of ``1 - cos`` (= half the squared distance of the unit maps)."""
+    if len(student) != len(teacher) or not student:
+        raise WorkbenchError(f"saliency KD needs one teacher map per student map, got {len(teacher)} "
+                             f"and {len(student)}")
+    terms = []
+    for s, t in zip(student, teacher):
+        if s.shape != t.shape:
+            raise WorkbenchError(f"student saliency map {tuple(s.shape)} and teacher map {tuple(t.shape)} differ: "
+                                 "the models must take the same inputs")
+        d = (s - t.to(s.dtype)).pow(2).flatten(2).sum(-1)  # (B, K)
+        terms.append(0.5 * d.mean())
+    return torch.stack(terms).mean()
