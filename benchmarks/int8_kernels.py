@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import tempfile
 from pathlib import Path
@@ -129,69 +128,17 @@ def teachers(names: list[str], presets: list[str], repeats: int, threads: int) -
     return rows
 
 
-def _kind_of_names(fp32: Path) -> dict[str, str]:
-    """Node and tensor names of the fp32 graph -> layer kind, for matching onnxruntime's profiled node names
-    (fused conv + activation nodes carry the activation's output name; quantized ones the conv's name)."""
-    import onnx
-
-    from workbench.compress.quantize import conv_kind
-
-    model = onnx.load(str(fp32))
-    weights = {i.name: list(i.dims) for i in model.graph.initializer}
-    kind: dict[str, str] = {}
-    for node in model.graph.node:
-        attrs = {a.name: a for a in node.attribute}
-        w = weights.get(node.input[1]) if len(node.input) > 1 else None
-        k = None
-        if node.op_type == "Conv" and w:
-            group = attrs["group"].i if "group" in attrs else 1
-            k = conv_kind(w[1] * group, w[0], group)
-        elif node.op_type == "ConvTranspose":
-            k = "conv-transpose"
-        elif node.op_type in ("Gemm", "MatMul") and w:
-            k = "fully connected"
-        elif node.op_type in ("LSTM", "GRU", "RNN"):
-            k = "recurrent"
-        elif node.op_type in ("Relu", "Clip", "Add", "Sigmoid", "LeakyRelu"):
-            k = next((kind[i] for i in node.input if i in kind), None)  # fused into the conv before it
-        if k:
-            kind[node.name] = k
-            kind.update({o: k for o in node.output})
-    return kind
-
-
 def profile_pair(folder: Path, runs: int) -> dict[str, dict[str, float]]:
     """Time per layer kind (us per batch-1 call, one thread) of ``folder``'s model.onnx and model.int8.onnx."""
-    import os
+    from workbench.profile.export import onnx_session
+    from workbench.profile.ops import time_per_kind
 
-    import onnxruntime as ort
-
-    kind = _kind_of_names(folder / "model.onnx")
-    out: dict[str, dict[str, float]] = {}
-    for label, name in (("fp32", "model.onnx"), ("int8", "model.int8.onnx")):
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        opts.enable_profiling = True
-        opts.profile_file_prefix = str(Path(tempfile.gettempdir()) / "int8_kernels")
-        session = ort.InferenceSession(str(folder / name), opts, providers=["CPUExecutionProvider"])
-        rng = np.random.default_rng(0)
-        feed = {i.name: rng.standard_normal([d if isinstance(d, int) else 1 for d in i.shape]).astype(np.float32)
-                for i in session.get_inputs()}
-        for _ in range(runs):
-            session.run(None, feed)
-        trace = Path(session.end_profiling())
-        events = json.loads(trace.read_text())
-        os.remove(trace)
-        per: dict[str, float] = {}
-        for e in events:
-            if e.get("cat") != "Node" or not e["name"].endswith("_kernel_time"):
-                continue
-            node = e["name"][: -len("_kernel_time")]
-            base = re.sub(r"(_token_\d+)?$", "", node).removesuffix("_nchwc").removesuffix("_quant")
-            k = kind.get(base) or kind.get(node) or f"other ({e['args']['op_name']})"
-            per[k] = per.get(k, 0.0) + e["dur"] / runs
-        out[label] = per
-    return out
+    fp32 = folder / "model.onnx"
+    rng = np.random.default_rng(0)
+    feed = {i.name: rng.standard_normal([d if isinstance(d, int) else 1 for d in i.shape]).astype(np.float32)
+            for i in onnx_session(fp32, threads=1).get_inputs()}
+    return {label: time_per_kind(folder / name, feed, runs=runs, threads=1, kinds_from=fp32)["kinds"]
+            for label, name in (("fp32", "model.onnx"), ("int8", "model.int8.onnx"))}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -91,11 +91,19 @@ def bench_teacher(name: str, run: Path, out: Path, args: argparse.Namespace) -> 
         export_run(m["run"], path)
         paths[label] = path
     names = [i.name for i in onnx_lib.load(str(paths["teacher"])).graph.input]
+    feeds = {batch: _feed(run, names, batch) for batch in (1, 32)}  # the same inputs for timing and profiling
     for batch, repeats in ((1, args.repeats), (32, max(10, args.repeats // 10))):
-        lat = latency(paths, _feed(run, names, batch), threads=args.threads, repeats=repeats)
+        lat = latency(paths, feeds[batch], threads=args.threads, repeats=repeats)
         for label, m in models.items():
             m[f"b{batch}_ms"] = lat[label]["cpu_median_ms"] if args.threads == 1 else lat[label]["median_ms"]
             m[f"b{batch}_wall_ms"] = lat[label]["median_ms"]
+    if args.per_op:  # where each model's time goes: kernels per layer kind, and the fixed cost around them
+        from workbench.profile.ops import time_per_kind
+
+        for batch in (1, 32):
+            for label, m in models.items():
+                m[f"b{batch}_ops"] = time_per_kind(paths[label], feeds[batch], runs=max(10, args.repeats // (4 if batch == 1 else 20)),
+                                                   threads=args.threads)
     t = models["teacher"]
     for m in models.values():
         m["macs_ratio"] = m["macs"] / t["macs"]
@@ -123,6 +131,31 @@ def _print(result: dict[str, Any], threads: int) -> None:
     for label, m in result["models"].items():
         if "widths" in m:
             print(f"  {label}: widths {m['widths']}")
+    if "b1_ops" in result["models"]["teacher"]:
+        _print_ops(result)
+
+
+def _print_ops(result: dict[str, Any]) -> None:
+    """Per model and batch: a call's time, its kernels, the rest (overhead), and the kernels per layer kind."""
+    models = result["models"]
+    kinds = sorted({k for m in models.values() for b in (1, 32) for k in m[f"b{b}_ops"]["kinds"]},
+                   key=lambda k: -models["teacher"]["b1_ops"]["kinds"].get(k, 0.0))
+    print(f"\n{result['teacher']}: where the time goes (onnxruntime profiler, us per call, one profiled session "
+          f"each; overhead = call - its kernels)")
+    for b in (1, 32):
+        head = f"{'batch ' + str(b):22s} {'call':>8s} {'kernels':>8s} {'overhead':>8s} {'nodes':>5s}  " + "  ".join(
+            f"{k[:18]:>18s}" for k in kinds)
+        print(head)
+        for label, m in models.items():
+            o = m[f"b{b}_ops"]
+            print(f"{label:22s} {o['run_us']:8.0f} {o['kernel_us']:8.0f} {o['overhead_us']:8.0f} {o['nodes']:5.0f}  "
+                  + "  ".join(f"{o['kinds'].get(k, 0.0):18.0f}" for k in kinds))
+        top = list(models["teacher"][f"b{b}_ops"]["node_us"])[:10]
+        print(f"  the teacher's 10 slowest nodes at batch {b} (us; the same node in each model):")
+        print(f"  {'node':56s} " + " ".join(f"{label[:14]:>14s}" for label in models))
+        for node in top:
+            print(f"  {node[-56:]:56s} " + " ".join(f"{m[f'b{b}_ops']['node_us'].get(node, 0.0):14.0f}"
+                                                     for m in models.values()))
 
 
 def main() -> int:
@@ -143,6 +176,8 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=200, help="Timed calls per model at batch 1 (a tenth at batch 32).")
     ap.add_argument("--reuse", action="store_true",
                     help="Reuse a pruned run already under --out (its metrics.json) instead of pruning it again.")
+    ap.add_argument("--per-op", action="store_true",
+                    help="Also profile every model: kernel time per layer kind and the overhead around them.")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     missing = [t for t in args.teachers if not (args.runs / t / "config.json").is_file()]

@@ -53,9 +53,9 @@ def test_prune_writes_a_run_folder_that_rebuilds_exactly(gazenet_run, tmp_path):
     val = RunFolder(out)  # the run folder's own validation split, as prune evaluated it
     assert val.best.exists() and (out / "steps" / "step2" / "config.json").exists()
     assert not (out / "steps" / "step1").exists()  # no fine-tuning after step 1
-    from workbench.compress.prune import _sample
+    from workbench.compress.prune_data import calibration_sample
 
-    metrics = evaluate(model, task, _sample(task, config, 0, val=True))
+    metrics = evaluate(model, task, calibration_sample(task, config, 0, val=True))
     assert metrics[summary["primary_metric"]] == pytest.approx(summary["best"], rel=1e-6)
 
 
@@ -146,3 +146,72 @@ def test_target_latency_mistakes_are_one_line(gazenet_run, tmp_path):
     _one_line_error(_invoke(gazenet_run, "--out", tmp_path / "c", "--target-latency", 0.9, "--latency-batch", 0),
                     "--latency-batch")
     assert not any((tmp_path / n).exists() for n in "abc")
+
+
+@pytest.mark.parametrize("scope", ["local", "global"])
+def test_rank_importance_end_to_end_meets_the_macs_target(gazenet_run, tmp_path, scope):
+    out = tmp_path / "rank"
+    res = _invoke(gazenet_run, "--out", out, "--target-macs", 0.6, "--steps", 2, "--finetune-epochs", 0,
+                  "--importance", "rank", "--scope", scope, "--json")
+    assert res.exit_code == 0, res.output
+    s = json.loads(res.stdout)
+    assert s["importance"] == "rank" and s["scope"] == scope and s["erank"] is None
+    assert s["macs"]["after"] <= 0.6 * s["macs"]["before"] and s["history"][0]["macs"] > s["macs"]["after"]
+    load_run_model(out)  # rebuilds
+
+
+def test_erank_scope_end_to_end_records_what_analysis_said_beside_what_pruning_did(gazenet_run, tmp_path):
+    out = tmp_path / "erank"
+    res = _invoke(gazenet_run, "--out", out, "--target-macs", 0.6, "--steps", 2, "--finetune-epochs", 0,
+                  "--scope", "erank", "--importance", "rank", "--json")
+    assert res.exit_code == 0, res.output
+    s = json.loads(res.stdout)
+    assert s["scope"] == "erank" and s["macs"]["after"] <= 0.6 * s["macs"]["before"]
+    er = s["erank"]
+    assert json.loads((out / "metrics.json").read_text())["erank"] == er
+    assert {"fc.0", "fc.3", "features.18.0"} <= set(er) and "fc.6" not in er  # the head is never a group
+    for root, e in er.items():
+        assert set(e) == {"effective_rank", "width", "keep"}
+        assert 0 <= e["effective_rank"] <= e["width"] and 1 <= e["keep"] <= e["width"], (root, e)
+    assert sum(e["keep"] < e["width"] for e in er.values()) >= 3
+    model, _, _ = load_run_model(out)
+    assert er["fc.0"]["keep"] == model.fc[0].out_features and er["fc.0"]["width"] == 16
+    conv = model.get_submodule("features.17.conv.1.0")
+    assert er["features.17.conv.1.0"]["keep"] == conv.out_channels
+
+
+def test_rank_and_erank_mistakes_are_one_line(gazenet_run, tmp_path):
+    _one_line_error(_invoke(gazenet_run, "--out", tmp_path / "a", "--layers", "fc.0=0.5", "--scope", "erank"),
+                    "--scope erank")
+    _one_line_error(_invoke(gazenet_run, "--out", tmp_path / "b", "--target-macs", 0.5, "--scope", "everywhere"),
+                    "expected local, global, erank")
+    assert not any((tmp_path / n).exists() for n in "ab")
+
+
+def test_erank_table_shows_the_hardest_cut_groups(gazenet_run, tmp_path):
+    res = _invoke(gazenet_run, "--out", tmp_path / "t", "--target-macs", 0.6, "--steps", 1, "--finetune-epochs", 0,
+                  "--scope", "erank")
+    assert res.exit_code == 0, res.output
+    assert "effective rank per layer group" in res.stdout and "more groups in metrics.json 'erank'" in res.stdout
+    er = json.loads((tmp_path / "t" / "metrics.json").read_text())["erank"]
+    hardest = min(er, key=lambda r: (er[r]["keep"] / er[r]["width"], r))
+    assert hardest in res.stdout
+
+
+def test_seed_replaces_the_runs_seed_for_calibration_and_fine_tuning(gazenet_run, tmp_path):
+    """--seed K is a paired replicate (benchmarks/analysis_links.py): the fine-tuning run records seed K and
+    draws other samples than the run's own seed, so the fine-tuned weights differ."""
+    outs = {}
+    for seed in (None, 7):
+        out = tmp_path / f"seed{seed}"
+        res = _invoke(gazenet_run, "--out", out, "--target-macs", 0.7, "--steps", 1, "--finetune-epochs", 1,
+                      "--json", *(["--seed", seed] if seed is not None else []))
+        assert res.exit_code == 0, res.output
+        outs[seed] = out
+    run_seed = json.loads((gazenet_run / "config.json").read_text())["seed"]
+    assert run_seed != 7
+    assert json.loads((outs[None] / "config.json").read_text())["seed"] == run_seed
+    assert json.loads((outs[7] / "config.json").read_text())["seed"] == 7
+    a, _, _ = load_run_model(outs[None])
+    b, _, _ = load_run_model(outs[7])
+    assert any(not torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))

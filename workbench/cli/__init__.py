@@ -23,6 +23,7 @@ app = typer.Typer(
 
 def _register() -> None:
     from workbench.cli import analyze as analyze_cli
+    from workbench.cli import compress as compress_cli
     from workbench.cli import data as data_cli
     from workbench.cli import distill as distill_cli
     from workbench.cli import pipeline as pipeline_cli
@@ -35,7 +36,7 @@ def _register() -> None:
 
     app.add_typer(data_cli.app, name="data")
     for module in (train_cli, profile_cli, analyze_cli, prune_cli, students_cli, distill_cli, quantize_cli,
-                   visualize_cli, pipeline_cli):
+                   compress_cli, visualize_cli, pipeline_cli):
         module.register(app)
 
 

@@ -39,11 +39,17 @@ def prune_cmd(
     latency_batch: int = typer.Option(1, "--latency-batch", help="Batch size the latency is measured at."),
     layers: str | None = typer.Option(None, "--layers",
                                          help="Prune only these layer groups to a kept fraction, e.g. lstm=0.5."),
-    importance: str = typer.Option("magnitude", "--importance", help="magnitude, taylor, lamp or fc:FILE "
+    importance: str = typer.Option("taylor", "--importance", help="taylor (the default; it measured best in "
+                                   "benchmarks/analysis_links.py), magnitude, lamp, rank or fc:FILE "
                                    "(an fc_importance.json for the Linear layers; magnitude elsewhere). lamp "
-                                   "ranks like magnitude within a layer, so it differs only with --scope global."),
+                                   "ranks like magnitude within a layer, so it differs only with --scope global. "
+                                   "rank (HRank): a conv channel's mean feature-map rank on the --calib-samples, "
+                                   "a Linear/LSTM unit's activation variance; dead channels go first."),
     scope: str = typer.Option("local", "--scope", help="local: every layer group loses the same fraction of its "
-                              "channels; global: one ranking over all channels."),
+                              "channels; global: one ranking over all channels; erank: each group keeps a share "
+                              "proportional to the effective rank (--erank-measure) of its output on the "
+                              "--calib-samples, one factor for all groups sized to the target, so redundant "
+                              "layers shrink most (recorded per group in metrics.json 'erank')."),
     steps: int = typer.Option(3, "--steps", help="Prune-then-fine-tune rounds."),
     round_to: int = typer.Option(8, "--round-to", help="Kept widths are multiples of this in every group of at "
                                  "least twice as many channels (runtimes pack channels in blocks; odd widths cost "
@@ -55,7 +61,13 @@ def prune_cmd(
                                                    help="Training samples per fine-tune (default: the run's n_train)."),
     lr: float | None = typer.Option(None, "--lr", help="Fine-tuning learning rate (default: 0.1x the run's)."),
     calib_samples: int = typer.Option(512, "--calib-samples", help="Training samples that re-estimate BatchNorm "
-                                      "statistics after each step (and give Taylor gradients)."),
+                                      "statistics after each step (and give Taylor gradients, rank scores and "
+                                      "the erank effective ranks)."),
+    erank_measure: str = typer.Option("entropy", "--erank-measure", help="With --scope erank: entropy (Roy & "
+                                      "Vetterli's effective rank) or pr (participation ratio: only the dominant "
+                                      "directions, a much harsher cut)."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of the calibration draw and the fine-tuning "
+                                    "(default: the run's)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing --out folder."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N] (fine-tuning)."),
     task: TaskOption = None,
@@ -77,7 +89,7 @@ def prune_cmd(
                        importance=importance, scope=scope, steps=steps, round_to=round_to,
                        target_latency=target_latency, latency_batch=latency_batch,
                        finetune_epochs=finetune_epochs,
-                       final_epochs=final_epochs, finetune_samples=finetune_samples, lr=lr, calib_samples=calib_samples, force=force,
+                       final_epochs=final_epochs, finetune_samples=finetune_samples, lr=lr, calib_samples=calib_samples, seed=seed, erank_measure=erank_measure, force=force,
                        device=device, progress=not as_json)
     if as_json:
         print_json(result)
@@ -98,6 +110,8 @@ def prune_cmd(
         table.add_row(f"{lat['runtime']} ms, batch {lat['batch']}, {lat['threads']} thread", f"{lat['teacher_ms']:.3f}",
                       f"{lat['pruned_ms']:.3f}", f"{lat['pruned_ms'] / lat['teacher_ms']:.3f}")
     console.print(table)
+    if result.get("erank"):
+        _print_erank(result["erank"])
     if lat:
         cut = "n/a" if lat["cut_ratio"] is None else f"{lat['cut_ratio']:.2f}"
         console.print(f"latency ({lat['runtime']}, {lat['threads']} thread, batch {lat['batch']}): target "
@@ -106,6 +120,20 @@ def prune_cmd(
                       f"in the search); latency cut / MAC cut {cut}"
                       + (f"; per-group savings in {lat['table']}" if lat["table"] else ""), highlight=False)
     console.print(f"run folder: [bold]{result['run']}[/bold]")
+
+
+def _print_erank(erank: dict, shown: int = 12) -> None:
+    """The groups erank cut hardest: what analysis said (effective rank of width) beside what was kept."""
+    rows = sorted(erank.items(), key=lambda kv: (kv[1]["keep"] / kv[1]["width"], kv[0]))
+    table = Table(title="effective rank per layer group (kept share follows r / width)")
+    for col in ("group", "effective rank", "width", "kept", "kept share"):
+        table.add_column(col, justify="left" if col == "group" else "right")
+    for root, e in rows[:shown]:
+        table.add_row(root, f"{e['effective_rank']:.1f}", str(e["width"]), str(e["keep"]),
+                      f"{e['keep'] / e['width']:.2f}")
+    console.print(table)
+    if len(rows) > shown:
+        console.print(f"({len(rows) - shown} more groups in metrics.json 'erank')", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["RUNTIME", "LatencyMeter", "latency_table", "measure_pair"]
+__all__ = ["RUNTIME", "LatencyMeter", "latency_table", "measure_pair", "time_models"]
 
 RUNTIME = "onnxruntime"
 
@@ -133,3 +133,21 @@ def measure_pair(teacher: nn.Module, pruned: nn.Module, inputs: Sequence[torch.T
                  "pruned": _export(copy.deepcopy(pruned), x1, Path(tmp) / "pruned.onnx")}
         ms = _time(paths, _feed(teacher, inputs, batch), threads, repeats)
     return {"teacher_ms": ms["teacher"], "pruned_ms": ms["pruned"], "speedup": ms["teacher"] / ms["pruned"]}
+
+
+def time_models(models: Mapping[str, nn.Module | Path], inputs: Sequence[torch.Tensor], *, input_names: Sequence[str],
+                batch: int = 1, threads: int = 1, repeats: int = 100) -> dict[str, float]:
+    """Milliseconds per batch of every model in onnxruntime, all timed in one alternating loop (so load on a
+    shared machine hits all alike): PyTorch modules are exported first, paths are ONNX files (e.g. int8 ones).
+
+    ``inputs`` are the positional inputs of every model (a real batch; its rows are repeated to ``batch``),
+    fed under ``input_names``. On one thread the figure is the calling thread's CPU time (see
+    :func:`workbench.compress.quantize.latency`)."""
+    idx = torch.arange(batch) % len(inputs[0])
+    feed = {k: v[idx].numpy() for k, v in zip(input_names, inputs)}
+    x1 = tuple(t[:1] for t in inputs)
+    with tempfile.TemporaryDirectory(prefix="wb-latency-") as tmp:
+        paths = {}
+        for i, (label, m) in enumerate(models.items()):
+            paths[label] = Path(m) if isinstance(m, (str, Path)) else _export(copy.deepcopy(m), x1, Path(tmp) / f"m{i}.onnx")
+        return _time(paths, feed, threads, repeats)

@@ -14,6 +14,10 @@ With ``round_to`` m > 1 every group of at least 2m units keeps a multiple of m (
 removes fewer units and the search takes more of the others): the runtimes' kernels (onnxruntime's MLAS,
 oneDNN) pack channels in blocks of 4-16, and a width like 171 pays for the block it starts. Smaller groups
 are pruned unit by unit.
+``scope="erank"`` sets the layer budget from analysis: each group keeps c x r units, r the effective rank
+(``erank_measure``: entropy, or the participation ratio) of its root's output on the calibration samples
+(:mod:`workbench.compress.activations`),
+one factor c for all groups found by the same bisection, so redundant (over-wide) layers shrink most.
 MACs are counted by :func:`workbench.profile.quick.count_macs` (LSTMs included) at batch 1 on the task's
 real input shapes.
 """
@@ -32,23 +36,25 @@ from typing import Any
 import torch
 from torch import nn
 
+from workbench.compress.activations import ERANK_MEASURES, effective_ranks, erank_record
 from workbench.compress.graph import Channels, build_graph, channel_groups
 from workbench.compress.importance import Importance, MagnitudeImportance, get_importance, rank_units
+from workbench.compress.prune_data import accumulate_grads, calibration_sample, finetune, recalibrate_batchnorm
 from workbench.compress.pruned import pruned_config
 from workbench.errors import WorkbenchError
 from workbench.profile.quick import count_macs
 from workbench.progress import progress_bar
-from workbench.tasks import Task, TaskData
 from workbench.train.models import count_params
 from workbench.train.recipes import Recipe
 from workbench.train.run_folder import save_checkpoint
 from workbench.utils.io import atomic_path, ensure_new_dir
 from workbench.utils.jsonio import write_json
 
-__all__ = ["apply_selection", "prune", "prune_model", "recalibrate_batchnorm"]
+__all__ = ["SCOPES", "apply_selection", "prune", "prune_model", "recalibrate_batchnorm"]
 
 MIN_KEEP = 0.1  # every group keeps at least this fraction of its original units
 ROUND_TO = 8  # kept widths are multiples of this (groups of at least twice as many units); 1 = any width
+SCOPES = ("local", "global", "erank")
 
 
 # ---- the pruning step, on a model in memory -----------------------------------------------------------------
@@ -126,12 +132,16 @@ class _Selector:
     ``global``: i is the number of units removed, the weakest over all groups (scores normalized per group).
     ``local``: i / n is the fraction of its original units every group loses (its weakest ones), so
     each layer shrinks alike and the importance only decides which channels go.
+    ``erank``: group g keeps ceil(c x shares[g] x its original units), c falling with i through every value
+    at which some group's count changes (i = 0 keeps all); shares[g] = r / width, so it keeps c x r channels.
     """
 
     STEPS = 1000
 
-    def __init__(self, ranked: dict, scope: str, originals: dict[str, int], round_to: int = 1) -> None:
+    def __init__(self, ranked: dict, scope: str, originals: dict[str, int], round_to: int = 1,
+                 shares: dict[str, float] | None = None) -> None:
         self.ranked, self.scope, self.originals, self.round_to = ranked, scope, originals, round_to
+        self.shares = shares or {}
         if scope == "global":
             flat = [(score, gi, pos, root, units) for gi, (root, (_, rows)) in enumerate(ranked.items())
                     for pos, (score, units) in enumerate(rows)]
@@ -139,14 +149,29 @@ class _Selector:
             self.n = len(self.flat)
         elif scope == "local":
             self.n = self.STEPS if any(rows for _, rows in ranked.values()) else 0
+        elif scope == "erank":
+            # Group g drops to j units as c passes j / a_g (a_g = share x units): one breakpoint per unit.
+            self.slopes = {r: self.shares.get(r, 1.0) * self.originals.get(r, cur) for r, (cur, _) in ranked.items()}
+            cuts = {j / a for r, a in self.slopes.items() if a > 0 for j in range(ranked[r][0])}
+            self.cs = sorted(cuts, reverse=True)
+            self.n = 1 + len(self.cs) if any(rows for _, rows in ranked.values()) else 0
         else:
-            raise WorkbenchError(f"unknown pruning scope {scope!r}; expected local or global")
+            raise WorkbenchError(f"unknown pruning scope {scope!r}; expected {', '.join(SCOPES)}")
+
+    def keeps(self, c: float) -> dict[str, int]:
+        """``erank``: units each group keeps at factor ``c`` (before floors and rounding)."""
+        return {r: min(cur, math.ceil(c * a - 1e-9)) for r, a in self.slopes.items()
+                for cur in (self.ranked[r][0],)}
 
     def __call__(self, i: int) -> dict[str, list[int]]:
         if self.scope == "global":
             removed: dict[str, int] = {}
             for _, _, _, root, _ in self.flat[:i]:
                 removed[root] = removed.get(root, 0) + 1
+        elif self.scope == "erank":
+            if i == 0:
+                return {}
+            removed = {r: self.ranked[r][0] - k for r, k in self.keeps(self.cs[min(i, len(self.cs)) - 1]).items()}
         else:
             frac = i / self.STEPS
             removed = {root: current - math.ceil(self.originals.get(root, current) * (1.0 - frac) - 1e-9)
@@ -154,7 +179,7 @@ class _Selector:
         sel: dict[str, list[int]] = {}
         for root, n in removed.items():
             current, rows = self.ranked[root]
-            keep = _round_up(current - min(len(rows), n), self.round_to, self.originals.get(root, current))
+            keep = _round_up(current - min(len(rows), max(0, n)), self.round_to, self.originals.get(root, current))
             for _, units in rows[:max(0, current - keep)]:
                 sel.setdefault(root, []).extend(units)
         return sel
@@ -170,11 +195,12 @@ def prune_model(model: nn.Module, inputs: tuple[torch.Tensor, ...], *, target: i
                 scorer: Importance | None = None, scope: str = "local", floors: dict[str, int] | None = None,
                 originals: dict[str, int] | None = None, fixed: dict[str, int] | None = None,
                 smallest: int | None = None, round_to: int = 1, table: dict | None = None,
-                meter: Callable | None = None) -> dict[str, Any]:
+                meter: Callable | None = None, shares: dict[str, float] | None = None) -> dict[str, Any]:
     """One pruning step in place: remove the weakest units until ``what`` (macs | params) <= ``target``.
 
-    ``scope``: local (every group loses the same fraction of its ``originals`` units) or global (one
-    ranking over all groups). ``floors``: units each group keeps at least. ``fixed`` instead prunes only the
+    ``scope``: local (every group loses the same fraction of its ``originals`` units), global (one
+    ranking over all groups) or erank (group g keeps c x ``shares[g]`` of its ``originals`` units, one c for
+    all; shares default to 1). ``floors``: units each group keeps at least. ``fixed`` instead prunes only the
     named group roots, each to exactly that many units (no target). ``smallest``: ``what`` with every
     group at its floor, when already known. ``round_to``: kept widths are multiples of it (see the module
     docstring). ``meter`` times a model for ``what="latency"``; ``table`` (per-group latency savings, see
@@ -191,7 +217,7 @@ def prune_model(model: nn.Module, inputs: tuple[torch.Tensor, ...], *, target: i
             roots = ", ".join(c.root for c in chans)
             raise WorkbenchError(f"no prunable layer group named {missing}; groups (by their first layer): {roots}")
     ranked = _ranked(graph, chans, scorer, floors, fixed, table if scope == "global" else None)
-    select = _Selector(ranked, "global" if fixed is not None else scope, originals or {}, round_to)
+    select = _Selector(ranked, "global" if fixed is not None else scope, originals or {}, round_to, shares)
     if fixed is not None:
         k = select.n
     else:
@@ -258,55 +284,6 @@ def smallest_reachable(model: nn.Module, inputs, *, what: str, floors: dict[str,
 
 # ---- the command: a run folder in, a run folder out ---------------------------------------------------------
 
-def _sample(task: Task, config: dict[str, Any], n: int, *, val: bool = False) -> TaskData:
-    """``n`` samples of the run's own training split drawn across subjects (purpose "calibration": the
-    BatchNorm re-estimation and Taylor gradients), or, with ``val``, its whole validation split."""
-    from workbench.train.data import draw, load_split, resolve_data
-
-    if val:
-        return load_split(task, config, resolve_data("val", config))[0]
-    train, _ = load_split(task, config, resolve_data("train", config), limit=max(4 * n, 256))
-    return train.subset(draw(train, n, "calibration", int(config.get("seed", 0))))
-
-
-def _accumulate_grads(model: nn.Module, task: Task, data: TaskData, batch_size: int = 32) -> None:
-    """Gradients of the task loss over ``data`` (eval mode: no dropout, fixed BatchNorm) for Taylor scores."""
-    model.eval()
-    model.zero_grad(set_to_none=True)
-    for start in range(0, len(data), batch_size):
-        batch = data.batch(torch.arange(start, min(start + batch_size, len(data))))
-        loss, _ = task.loss(task.check_outputs(model(*task.inputs(batch))), batch)
-        loss.backward()
-
-
-@torch.no_grad()
-def recalibrate_batchnorm(model: nn.Module, task: Task, data: TaskData, batch_size: int = 64) -> bool:
-    """Re-estimate every BatchNorm's running statistics on ``data`` (weights unchanged); True if any.
-
-    Removing channels shifts the statistics of every layer downstream, so the running means and variances
-    a pruned model inherits no longer match what it computes (on the gazenet teacher at 0.83x MACs this
-    alone takes the angular error from 15 to 9 deg before any fine-tuning).
-    """
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-    if not norms:
-        return False
-    model.eval()
-    momenta = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # a cumulative average over all batches
-        m.train()
-    try:
-        for start in range(0, len(data), batch_size):
-            batch = data.batch(torch.arange(start, min(start + batch_size, len(data))))
-            model(*task.inputs(batch))
-    finally:
-        for m, momentum in zip(norms, momenta):
-            m.momentum = momentum
-        model.eval()
-    return True
-
-
 def _check_args(target_macs, target_params, layers, steps, finetune_epochs, calib_samples,
                 target_latency=None) -> tuple[str, float | None]:
     given = [n for n, v in (("--target-macs", target_macs), ("--target-params", target_params), ("--layers", layers),
@@ -351,6 +328,7 @@ class _Schedule:
     round_to: int = 1
     table: dict | None = None
     meter: Callable | None = None
+    shares: dict[str, float] | None = None
 
     def step(self, model: nn.Module, inputs, s: int, steps: int, scorer: Importance) -> dict[str, Any]:
         if self.fixed is None:
@@ -358,7 +336,7 @@ class _Schedule:
             target = target if self.what == "latency" else int(target)
             out = prune_model(model, inputs, target=target, what=self.what, scorer=scorer, scope=self.scope,
                               floors=self.floors, originals=self.originals, smallest=self.smallest,
-                              round_to=self.round_to, table=self.table, meter=self.meter)
+                              round_to=self.round_to, table=self.table, meter=self.meter, shares=self.shares)
             return {**out, "target": target}
         current = {c.root: len(c.units) for c in channel_groups(build_graph(model, inputs))}
         fixed = {r: _round_up(round(self.originals[r] - (self.originals[r] - k) * s / steps), self.round_to,
@@ -370,7 +348,8 @@ class _Schedule:
 
 
 def _schedule(model: nn.Module, inputs, what: str, ratio: float | None, layers: dict[str, float] | None,
-              scope: str, round_to: int = 1, table: dict | None = None, meter: Callable | None = None) -> _Schedule:
+              scope: str, round_to: int = 1, table: dict | None = None, meter: Callable | None = None,
+              shares: dict[str, float] | None = None) -> _Schedule:
     chans = channel_groups(build_graph(model, inputs))
     originals = {ch.root: len(ch.units) for ch in chans}
     floors = {root: _floor(n, round_to=round_to) for root, n in originals.items()}
@@ -394,15 +373,15 @@ def _schedule(model: nn.Module, inputs, what: str, ratio: float | None, layers: 
             f"and the heads kept" + (f" (widths rounded up to multiples of {round_to}; --round-to 1 prunes further)"
                                      if round_to > 1 else ""))
     return _Schedule(what, before, target, scope, floors, originals, smallest=smallest, round_to=round_to, table=table,
-                     meter=meter)
+                     meter=meter, shares=shares)
 
 
 def prune(run: str | Path, out: str | Path, *, target_macs: float | None = 0.5, target_params: float | None = None,
-          layers: dict[str, float] | None = None, importance: str = "magnitude", scope: str = "local", steps: int = 3,
+          layers: dict[str, float] | None = None, importance: str = "taylor", scope: str = "local", steps: int = 3,
           round_to: int = ROUND_TO, target_latency: float | None = None, latency_batch: int = 1,
           finetune_epochs: int = 1, final_epochs: int | None = None, finetune_samples: int | None = None,
           lr: float | None = None,
-          calib_samples: int = 512, force: bool = False, device: str = "auto", progress: bool = True,
+          calib_samples: int = 512, seed: int | None = None, erank_measure: str = "entropy", force: bool = False, device: str = "auto", progress: bool = True,
           on_event: Callable[[str, dict], None] | None = None) -> dict[str, Any]:
     """Prune run ``run`` to ``target_macs`` (or ``target_params``) times its MACs (params) in ``steps`` steps,
     fine-tuning ``finetune_epochs`` epochs after each (``final_epochs`` after the last, if given) through the
@@ -415,12 +394,17 @@ def prune(run: str | Path, out: str | Path, *, target_macs: float | None = 0.5, 
     beside the original and both figures are in the summary. With ``scope="global"`` the table also weights
     the ranking, so units whose removal saves time go first.
     ``scope``: local (every layer group loses the same fraction of its channels, the importance choosing
-    which) or global (one ranking of all channels, scores normalized per group). ``round_to``: every group
-    of at least 2 x round_to units keeps a multiple of it (1: any width).
+    which), global (one ranking of all channels, scores normalized per group) or erank (each group keeps
+    c x r channels, r the effective rank of its root's output on the calibration samples, measured once
+    before pruning; one c for all groups meets the target; the summary's ``erank`` holds
+    {root: {"effective_rank", "width", "keep"}}). ``round_to``: every group of at least 2 x round_to units
+    keeps a multiple of it (1: any width). ``importance``: a registered criterion (magnitude, taylor, lamp,
+    rank) or fc:FILE.
     After each step the BatchNorm statistics are re-estimated on ``calib_samples`` training samples (which
-    also give the Taylor gradients). ``finetune_samples`` / ``lr`` override the run's recipe for fine-tuning
+    also give the Taylor gradients, the rank scores and the effective ranks). ``finetune_samples`` / ``lr`` override the run's recipe for fine-tuning
     (default: its n_train and 0.1x its lr; the last epoch of each fine-tune runs at the recipe's gamma
-    times that). Returns the summary also written to ``out/metrics.json``.
+    times that). ``seed`` replaces the run's seed for the calibration draw and the fine-tuning (default: the
+    run's). Returns the summary also written to ``out/metrics.json``.
     """
     from workbench.train.engine import evaluate, load_run_model
 
@@ -431,20 +415,31 @@ def prune(run: str | Path, out: str | Path, *, target_macs: float | None = 0.5, 
         raise WorkbenchError(f"--latency-batch must be an integer in [1, 4096], got {latency_batch!r}")
     if final_epochs is not None and final_epochs < 0:
         raise WorkbenchError(f"--final-epochs must be >= 0, got {final_epochs}")
-    if scope not in ("local", "global"):
-        raise WorkbenchError(f"unknown --scope {scope!r}; expected local or global")
+    if scope not in SCOPES:
+        raise WorkbenchError(f"unknown --scope {scope!r}; expected {', '.join(SCOPES)}")
+    if erank_measure not in ERANK_MEASURES:
+        raise WorkbenchError(f"unknown --erank-measure {erank_measure!r}; expected {', '.join(ERANK_MEASURES)}")
+    if scope == "erank" and what == "layers":
+        raise WorkbenchError("--scope erank sets every group's kept fraction from its effective rank; --layers "
+                             "fixes them: give a --target-macs/--target-params/--target-latency instead")
     if isinstance(round_to, bool) or not isinstance(round_to, int) or not 1 <= round_to <= 256:
         raise WorkbenchError(f"--round-to must be an integer in [1, 256], got {round_to!r}")
     out = ensure_new_dir(out, force=force)
     t0 = time.time()
     model, config, task = load_run_model(run)
+    if seed is not None:  # the calibration draw and the fine-tuning (its samples, order and augmentation)
+        config = {**config, "seed": int(seed)}
     model_config = config["model"]
     base_config = model_config["pruned"]["base"] if "pruned" in model_config else model_config
     scorer = get_importance(importance, model, model_config)
-    sample = _sample(task, config, max(2, calib_samples))  # BatchNorm re-estimation and Taylor gradients
+    sample = calibration_sample(task, config, max(2, calib_samples))  # BatchNorm re-estimation and Taylor gradients
     inputs = tuple(t[:1] for t in task.inputs(sample.batch(torch.arange(min(2, len(sample))))))
     before = {"macs": count_macs(model, inputs), "params": count_params(model)}
     graph = build_graph(model, inputs)
+    erank = shares = None
+    if scope == "erank":  # what analysis says each group needs, measured once on the unpruned model
+        erank = effective_ranks(model, task, sample, [ch.root for ch in channel_groups(graph)], measure=erank_measure)
+        shares = {r: e["effective_rank"] / e["width"] for r, e in erank.items()}
     table = meter = None
     if what == "latency":
         from workbench.compress.latency_cost import LatencyMeter, latency_table
@@ -455,12 +450,12 @@ def prune(run: str | Path, out: str | Path, *, target_macs: float | None = 0.5, 
         meter = LatencyMeter(model, lat_inputs, batch=latency_batch)
         teacher_copy = copy.deepcopy(model)
     try:
-        schedule = _schedule(model, inputs, what, ratio, layers, scope, round_to, table, meter)
+        schedule = _schedule(model, inputs, what, ratio, layers, scope, round_to, table, meter, shares)
     except BaseException:
         if meter is not None:
             meter.close()
         raise
-    val = _sample(task, config, 0, val=True)
+    val = calibration_sample(task, config, 0, val=True)
     teacher_metrics = evaluate(model, task, val)
     from workbench.train.data import check_sample_counts
 
@@ -478,7 +473,9 @@ def prune(run: str | Path, out: str | Path, *, target_macs: float | None = 0.5, 
         with progress_bar("pruning", steps, enabled=progress) as advance:
             for s in range(1, steps + 1):
                 if scorer.needs_grads:
-                    _accumulate_grads(model, task, sample)
+                    accumulate_grads(model, task, sample)
+                if scorer.needs_data:
+                    scorer.prepare(model, task, sample)
                 record: dict[str, Any] = {"step": s, **schedule.step(model, inputs, s, steps, scorer)}
                 model.zero_grad(set_to_none=True)
                 recalibrate_batchnorm(model, task, sample)
@@ -488,7 +485,7 @@ def prune(run: str | Path, out: str | Path, *, target_macs: float | None = 0.5, 
                     step_dir = tmp / "steps" / f"step{s}"
                     run_cfg = {**config, "model": model.config, "recipe": recipes[s - 1].to_dict(),
                                "pruned_from": str(run)}
-                    last_fit = _finetune(run_cfg, model, step_dir, device=device, progress=progress)
+                    last_fit = finetune(run_cfg, model, step_dir, device=device, progress=progress)
                     model, _, _ = load_run_model(step_dir)  # its best epoch, rebuilt from {"pruned": ...}
                     record[task.primary_metric] = last_fit["best"]
                 history.append(record)
@@ -538,18 +535,11 @@ def prune(run: str | Path, out: str | Path, *, target_macs: float | None = 0.5, 
             "best": metrics[pm], "final": last_fit["final"] if epochs[-1] > 0 else metrics,
             "heads": graph.heads, "broadcast_edges_cut": [list(e) for e in graph.cut],
             "widths": _widths(cfg), "history": history, "seconds": round(time.time() - t0, 1),
+            "erank": erank_record(erank, model) if erank is not None else None,
+            "erank_measure": erank_measure if erank is not None else None,
         }
         write_json(tmp / "metrics.json", result)
     return result
-
-
-def _finetune(run_cfg: dict[str, Any], model: nn.Module, out: Path, *, device: str, progress: bool) -> dict[str, Any]:
-    from workbench.train.engine import TrainRequest, fit
-
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    req = TrainRequest(teacher=str(run_cfg.get("teacher") or "pruned"), config=run_cfg, init_state=state, out=out,
-                       device=device, progress=progress)
-    return fit(req)
 
 
 def _widths(cfg: dict[str, Any]) -> dict[str, dict[str, Any]]:
