@@ -63,6 +63,10 @@ def test_per_teacher_override_and_all():
     ({"prune": {"importance": "l2"}}, "importance expects one of"),
     ({"distill": {"kd": ["attention"]}}, "kd expects a non-empty list of"),
     ({"preset": "gpu"}, "preset expects"),
+    ({"train": {"init_from": 3}}, "init_from expects a string"),
+    ({"train": {"init_from": "runs/a", "init_map": ["features."]}}, "expected SRC_PREFIX=DST_PREFIX"),
+    ({"train": {"init_from": "runs/a", "init_map": 3}}, "init_map expects a list"),
+    ({"train": {"init_map": ["a.=b."]}}, "init_map applies to init_from"),
 ])
 def test_bad_recipes_are_one_line_errors(data, needle):
     with pytest.raises(WorkbenchError) as e:
@@ -98,3 +102,12 @@ def test_stage_configs_change_only_where_the_recipe_changes():
     a = stage_configs(parse_recipe({}), "gazenet")
     b = stage_configs(parse_recipe({"prune": {"steps": 7}}), "gazenet")
     assert [k for k in a if a[k] != b[k]] == ["prune"]
+
+
+def test_train_takes_init_from_and_init_map_per_teacher():
+    rec = parse_recipe({"teachers": ["gazenet", "evg"],
+                        "train": {"epochs": 1, "evg": {"init_from": "runs/g", "init_map": ["features.=backbone.features."]}}})
+    assert rec.for_teacher("evg")["train"] == {"epochs": 1, "init_from": "runs/g",
+                                                "init_map": {"features.": "backbone.features."}}
+    assert "init_from" not in rec.for_teacher("gazenet")["train"]
+    assert stage_configs(rec, "evg")["train"] != stage_configs(rec, "gazenet")["train"]

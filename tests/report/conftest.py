@@ -47,6 +47,13 @@ threads = 1
 repeats = 2
 batch_sizes = [1, 4]
 
+[compress]
+params = 1e9  # everything fits: the search trains the candidates and the report shows its front
+candidates = ["prune"]
+max_candidates = 2
+rung_epochs = 0.5
+budget_minutes = 2
+
 [report]
 out = "{report}"
 """

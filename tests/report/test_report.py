@@ -84,7 +84,12 @@ def test_report_numbers_come_from_the_run(tiny_run):
     # The agreement is recomputed from the saved maps.
     pair = t["saliency"]["agreement"]["pairs"]["student"]
     assert pair["status"] == "ok" and -1.0 <= pair["mean"] <= 1.0
+    # The compress stage's search: every candidate of front.json in the table, the winner named.
+    front = json.loads((run / "gazenet" / "compress" / "front.json").read_text())
+    assert [c["name"] for c in t["compress"]["candidates"]] == [c["name"] for c in front["candidates"]]
+    best = json.loads((run / "gazenet" / "compress" / "summary.json").read_text())["best"]["name"]
     md = (report / "report.md").read_text()
+    assert f"best under the budget: {best} (" in md
     assert "## gazenet" in md and "### Error vs MACs (Pareto)" in md and "figures/gazenet-pareto.png" in md
 
 
@@ -116,6 +121,7 @@ def test_missing_stages_are_named_not_fatal(tiny_run, tmp_path):
     assert page.sections["gazenet-models"] == "ok" and page.sections["gazenet-training"] == "ok"
     for part in ("pareto", "saliency", "faithfulness", "embeddings", "fc-importance", "export"):
         assert page.sections[f"gazenet-{part}"] == "missing"
+    assert page.sections["gazenet-compress"] == "n/a"  # off: no [compress] budget, so no folder
     html = Path(res["index"]).read_text()
     assert "not run (stage analyze not run)" in html
     assert "stage prune failed (RuntimeError: boom &lt;script&gt;alert(1)&lt;/script&gt;)" in html
@@ -235,3 +241,34 @@ def test_an_old_run_without_machine_or_threads_still_renders(tmp_path):
     res = build_report([root], tmp_path / "rep", progress=False)
     assert "latency on machine not recorded." in Path(res["markdown"]).read_text()
     assert _parse(Path(res["index"])).sections["gazenet-models"] == "ok"
+
+
+def test_links_part_shows_what_analysis_said_beside_what_compression_did(tiny_run, tmp_path):
+    """Prune with --scope erank and distill with preset auto + saliency KD into a copy of the pipeline run:
+    the report's links part puts each group's effective rank beside the units kept, and the auto-size
+    measurement beside the student's width."""
+    from workbench.compress.distill import distill
+    from workbench.compress.prune import prune
+
+    run, _, _ = tiny_run
+    copy = tmp_path / "copy" / "gazenet"
+    for stage in ("train", "analyze"):
+        shutil.copytree(run / "gazenet" / stage, copy / stage)
+    pr = prune(copy / "train", copy / "prune", target_macs=0.6, scope="erank", steps=1, finetune_epochs=0,
+               calib_samples=16, progress=False, device="cpu")
+    ds = distill(copy / "train", copy / "distill", student="tinyface", preset="auto", kd=("response", "saliency"),
+                 epochs=1, recipe_overrides={"n_train": 32}, progress=False, device="cpu")
+    res = build_report([tmp_path / "copy"], tmp_path / "rep", progress=False)
+    page = _parse(Path(res["index"]))
+    assert page.sections["gazenet-links"] == "ok"
+    doc = json.loads(Path(res["json"]).read_text())
+    links = doc["teachers"][0]["links"]
+    assert links["prune"]["scope"] == "erank" and links["prune"]["erank"] == pr["erank"]
+    assert links["distill"]["auto_size"]["chosen"] == ds["auto_size"]["chosen"]
+    md = Path(res["markdown"]).read_text()
+    assert "Effective rank per layer group" in md
+    group, e = next(iter(pr["erank"].items()))
+    after = md[md.index("Effective rank per layer group"):].splitlines()
+    row = next(line for line in after if line.startswith(f"| {group} |"))
+    assert str(e["width"]) in row and str(e["keep"]) in row
+    assert f"student hint width {ds['auto_size']['chosen']}" in md and "KD response+saliency" in md

@@ -12,12 +12,16 @@ silently ignored and change nothing).
     data = "data/mpii"          # "synth" (default) or a data set path; format = its layout (default: detected)
     device = "auto"             # auto, cpu or cuda[:N] for training, pruning and distillation
     [train]    any training-recipe field (workbench.train.recipes.Recipe); without a [train] table the
-               demo budget DEMO_TRAIN applies; with one, its keys alone override the teacher's preset recipe
+               demo budget DEMO_TRAIN applies; with one, its keys alone override the teacher's preset recipe;
+               also init_from (a run folder or .pt file to start from) and init_map (["SRC=DST", ...]),
+               as `workbench train --init-from/--init-map` (workbench.train.init_from)
     [analyze]  method, n, checks, check_n, compare_checks, embeddings, embeddings_n, fc_importance, fc_n
     [prune]    target_macs, importance, steps, finetune_epochs, round_to
     [distill]  student, preset, kd, alpha, temperature, epochs, control
     [quantize] model, n_calib
     [bench]    threads, repeats, batch_sizes
+    [compress] latency_ms | speedup | macs | params (one budget turns the stage on; off by default), budget_x,
+               budget_minutes, eta, rung_epochs, batch, candidates, max_candidates, final
     [report]   out
 
 examples/demo.toml documents every field (and equals the defaults); examples/all_teachers.toml runs all.
@@ -57,8 +61,8 @@ class PruneOptions:
     """Structural pruning of the teacher (Torch-Pruning), then fine-tuning."""
 
     target_macs: float = 0.5  # keep this fraction of the teacher's MACs (at its padded input)
-    importance: str = "magnitude"  # channel importance: magnitude | taylor | lamp | fc (the analyze stage's FC importance)
-    scope: str = "local"  # local: every layer group loses the same share; global: one ranking of all channels
+    importance: str = "taylor"  # channel importance (taylor: the best measured, README): taylor | magnitude | lamp | rank | fc (the analyze stage's FC importance)
+    scope: str = "local"  # local: same share per layer group; global: one ranking of all channels; erank: by effective rank
     steps: int = 2  # iterative pruning steps to reach the target
     finetune_epochs: int = 1  # fine-tuning epochs after each step (the teacher's data, 0.1x its learning rate)
     final_epochs: int | None = None  # fine-tuning epochs after the last step; None: finetune_epochs
@@ -70,7 +74,9 @@ class DistillOptions:
     """Knowledge distillation into a small student, and the same student trained without a teacher."""
 
     student: str = "auto"  # a registered student name, or "auto": the first student registered for the teacher's task
-    preset: str | None = None  # student size preset (e.g. tiny, small); None: the student's default
+    # student size preset (e.g. tiny, small), or "auto": the default preset with the hint width set to the
+    # teacher's participation ratio at its hint layer (workbench.compress.autosize); None: the student's default
+    preset: str | None = None
     kd: tuple[str, ...] = ("response",)  # kinds of distillation: response (outputs) and/or feature (FitNets hints)
     alpha: float = 0.5  # weight of the distillation loss (1 - alpha on the task loss)
     temperature: float = 4.0  # softening temperature of the response (logit) distillation
@@ -96,6 +102,27 @@ class BenchOptions:
 
 
 @dataclass(frozen=True)
+class CompressOptions:
+    """Compression to a budget (`workbench compress`), the last stage; off unless one budget is set."""
+
+    latency_ms: float | None = None  # ms per batch on onnxruntime, one thread, as measured on this machine
+    speedup: float | None = None  # or: the teacher's ms (timed in the same loop) / this factor
+    macs: float | None = None  # MACs of one sample
+    params: float | None = None  # parameters
+    budget_x: float | None = None  # compute budget: times the teacher's training time; None: 3 (or budget_minutes)
+    budget_minutes: float | None = None  # compute budget in minutes instead
+    eta: int = 2  # successive halving: the best 1/eta of each rung go on
+    rung_epochs: float = 1.0  # epochs every candidate trains in rung 0 (below 1: a pass over that share of samples)
+    batch: int = 1  # batch size the latency is measured at
+    candidates: tuple[str, ...] = ("prune", "student", "int8")  # kinds of candidates (the teacher is always one)
+    max_candidates: int | None = None  # build at most this many fp32 candidates
+    final: bool = True  # the last candidate left trains on with the compute budget's time left
+
+    def enabled(self) -> bool:
+        return any(v is not None for v in (self.latency_ms, self.speedup, self.macs, self.params))
+
+
+@dataclass(frozen=True)
 class ReportOptions:
     """Where the HTML/Markdown/JSON report goes."""
 
@@ -106,11 +133,14 @@ class ReportOptions:
 # figures of the README come from benchmarks/train_teachers.py at the full cpu recipes instead.
 DEMO_TRAIN: dict[str, Any] = {"n_train": 6000, "n_val": 1000, "epochs": 6, "milestones": [4]}
 
+# Keys of [train] that are not training-recipe fields: initialization from another run.
+TRAIN_INIT_KEYS = ("init_from", "init_map")
+
 # Section name -> its options class. The `train` section is special: its keys are the fields of the
 # training recipe (workbench.train.recipes.Recipe) and they override the teacher's cpu recipe.
 SECTIONS: dict[str, type] = {
     "analyze": AnalyzeOptions, "prune": PruneOptions, "distill": DistillOptions, "quantize": QuantizeOptions,
-    "bench": BenchOptions, "report": ReportOptions,
+    "bench": BenchOptions, "report": ReportOptions, "compress": CompressOptions,
 }
 TOP_LEVEL = ("teachers", "model", "task", "data", "format", "device", "out", "seed", "preset", "threads", "train",
              *SECTIONS)
@@ -138,6 +168,7 @@ class PipelineRecipe:
     quantize: QuantizeOptions = QuantizeOptions()
     bench: BenchOptions = BenchOptions()
     report: ReportOptions = ReportOptions()
+    compress: CompressOptions = CompressOptions()
     per_teacher: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     source: str | None = None  # the TOML file it came from (None: defaults)
 
@@ -223,13 +254,25 @@ def _parse_options(cls: type, table: dict[str, Any], where: str) -> dict[str, An
 def _parse_train(table: dict[str, Any], where: str) -> dict[str, Any]:
     from workbench.train.recipes import Recipe
 
-    known = {f.name for f in fields(Recipe)}
+    known = {f.name for f in fields(Recipe)} | set(TRAIN_INIT_KEYS)
     unknown = sorted(set(table) - known)
     if unknown:
         raise WorkbenchError(f"{where}unknown key(s) {unknown}; expected training-recipe fields, some of {sorted(known)}")
     types = {f.name: f.type for f in fields(Recipe)}
     out = {}
     for k, v in table.items():
+        if k == "init_from":
+            out[k] = _check_type(v, "str", k, where)
+            continue
+        if k == "init_map":  # a list of "SRC=DST" (a TOML table here would read as a [train.<teacher>] table)
+            from workbench.train.init_from import parse_init_map
+
+            if isinstance(v, str):
+                v = [v]
+            if not isinstance(v, list):
+                raise WorkbenchError(f"{where}init_map expects a list of \"SRC=DST\" strings, got {v!r}")
+            out[k] = parse_init_map(v, option=f"{where}init_map")
+            continue
         t = str(types[k])
         if t in ("int", "float", "bool", "str"):
             v = _check_type(v, t, k, where)
@@ -326,6 +369,9 @@ def parse_recipe(data: dict[str, Any], *, path: str | None = None) -> PipelineRe
 def _check_values(recipe: PipelineRecipe, path: str | None) -> None:
     for t in recipe.teachers:
         opts = recipe.for_teacher(t)
+        if opts["train"].get("init_map") and not opts["train"].get("init_from"):
+            raise WorkbenchError(f"{_where(path, 'train')}init_map applies to init_from (a run to start from); "
+                                 f"{t} has no init_from")
         p, q, d, b, a = opts["prune"], opts["quantize"], opts["distill"], opts["bench"], opts["analyze"]
         if not 0.0 < p["target_macs"] < 1.0:
             raise WorkbenchError(f"{_where(path, 'prune')}target_macs is a fraction in (0, 1), got {p['target_macs']}")
@@ -333,8 +379,9 @@ def _check_values(recipe: PipelineRecipe, path: str | None) -> None:
             raise WorkbenchError(f"{_where(path, 'prune')}steps must be >= 1, finetune_epochs and final_epochs >= 0")
         if not 1 <= p["round_to"] <= 256:
             raise WorkbenchError(f"{_where(path, 'prune')}round_to is an integer in [1, 256], got {p['round_to']}")
-        if p["scope"] not in ("local", "global"):
-            raise WorkbenchError(f"{_where(path, 'prune')}scope expects \"local\" or \"global\", got {p['scope']!r}")
+        if p["scope"] not in ("local", "global", "erank"):
+            raise WorkbenchError(f"{_where(path, 'prune')}scope expects \"local\", \"global\" or \"erank\", "
+                                 f"got {p['scope']!r}")
         if q["model"] not in ("teacher", "pruned", "student"):
             raise WorkbenchError(f"{_where(path, 'quantize')}model expects teacher, pruned or student, got {q['model']!r}")
         if min(q["n_calib"], a["n"], a["check_n"], a["embeddings_n"], a["fc_n"], b["repeats"], b["threads"]) < 1:
@@ -344,6 +391,7 @@ def _check_values(recipe: PipelineRecipe, path: str | None) -> None:
             raise WorkbenchError(f"{_where(path, 'distill')}alpha must be in [0, 1] and temperature > 0")
         if d["epochs"] is not None and d["epochs"] < 1:
             raise WorkbenchError(f"{_where(path, 'distill')}epochs must be >= 1")
+        _check_compress(opts["compress"], path)
         importances, kd_kinds = _compress_choices()
         if importances and p["importance"] not in (*importances, "fc"):
             raise WorkbenchError(f"{_where(path, 'prune')}importance expects one of {[*importances, 'fc']}, "
@@ -351,6 +399,27 @@ def _check_values(recipe: PipelineRecipe, path: str | None) -> None:
         bad = [k for k in d["kd"] if kd_kinds and k not in kd_kinds]
         if bad or not d["kd"]:
             raise WorkbenchError(f"{_where(path, 'distill')}kd expects a non-empty list of {list(kd_kinds)}, got {d['kd']}")
+
+
+def _check_compress(c: dict[str, Any], path: str | None) -> None:
+    """The [compress] section: at most one budget (none: the stage is off) and sane search settings."""
+    where = _where(path, "compress")
+    budgets = [k for k in ("latency_ms", "speedup", "macs", "params") if c[k] is not None]
+    if len(budgets) > 1:
+        raise WorkbenchError(f"{where}give one of latency_ms, speedup, macs or params, got {budgets}")
+    keys = ("latency_ms", "speedup", "macs", "params", "budget_x", "budget_minutes")
+    if any(c[k] is not None and not c[k] > 0 for k in keys):
+        raise WorkbenchError(f"{where}latency_ms, speedup, macs, params, budget_x and budget_minutes must be > 0")
+    if c["budget_x"] is not None and c["budget_minutes"] is not None:
+        raise WorkbenchError(f"{where}give at most one of budget_x and budget_minutes")
+    if c["eta"] < 2 or not c["rung_epochs"] > 0 or not 1 <= c["batch"] <= 4096 or (c["max_candidates"] is not None
+                                                                   and c["max_candidates"] < 1):
+        raise WorkbenchError(f"{where}eta must be >= 2, rung_epochs > 0, max_candidates >= 1, batch in [1, 4096]")
+    from workbench.compress.search import KINDS
+
+    if not c["candidates"] or any(k not in KINDS for k in c["candidates"]) or list(c["candidates"]) == ["int8"]:
+        raise WorkbenchError(f"{where}candidates expects a list of {list(KINDS)} (int8 with prune or student), "
+                             f"got {list(c['candidates'])}")
 
 
 def _compress_choices() -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -401,7 +470,8 @@ def describe_fields() -> str:
              "model (instead of teachers: a name, or package.module:factory with task), data (synth or a path), "
              "format, device (auto, cpu, cuda[:N])",
              ("[train]: training-recipe overrides (n_train, n_val, epochs, batch_size, lr, ...); "
-              "without it: n_train 6000, n_val 1000, epochs 6, milestones [4]")]
+              "without it: n_train 6000, n_val 1000, epochs 6, milestones [4]; init_from (a run or .pt file to "
+              "start from) with init_map [\"SRC=DST\", ...]")]
     for name, cls in SECTIONS.items():
         lines.append(f"[{name}]: " + ", ".join(f.name for f in fields(cls)))
     lines.append("[<section>.<teacher>]: overrides of that section for one teacher")

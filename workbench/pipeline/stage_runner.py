@@ -54,6 +54,8 @@ class Stage:
     doc: str = ""
     # Stages read only for some configs (e.g. pruning by the analysis' FC importance): config -> names.
     needs_if: Callable[[dict[str, Any]], tuple[str, ...]] | None = None
+    # Optional stages (e.g. compress): config -> whether the stage runs at all; one that does not has no folder.
+    runs_if: Callable[[dict[str, Any]], bool] | None = None
 
     def needs_for(self, config: dict[str, Any]) -> tuple[str, ...]:
         return self.needs + (tuple(n for n in self.needs_if(config) if n not in self.needs) if self.needs_if else ())
@@ -133,6 +135,8 @@ def run_stages(
     results: dict[str, StageResult] = {}
     for stage in stages:
         config = configs.get(stage.name, {})
+        if stage.runs_if is not None and not stage.runs_if(config):
+            continue
         needs = stage.needs_for(config)
         missing = [n for n in needs if n not in results]
         if missing:

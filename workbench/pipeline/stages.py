@@ -1,13 +1,14 @@
 """The stages of `workbench run`, each a thin call of one library function per model.
 
-    train -> analyze -> prune -> distill -> quantize -> compare -> profile -> export   (per teacher)
+    train -> analyze -> prune -> distill -> quantize -> compare -> profile -> export [-> compress]   (per teacher)
     then one report over every teacher
 
 Folders, under ``<out>/<teacher>/``: ``train/`` (the teacher's run folder), ``analyze/`` (saliency,
 checks, embeddings, FC importance of the teacher), ``prune/`` (the pruned model's run folder),
 ``distill/`` (``student/`` and ``control/`` run folders), ``quantize/`` (ONNX fp32 and int8),
 ``compare/`` (saliency of the pruned model and the student on the teacher's samples), ``profile/``
-(params, MACs, latency of every model), ``export/`` (ONNX of every model).
+(params, MACs, latency of every model), ``export/`` (ONNX of every model), and, when [compress] sets a
+budget, ``compress/`` (the search of :mod:`workbench.compress.search`: candidates, front, best).
 """
 
 from __future__ import annotations
@@ -58,15 +59,20 @@ def train(ctx: StageContext) -> dict[str, Any]:
     model = c.get("model") or ctx.teacher  # a recipe's `model` (any model spec) or a teacher name
     source = {k: c[k] for k in ("task", "data", "format", "device") if c.get(k) is not None}
     preset = None if c.get("model") else c["preset"]
-    req = TrainRequest(teacher=model, preset=preset, recipe_overrides=dict(c["recipe"]), seed=c["seed"],
+    overrides = dict(c["recipe"])
+    # [train] init_from / init_map start a new run from another run's weights (a resumed run has its own).
+    init = {k: overrides.pop(k) for k in ("init_from", "init_map") if k in overrides}
+    if resume:
+        init = {}
+    req = TrainRequest(teacher=model, preset=preset, recipe_overrides=overrides, seed=c["seed"],
                        out=ctx.dir, resume=resume, force=not resume, progress=ctx.progress,
-                       **{("fmt" if k == "format" else k): v for k, v in source.items()})
-    shown = "".join(f", {'fmt' if k == 'format' else k}={v!r}" for k, v in source.items())
+                       **{("fmt" if k == "format" else k): v for k, v in {**source, **init}.items()})
+    shown = "".join(f", {'fmt' if k == 'format' else k}={v!r}" for k, v in {**source, **init}.items())
     ctx.record(f"workbench.train.engine.fit(TrainRequest(teacher={model!r}, preset={preset!r}, "
-               f"recipe_overrides={dict(c['recipe'])!r}, seed={c['seed']!r}{shown}, out={str(ctx.dir)!r}))")
+               f"recipe_overrides={overrides!r}, seed={c['seed']!r}{shown}, out={str(ctx.dir)!r}))")
     summary = fit(req)
     return {k: summary[k] for k in ("params", "primary_metric", "best", "best_epoch", "epochs_run", "final",
-                                    "constant", "train_seconds") if k in summary}
+                                    "constant", "train_seconds", "init_from") if k in summary}
 
 
 # ---- analyze (the teacher) ------------------------------------------------------------------------
@@ -147,7 +153,8 @@ def distill(ctx: StageContext) -> dict[str, Any]:
 
     c = ctx.config
     run = ctx.inputs["train"].dir
-    kwargs: dict[str, Any] = {"student": resolve_student(run, c["student"]), "kd": tuple(c["kd"]), "alpha": c["alpha"],
+    student = resolve_student(run, c["student"])
+    kwargs: dict[str, Any] = {"student": student, "kd": tuple(c["kd"]), "alpha": c["alpha"],
                               "temperature": c["temperature"], "control": c["control"], "epochs": c["epochs"]}
     if c.get("preset") is not None:
         kwargs["preset"] = c["preset"]
@@ -246,6 +253,28 @@ def export(ctx: StageContext) -> dict[str, Any]:
     return {name: _call(ctx, export_run, run, ctx.dir / f"{name}.onnx") for name, run in model_runs(ctx.inputs).items()}
 
 
+# ---- compress to a budget (optional) -----------------------------------------------------------------
+_COMPRESS_ARGS = ("latency_ms", "speedup", "macs", "params", "budget_x", "budget_minutes", "eta", "rung_epochs", "batch",
+                  "max_candidates", "final")
+
+
+def compress(ctx: StageContext) -> dict[str, Any]:
+    """Search pruned teachers, students and int8 versions for the most accurate model under the budget
+    (successive halving within the compute budget); the stage folder is the search's --out."""
+    from workbench.compress.search import compress as compress_fn
+
+    c = ctx.config
+    kwargs: dict[str, Any] = {k: c[k] for k in _COMPRESS_ARGS if c.get(k) is not None}
+    kwargs["kinds"] = tuple(c["candidates"])
+    if c.get("device"):
+        kwargs["device"] = c["device"]
+    return _call(ctx, compress_fn, ctx.inputs["train"].dir, ctx.dir, **kwargs).summary
+
+
+def _compress_on(c: dict[str, Any]) -> bool:
+    return any(c.get(k) is not None for k in ("latency_ms", "speedup", "macs", "params"))
+
+
 STAGES: list[Stage] = [
     Stage("train", train, (), resumable=True, doc="train the teacher"),
     Stage("analyze", analyze, ("train",), doc="saliency + checks, embeddings, FC importance of the teacher"),
@@ -256,6 +285,8 @@ STAGES: list[Stage] = [
     Stage("compare", compare, ("train", "prune", "distill"), doc="saliency of the pruned model and the student"),
     Stage("profile", profile, ("train", "prune", "distill", "quantize"), doc="params, MACs, latency of every model"),
     Stage("export", export, ("train", "prune", "distill"), doc="ONNX of every model"),
+    Stage("compress", compress, ("train",), doc="the best model under a budget, and the Pareto front (optional)",
+          runs_if=_compress_on),
 ]
 STAGE_NAMES = tuple(s.name for s in STAGES)
 
@@ -277,4 +308,5 @@ def stage_configs(recipe: Any, teacher: str) -> dict[str, dict[str, Any]]:
         "compare": {**common, **{k: opts["analyze"][k] for k in ("method", "n", "check_n", "compare_checks")}},
         "profile": {**common, **opts["bench"]},
         "export": dict(common),
+        "compress": {**common, **opts["compress"], **device},
     }

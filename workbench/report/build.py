@@ -24,7 +24,8 @@ from workbench.report.render import Part, html_page, markdown_page
 from workbench.utils.jsonio import read_json
 from workbench.utils.stats import FAITHFULNESS_TARGETS
 
-PARTS = ("stages", "models", "pareto", "saliency", "faithfulness", "embeddings", "fc-importance", "training", "export")
+PARTS = ("stages", "models", "pareto", "saliency", "faithfulness", "embeddings", "fc-importance", "links", "compress",
+         "training", "export")
 TITLE = "Gaze Workbench report"
 
 
@@ -296,6 +297,130 @@ def _fc_part(data: dict[str, Any], figs: Path, slug: str) -> Part:
     return p
 
 
+def _num(v: Any, spec: str = ".4g") -> str:
+    """A figure from a summary, or "–" where it is missing or not a number."""
+    return format(v, spec) if isinstance(v, (int, float)) and not isinstance(v, bool) else "–"
+
+
+def _fc_share(data: dict[str, Any], layer: str) -> Any:
+    """The analyze stage's share of ``layer``'s units that hold 90% of its FC importance (its default criterion)."""
+    summ = (data.get("fc_importance") or {}).get("summary") or {}
+    share = ((summ.get("layers") or {}).get(layer) or {}).get("share_for_90") or {}
+    return share.get(summ.get("default"), "–")
+
+
+def _prune_link(data: dict[str, Any], pr: dict[str, Any], p: Part) -> None:
+    imp, scope = str(pr.get("importance")), pr.get("scope")
+    said = {"magnitude": "none (weight magnitude)", "taylor": "none (first-order Taylor of the task loss)",
+            "lamp": "none (LAMP-normalized magnitude)",
+            "rank": "feature-map rank of each channel on the calibration samples (HRank)"}.get(imp, imp)
+    if imp.startswith("fc:"):
+        said = f"FC-layer importance of the analyze stage ranks the Linear units ({imp[3:]})"
+    if scope == "erank":
+        said += "; each layer's kept share from its effective rank on the calibration samples"
+    macs, pm = pr.get("macs") or {}, pr.get("primary_metric") or "metric"
+    bought = f"MACs x{_num(macs.get('ratio'), '.3f')}; {pm} {_num(pr.get('teacher_metric'))} -> {_num(pr.get('best'))}"
+    p.blocks.append(("table", ["link", "what analysis said", "what compression did", "what it bought"],
+                     [["pruning", said, f"{imp} importance, {scope} scope, widths multiples of {pr.get('round_to')}",
+                       bought]]))
+    widths = pr.get("widths") or {}
+    if imp.startswith("fc:"):
+        rows = [[name, _fc_share(data, name), w.get("out_features")] for name, w in widths.items() if "out_features" in w]
+        if rows:
+            p.blocks.append(("table", ["Linear layer", "analysis: share of units holding 90% of the importance",
+                                       "units kept"], rows))
+    erank = pr.get("erank") or {}
+    if erank:
+        rows = sorted(([g, e.get("width"), e.get("effective_rank"), e.get("keep"),
+                        (e.get("keep") or 0) / e["width"] if e.get("width") else "–"] for g, e in erank.items()),
+                      key=lambda r: r[4] if isinstance(r[4], float) else 1.0)
+        p.blocks.append(("h", "Effective rank per layer group (analysis) beside the units pruning kept"))
+        p.blocks.append(("table", ["group", "units", "effective rank", "kept", "kept share"], rows))
+
+
+def _latency_link(table: dict[str, Any], p: Part) -> None:
+    groups = table.get("groups") or {}
+    rows = sorted(([g, e.get("units"), e.get("removed"), e.get("saved_ms"), e.get("saved_ms_per_unit")]
+                   for g, e in groups.items() if e.get("removed")), key=lambda r: -(r[4] or 0.0))
+    if rows:
+        p.blocks.append(("h", f"Latency table: time saved by halving each layer group ({table.get('runtime')}, "
+                              f"{table.get('threads')} thread, batch {table.get('batch')}; teacher "
+                              f"{_num(table.get('teacher_ms'), '.3f')} ms)"))
+        p.blocks.append(("table", ["group", "units", "units removed", "ms saved", "ms saved per unit"], rows))
+
+
+def _distill_link(data: dict[str, Any], dl: dict[str, Any], p: Part) -> None:
+    kd = (dl.get("kd") or {}).get("kd") or []
+    rows = []
+    auto = dl.get("auto_size")
+    emb = (data.get("embeddings") or {}).get("summary") or {}
+    if auto:
+        said = (f"{auto.get('layer')}: participation ratio {auto.get('participation_ratio')}, effective rank "
+                f"{auto.get('effective_rank')} of {auto.get('teacher_width')} units (training samples)")
+        did = f"student hint width {auto.get('chosen')} ({', '.join(f'{k}={v}' for k, v in (auto.get('override') or {}).items())})"
+    else:
+        said = (f"{emb.get('layer')}: effective rank {emb.get('effective_rank')}, participation ratio "
+                f"{emb.get('participation_ratio')} (analyze stage; not used: preset not auto)") if emb else "not used"
+        did = f"student preset {(dl.get('student') or {}).get('preset')}"
+    pm = dl.get("primary_metric") or "metric"
+    st = dl.get("student") or {}
+    vs = dl.get("kd_vs_control") or {}
+    bought = f"{pm} {_num(st.get('best'))}" + (f" (control {_num(vs.get('control'))})" if vs else "")
+    rows.append(["student size", said, did, bought])
+    if "saliency" in kd:
+        pair = ((data.get("saliency") or {}).get("agreement") or {}).get("pairs", {}).get("student") or {}
+        rhos = [m.get("mean") for m in (pair.get("maps") or {}).values() if m.get("mean") is not None]
+        rho = f"student-teacher saliency agreement ρ {sum(rhos) / len(rhos):.3f}" if rhos else "agreement not computed"
+        rows.append(["distillation", "where the teacher looks: input-gradient saliency maps",
+                     f"KD {'+'.join(kd)} (saliency weight {(dl.get('kd') or {}).get('saliency_weight')})",
+                     f"{rho}; {bought}"])
+    p.blocks.append(("table", ["link", "what analysis said", "what compression did", "what it bought"], rows))
+
+
+def _links_part(data: dict[str, Any]) -> Part:
+    p = Part("links", "Analysis -> compression: what analysis said, what compression did with it")
+    links = data.get("links") or {}
+    if not links.get("prune") and not links.get("distill"):
+        return p.missing(_not_run(data, "prune", "pruning or distillation"))
+    if links.get("prune"):
+        _prune_link(data, links["prune"], p)
+    if links.get("latency_table"):
+        _latency_link(links["latency_table"], p)
+    if links.get("distill"):
+        _distill_link(data, links["distill"], p)
+    return p
+
+
+def _compress_part(data: dict[str, Any], figs: Path, slug: str) -> Part:
+    p = Part("compress", "Compression to a budget: the searched front")
+    got = data.get("compress")
+    if not got:
+        st = data["stages"].get("compress", {"status": "not run"})
+        if st["status"] in ("failed", "unfinished"):
+            return p.missing(_not_run(data, "compress", "the budget search"))
+        p.status = "n/a"
+        p.blocks.append(("note", "off: the compress stage runs when the recipe's [compress] sets latency_ms, speedup, macs or params"))
+        return p
+    s = got["summary"]
+    budget, best, comp, lat = s.get("budget") or {}, s.get("best") or {}, s.get("compute") or {}, s.get("latency") or {}
+    p.blocks.append(("p", f"budget {budget.get('kind')} <= {budget.get('value')} {budget.get('unit', '')}; latency on "
+                          f"{lat.get('runtime', 'onnxruntime')}, {lat.get('threads', 1)} thread, batch {lat.get('batch')}; "
+                          f"compute {_num(comp.get('used_s'), '.0f')} s of {_num(comp.get('budget_s'), '.0f')} s "
+                          f"({comp.get('stated', '')}; stopped: {comp.get('stopped', '?')})"))
+    if best:
+        p.blocks.append(("p", f"best under the budget: {best.get('name')} ({s.get('error')} {_num(best.get('error'))}, "
+                              f"{_num(best.get('error_vs_teacher'), '.3f')}x the teacher's; {_num(best.get('latency_ms'), '.3f')} ms)"))
+    rows = [[c.get("name"), c.get("kind"), _macs(c.get("macs")), _num(c.get("latency_ms"), ".3f"), _num(c.get("error")),
+             c.get("rung") if c.get("rung") is not None else "–", "yes" if c.get("under_budget") else "no",
+             "yes" if c.get("on_front") else "", c.get("note") or ""] for c in got["candidates"]]
+    p.blocks.append(("table", ["candidate", "kind", "MACs", "ms", s.get("error") or "error", "rung", "under budget",
+                               "on the front", "note"], rows))
+    if got.get("figure"):
+        p.blocks.append(("imgs", [(_copy_fig(got["figure"], figs, f"{slug}-compress-front.png"),
+                                   "error vs measured latency: the front, the budget line, the winner")]))
+    return p
+
+
 def _training_part(data: dict[str, Any], figs: Path, slug: str) -> Part:
     p = Part("training", "Training curves")
     if not data["curves"]:
@@ -324,7 +449,8 @@ def teacher_parts(data: dict[str, Any], figs: Path, slug: str) -> list[Part]:
     return [
         _stages_part(data), _models_part(data), _pareto_part(data, figs, slug), _saliency_part(data, figs, slug),
         _faithfulness_part(data, figs, slug),
-        _embeddings_part(data, figs, slug), _fc_part(data, figs, slug),
+        _embeddings_part(data, figs, slug), _fc_part(data, figs, slug), _links_part(data),
+        _compress_part(data, figs, slug),
         _training_part(data, figs, slug), _export_part(data),
     ]
 

@@ -16,7 +16,7 @@ from workbench.errors import WorkbenchError
 from workbench.utils.jsonio import read_json, read_jsonl
 from workbench.utils.stats import spearman_rows
 
-STAGE_ORDER = ("train", "analyze", "prune", "distill", "quantize", "compare", "profile", "export")
+STAGE_ORDER = ("train", "analyze", "prune", "distill", "quantize", "compare", "profile", "export", "compress")
 MODEL_ORDER = ("teacher", "pruned", "student", "control", "int8")
 
 
@@ -361,6 +361,8 @@ def collect_teacher(entry: dict[str, Any]) -> dict[str, Any]:
     data["embeddings"] = _analysis_folder(tdir / "analyze" / "embeddings") if kind == "pipeline" else None
     data["fc_importance"] = _analysis_folder(tdir / "analyze" / "fc_importance") if kind == "pipeline" else None
     data["export"] = data["stages"].get("export", {}).get("summary") if kind == "pipeline" else None
+    data["links"] = compression_links(tdir) if kind == "pipeline" else None
+    data["compress"] = _compress_folder(tdir / "compress") if kind == "pipeline" else None
     data["measured_on"] = measured_on(data, runs.get("teacher"))
     data["latency_machine"] = latency_machine(data["models"])
     return data
@@ -412,3 +414,30 @@ def _analysis_folder(folder: Path) -> dict[str, Any] | None:
         return None
     return {"folder": str(folder), "summary": read_json(folder / "summary.json", default=None),
             "figures": sorted(str(p) for p in folder.glob("*.png"))}
+
+
+def compression_links(tdir: Path) -> dict[str, Any]:
+    """What the prune and distill stages did with analysis: the pruner's criterion, scope, per-group effective
+    ranks and latency table, and the student's auto-size record and KD kinds (from their summaries)."""
+    prune = _table(read_json(tdir / "prune" / "metrics.json", default=None))
+    distill = _table(read_json(tdir / "distill" / "summary.json", default=None))
+    table = _table(read_json(tdir / "prune" / "latency_table.json", default=None))
+    keep = ("importance", "scope", "round_to", "erank", "widths", "macs", "params", "primary_metric", "teacher_metric",
+            "best", "latency")
+    return {"prune": {k: prune.get(k) for k in keep} if prune else None,
+            "latency_table": table or None,
+            "distill": {"kd": _table(distill.get("kd")), "auto_size": distill.get("auto_size"),
+                        "student": {k: _table(distill.get("student")).get(k) for k in ("name", "preset", "best",
+                                                                                          "macs_ratio")},
+                        "kd_vs_control": distill.get("kd_vs_control"),
+                        "primary_metric": distill.get("primary_metric")} if distill else None}
+
+
+def _compress_folder(folder: Path) -> dict[str, Any] | None:
+    """The compress stage's search (summary, every candidate, the front figure), or None if it did not run."""
+    summary = read_json(folder / "summary.json", default=None)
+    if not isinstance(summary, dict):
+        return None
+    front = _table(read_json(folder / "front.json", default=None))
+    return {"folder": str(folder), "summary": summary, "candidates": front.get("candidates") or [],
+            "figure": str(folder / "front.png") if (folder / "front.png").is_file() else None}

@@ -31,15 +31,11 @@ def _save(fig: Any, path: Path) -> Path:
 
 
 def pareto_front(points: list[tuple[float, float]], higher_is_better: bool) -> list[int]:
-    """Indices of the points no other point beats on both cost (x, lower is better) and metric (y)."""
+    """Indices of the points no other point beats on both cost (x, lower is better) and metric (y), by cost."""
+    from workbench.utils.stats import pareto_front as undominated
+
     sign = -1.0 if higher_is_better else 1.0
-    front = []
-    for i, (x, y) in enumerate(points):
-        dominated = any((x2 <= x and sign * y2 <= sign * y) and (x2 < x or sign * y2 < sign * y)
-                        for j, (x2, y2) in enumerate(points) if j != i)
-        if not dominated:
-            front.append(i)
-    return sorted(front, key=lambda i: points[i][0])
+    return sorted(undominated({i: (x, sign * y) for i, (x, y) in enumerate(points)}), key=lambda i: points[i][0])
 
 
 def pareto(cards: list[dict[str, Any]], title: str, path: Path) -> Path | None:
