@@ -65,3 +65,36 @@ def test_data_without_face_boxes_still_prepares():
     del raw["face_box"]
     data = task.prepare(raw)
     assert torch.isnan(data.tensors["face_xy"]).all()
+
+
+def test_face_crop_ratio_keeps_the_enlarged_face_box_and_sets_the_rest_to_the_mean_colour():
+    raw = render("frame", 6, seed=1, subjects=3, size=(120, 68))
+    plain = get_task("plane_pog")
+    task = get_task("plane_pog", face_crop_ratio=1.5)
+    data = task.prepare(raw)
+    batch = data.batch(slice(0, 6))
+    batch["face_box"] = batch["face_box"].clone()
+    batch["face_box"][5] = float("nan")  # a frame without a face box keeps the whole frame
+    (x,), (full,) = task.inputs(batch), plain.inputs(batch)
+    left, top = data.meta["pad_offset"]
+    for i in range(5):
+        x0, y0, x1, y1 = raw["face_box"][i].tolist()
+        cx, cy, hw, hh = (x0 + x1) / 2 + left, (y0 + y1) / 2 + top, 0.75 * (x1 - x0), 0.75 * (y1 - y0)
+        # Pixel centres well inside the enlarged box are the frame's own, well outside they are 0 (the mean).
+        ys, xs = torch.meshgrid(torch.arange(x.shape[-2]) + 0.5, torch.arange(x.shape[-1]) + 0.5, indexing="ij")
+        inner = ((xs - cx).abs() < hw - 1) & ((ys - cy).abs() < hh - 1)
+        outer = ((xs - cx).abs() > hw + 1) | ((ys - cy).abs() > hh + 1)
+        assert inner.any() and outer.any()
+        torch.testing.assert_close(x[i][:, inner], full[i][:, inner])
+        assert x[i][:, outer].abs().max() == 0
+        assert full[i][:, outer].abs().max() > 0.5  # the frame had content there
+    torch.testing.assert_close(x[5], full[5])
+    assert "face_box" not in plain.prepare(raw).tensors  # off by default: no extra tensor, the whole frame
+
+
+@pytest.mark.parametrize("bad", [0.5, "2", True, -1])
+def test_face_crop_ratio_refuses_a_ratio_below_one_or_not_a_number(bad):
+    from workbench.errors import WorkbenchError
+
+    with pytest.raises(WorkbenchError, match="face_crop_ratio"):
+        get_task("plane_pog", face_crop_ratio=bad)

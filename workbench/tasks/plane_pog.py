@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from workbench.data.geometry import VirtualPlane, affine_transform, get_affine_transform, pad_to_stride
-from workbench.errors import DataError
+from workbench.errors import DataError, WorkbenchError
 from workbench.tasks.base import Task, TaskData, finite_labels, require, to_float_image
 from workbench.tasks.registry import register_task
 
@@ -52,6 +52,13 @@ class PlanePoG(Task):
         self.sigma = float(options.get("sigma", 1.5))  # Gaussian radius on the output grid, cells
         self.face_sigma = float(options.get("face_sigma", 2.0))  # the face-centre Gaussian's radius, cells
         self.weights = {"hm": 1.0, "offset": 1.0, "pog": 1.0, "face_hm": 1.0, **options.get("loss_weights", {})}
+        # The write-up's face_crop_ratio: everything outside the face box enlarged this many times about its
+        # centre is set to the mean colour (0 after ImageNet normalization); None keeps the whole frame.
+        ratio = options.get("face_crop_ratio")
+        if ratio is not None and not (isinstance(ratio, (int, float)) and not isinstance(ratio, bool) and ratio >= 1):
+            raise WorkbenchError(f"plane_pog option face_crop_ratio expects a number >= 1 (1: the face box "
+                                 f"itself), got {ratio!r}")
+        self.face_crop_ratio = None if ratio is None else float(ratio)
         self.frame_size: tuple[int, int] | None = None  # (W, H) raw; set by prepare
 
     # ---- geometry ---------------------------------------------------------------------------------
@@ -119,6 +126,8 @@ class PlanePoG(Task):
             box = finite_labels("face_box", box)
         tensors["face_xy"] = (((box.double().view(n, 2, 2).mean(1) + pad) / OUTPUT_STRIDE).float()
                               if box is not None else torch.full((n, 2), float("nan")))
+        if self.face_crop_ratio is not None:  # the box in the raw frame's pixels (x0, y0, x1, y1), NaN: none
+            tensors["face_box"] = box.float() if box is not None else torch.full((n, 4), float("nan"))
         meta = {"subject": np.asarray(data.get("subject", np.full(n, -1))), "pad_offset": ((pw - w) // 2, (ph - h) // 2)}
         if "eye_boxes" in data:
             meta["eye_boxes"] = np.asarray(data["eye_boxes"]) + np.tile(meta["pad_offset"], 2)
@@ -135,7 +144,25 @@ class PlanePoG(Task):
         left, top = (pw - w) // 2, (ph - h) // 2
         # Pad the uint8 frame with black (0) before normalization, as the write-up pads the image.
         padded = F.pad(frame, (left, pw - w - left, top, ph - h - top), value=0)
-        return (to_float_image(padded),)
+        x = to_float_image(padded)
+        if self.face_crop_ratio is not None and "face_box" in batch:
+            x = x * self.face_mask(batch["face_box"], (w, h), (left, top), (pw, ph)).to(x.dtype)
+        return (x,)
+
+    def face_mask(self, box: torch.Tensor, size: tuple[int, int], pad: tuple[int, int], padded: tuple[int, int],
+                  ) -> torch.Tensor:
+        """(B, 1, PH, PW) 1 inside the face box (B, 4 raw-frame x0, y0, x1, y1) enlarged ``face_crop_ratio``
+        times about its centre, 0 elsewhere; all 1 for a frame without a box."""
+        b = box.double()
+        c = (b[:, :2] + b[:, 2:]) / 2 + torch.tensor(pad, dtype=torch.float64)
+        half = (b[:, 2:] - b[:, :2]).abs() * (self.face_crop_ratio / 2)
+        lo, hi = c - half, c + half
+        xs = torch.arange(padded[0], dtype=torch.float64).view(1, 1, -1) + 0.5
+        ys = torch.arange(padded[1], dtype=torch.float64).view(1, -1, 1) + 0.5
+        inside = ((xs >= lo[:, 0, None, None]) & (xs <= hi[:, 0, None, None]) & (ys >= lo[:, 1, None, None])
+                  & (ys <= hi[:, 1, None, None]))
+        none = ~torch.isfinite(b).all(-1)
+        return (inside | none.view(-1, 1, 1)).unsqueeze(1).to(box.device)
 
     # ---- objective --------------------------------------------------------------------------------
     def targets(self, hm_xy: torch.Tensor, grid: tuple[int, int], sigma: float | None = None,
