@@ -98,3 +98,43 @@ def test_face_crop_ratio_refuses_a_ratio_below_one_or_not_a_number(bad):
 
     with pytest.raises(WorkbenchError, match="face_crop_ratio"):
         get_task("plane_pog", face_crop_ratio=bad)
+
+
+def test_pog_lead_epochs_trains_only_the_decoded_pog_first_and_everything_after(frames):
+    _, data = frames
+    batch = data.batch(slice(0, 8))
+    task = get_task("plane_pog", pog_lead_epochs=2)
+    grid = task.grid_size(120, 68)
+    wrong = {**batch, "hm_xy": batch["hm_xy"].flip(0)}  # peaks at other frames' PoG: every term is large
+    out = {k: v for k, v in _outputs(task, wrong, grid, batch["face_xy"]).items() if k != "face_hm"}
+    full, parts = get_task("plane_pog").loss(out, batch)  # no schedule: every term, every epoch
+    for epoch, lead in ((0, True), (1, True), (2, False), (5, False)):
+        task.set_epoch(epoch)
+        loss, p = task.loss(out, batch)
+        if lead:  # the heatmap's focal term and the offset carry no weight: only the decoded PoG
+            assert float(loss) == pytest.approx(p["pog"], rel=1e-5) and p["hm"] > 0.5 and p["pog"] > 0.1
+        else:
+            assert float(loss) == pytest.approx(float(full), rel=1e-5)
+            assert float(loss) > p["pog"] + 0.5
+        assert p == pytest.approx(parts)
+
+
+def test_the_engine_tells_the_task_each_epoch(tmp_path):
+    from workbench.train.engine import TrainRequest, fit
+    from workbench.tasks.plane_pog import PlanePoG
+
+    seen = []
+    original = PlanePoG.set_epoch
+
+    def spy(self, epoch):
+        seen.append(epoch)
+        original(self, epoch)
+
+    PlanePoG.set_epoch = spy
+    try:
+        fit(TrainRequest(teacher="evg", preset="cpu", out=tmp_path / "r", progress=False,
+                         recipe_overrides={"epochs": 2, "n_train": 8, "n_val": 4, "batch_size": 8, "size": [96, 54],
+                                           "task_options": {"pog_lead_epochs": 1}}))
+    finally:
+        PlanePoG.set_epoch = original
+    assert seen == [0, 1]

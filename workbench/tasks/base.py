@@ -160,6 +160,11 @@ class Task(ABC):
         """The model's inputs, in ``input_names`` order, from a batch (float, normalized)."""
 
     # ---- objective and evaluation ----------------------------------------------------------------
+    def set_epoch(self, epoch: int) -> None:
+        """Called by the training engine before each training epoch (0-based, also after a resume), so a
+        task whose loss follows a schedule (plane_pog's ``pog_lead_epochs``) knows where it is."""
+        self.epoch = int(epoch)
+
     @abstractmethod
     def loss(self, outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         """(total loss, its named components as floats)."""

@@ -59,6 +59,13 @@ class PlanePoG(Task):
             raise WorkbenchError(f"plane_pog option face_crop_ratio expects a number >= 1 (1: the face box "
                                  f"itself), got {ratio!r}")
         self.face_crop_ratio = None if ratio is None else float(ratio)
+        # Not in the write-up (a curriculum): for the first pog_lead_epochs training epochs only the decoded-PoG
+        # term (and face_hm) trains; the heatmap's focal term and the offset join after.
+        lead = options.get("pog_lead_epochs", 0)
+        if not isinstance(lead, int) or isinstance(lead, bool) or lead < 0:
+            raise WorkbenchError(f"plane_pog option pog_lead_epochs expects an integer >= 0, got {lead!r}")
+        self.pog_lead_epochs = lead
+        self.epoch: int | None = None  # the training epoch (Task.set_epoch); None outside training
         self.frame_size: tuple[int, int] | None = None  # (W, H) raw; set by prepare
 
     # ---- geometry ---------------------------------------------------------------------------------
@@ -198,7 +205,9 @@ class PlanePoG(Task):
         pog_pred = self.decode(outputs, soft=True)
         target_cam = self.grid_to_camera(batch["hm_xy"].double(), grid)  # the clamped true PoG
         l_pog = F.l1_loss(pog_pred.double(), target_cam) / 100.0
-        w = self.weights
+        w = dict(self.weights)
+        if self.epoch is not None and self.epoch < self.pog_lead_epochs:
+            w["hm"] = w["offset"] = 0.0
         total = w["hm"] * l_hm + w["offset"] * l_off + w["pog"] * l_pog.to(l_hm.dtype)
         parts = {"hm": float(l_hm.detach()), "offset": float(l_off.detach()), "pog": float(l_pog.detach())}
         face = batch.get("face_xy")

@@ -352,6 +352,7 @@ def _fit(req: TrainRequest, dist: D.DistInfo, on_event) -> dict[str, Any]:
         order = D.shard(order, dist)
         batches = _batches(len(order), recipe.batch_size, order)
         ddp_model.train()
+        task.set_epoch(epoch)
         running, seen = 0.0, 0
         last_shown = f", val {task.primary_metric} {last_metrics[task.primary_metric]:.4g}" if last_metrics else ""
         with progress_bar(f"epoch {epoch + 1}/{recipe.epochs}", len(batches), enabled=show) as advance:
