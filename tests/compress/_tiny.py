@@ -12,6 +12,7 @@ from workbench.train.models import model_task
 from workbench.train.recipes import get_recipe
 from workbench.train.run_folder import RunFolder, save_checkpoint
 from workbench.utils.jsonio import write_json
+from _threads import one_thread_module  # noqa: F401 (re-exported: the modules importing it from here)
 
 TINY = {
     "gazenet": {"width_mult": 0.25, "feature_channels": 16, "fc_hidden": 16, "input_size": 64},
@@ -54,15 +55,6 @@ def tiny_run(path: Path, name: str = "gazenet", *, n_train: int = 48, n_val: int
     write_json(run.config_path, config)
     save_checkpoint(run.best, model_state=model.state_dict(), model_config=model.config)
     return path
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread_module():
-    """``one_thread`` for a whole module (its module-scoped fixtures train too)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(autouse=True)

@@ -23,17 +23,10 @@ from workbench.train.engine import load_run_model
 from workbench.train.recipes import get_recipe
 from workbench.train.run_folder import RunFolder, save_checkpoint
 from workbench.utils.jsonio import write_json
+from _threads import one_thread_module  # noqa: F401 (autouse fixture: one torch thread)
 
 runner = CliRunner()
 TINY = {"n_train": 64, "n_val": 32, "batch_size": 16, "train_subjects": 3, "val_subjects": 1, "size": 64}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

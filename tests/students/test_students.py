@@ -23,15 +23,7 @@ from workbench.profile.quick import count_macs
 from workbench.tasks import get_task, list_tasks
 from workbench.train.models import build_model, model_task
 from workbench.train.recipes import get_recipe
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a loaded 2-core machine two spinning threads per process run ~10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from _threads import one_thread_module  # noqa: F401 (autouse fixture: one torch thread)
 
 
 CASES = [(name, preset) for name in list_students() for preset in student_spec(name).presets]

@@ -28,6 +28,7 @@ from teachers import (
 )
 from workbench.data.geometry import compose_lola, normalize_angle01
 from workbench.nn import DeformConv3x3Pack
+from _threads import one_thread_module  # noqa: F401 (autouse fixture: one torch thread)
 
 TEACHERS = ["evg", "gazelstm", "gazenet", "gazepose", "itracker", "mc4"]
 PRESETS = ["paper", "cpu"]
@@ -58,15 +59,6 @@ def paper_model(name: str) -> nn.Module:
     """Paper presets are built once per session (mc4's is 46M parameters); only used in eval mode."""
     torch.manual_seed(0)
     return get_teacher(name, preset="paper").eval()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # These models are tiny: on a shared 2-core machine, intra-op threads mostly spin (4x slower).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(autouse=True)
