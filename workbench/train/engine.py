@@ -99,8 +99,23 @@ def make_optimizer(model: nn.Module, r: Recipe) -> torch.optim.Optimizer:
     raise WorkbenchError(f"unknown optimizer {r.optimizer!r}; expected sgd, adam or adamw")
 
 
-def make_scheduler(opt: torch.optim.Optimizer, r: Recipe) -> torch.optim.lr_scheduler.LRScheduler:
+def make_scheduler(opt: torch.optim.Optimizer, r: Recipe, steps_per_epoch: int = 1,
+                   ) -> torch.optim.lr_scheduler.LRScheduler:
+    """The recipe's schedule. A "step" schedule steps once per epoch, "onecycle" once per batch
+    (:func:`steps_per_batch` says which), planned for ``r.epochs`` epochs of ``steps_per_epoch`` batches."""
+    if r.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups],
+                                                   # one more than the batches: the lr after the last
+                                                   # batch (what the log records) is the cycle's end
+                                                   total_steps=r.epochs * steps_per_epoch + 1,
+                                                   pct_start=r.warmup, anneal_strategy="cos",
+                                                   cycle_momentum=r.optimizer == "sgd")
     return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(r.milestones), gamma=r.gamma)
+
+
+def steps_per_batch(r: Recipe) -> bool:
+    """Whether the recipe's schedule steps after every batch (else after every epoch)."""
+    return r.schedule == "onecycle"
 
 
 def _batches(n: int, batch_size: int, order: torch.Tensor, *, train: bool = True) -> list[torch.Tensor]:
@@ -215,6 +230,9 @@ def _resume_changes(req: TrainRequest, config: dict[str, Any], out: Path) -> boo
                              f"{', '.join(refused)} (only --epochs; start a new run for the rest)")
     if merged["epochs"] == stored["epochs"]:
         return False
+    if merged["schedule"] == "onecycle":
+        raise WorkbenchError(f"{out}: a one-cycle schedule is planned for the run's {stored['epochs']} epochs and "
+                             "cannot be stretched by --resume --epochs; start a new run from it with --init-from")
     config["recipe"] = {**stored, "epochs": merged["epochs"]}
     return True
 
@@ -312,7 +330,8 @@ def _fit(req: TrainRequest, dist: D.DistInfo, on_event) -> dict[str, Any]:
         model = model.to(memory_format=torch.channels_last)
     extra = req.prepare_model(model) if req.prepare_model else None
     opt = make_optimizer(nn.ModuleList([model, extra]) if extra is not None else model, recipe)
-    sched = make_scheduler(opt, recipe)
+    n_local = len(D.shard(torch.arange(len(train_data)), dist))
+    sched = make_scheduler(opt, recipe, len(_batches(n_local, recipe.batch_size, torch.arange(n_local))))
     start_epoch, best, best_epoch, bad_epochs = 0, None, -1, 0
     last_metrics: dict[str, float] = {}
     if req.resume and run.last.exists():
@@ -377,10 +396,13 @@ def _fit(req: TrainRequest, dist: D.DistInfo, on_event) -> dict[str, Any]:
                 if recipe.clip_grad > 0:
                     nn.utils.clip_grad_norm_(ddp_model.parameters(), recipe.clip_grad)
                 opt.step()
+                if steps_per_batch(recipe):
+                    sched.step()
                 running += float(loss.detach()) * len(idx)
                 seen += len(idx)
                 advance(1, f"loss {running / seen:.4g}{last_shown}")
-        sched.step()
+        if not steps_per_batch(recipe):
+            sched.step()
         train_loss = D.mean_across(running / max(seen, 1), dist)
         record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss, "lr": opt.param_groups[0]["lr"]}
         improved = False

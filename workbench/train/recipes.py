@@ -30,8 +30,13 @@ class Recipe:
     momentum: float = 0.9
     nesterov: bool = False
     weight_decay: float = 0.0
-    milestones: tuple[int, ...] = ()  # MultiStepLR milestones (epochs); empty: constant lr
+    # The learning-rate schedule. "step": lr times gamma at each of `milestones` (epochs; none: constant lr).
+    # "onecycle": warm up from lr/25 to lr over the first `warmup` fraction of the steps, then anneal (cosine)
+    # to lr/25e4 at the last step (Smith & Topor's one-cycle policy), stepped every batch; milestones unused.
+    schedule: str = "step"
+    milestones: tuple[int, ...] = ()
     gamma: float = 0.1
+    warmup: float = 0.3
     val_interval: int = 1
     patience: int = 0  # early stopping: epochs without improvement by more than `delta`; 0: off
     delta: float = 0.0
@@ -55,6 +60,11 @@ class Recipe:
             if not math.isfinite(value) or value < lowest or (name in _POSITIVE and value <= 0):
                 bound = "> 0" if name in _POSITIVE else f">= {lowest}"
                 raise WorkbenchError(f"training option {name}={value!r}: must be {bound}")
+        if self.schedule not in SCHEDULES:
+            raise WorkbenchError(f"training option schedule={self.schedule!r}: expected one of {', '.join(SCHEDULES)}")
+        if isinstance(self.warmup, bool) or not isinstance(self.warmup, (int, float)) or not 0 < self.warmup < 1:
+            raise WorkbenchError(f"training option warmup={self.warmup!r}: expected a fraction of the steps, "
+                                 "between 0 and 1")
         if self.optimizer not in OPTIMIZERS:
             raise WorkbenchError(f"training option optimizer={self.optimizer!r}: expected one of {', '.join(OPTIMIZERS)}")
         if not isinstance(self.nesterov, bool):
@@ -94,6 +104,7 @@ class Recipe:
 
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("step", "onecycle")
 # Lower bounds of the numeric options (those in _POSITIVE must be strictly above 0).
 _AT_LEAST = {"epochs": 1, "batch_size": 1, "lr": 0, "momentum": 0, "weight_decay": 0, "gamma": 0, "val_interval": 1,
              "patience": 0, "delta": 0, "clip_grad": 0, "n_train": 1, "n_val": 1, "train_subjects": 1,
