@@ -138,3 +138,70 @@ def test_the_engine_tells_the_task_each_epoch(tmp_path):
     finally:
         PlanePoG.set_epoch = original
     assert seen == [0, 1]
+
+
+def test_sigma_start_shrinks_the_pog_gaussian_over_sigma_epochs(frames):
+    _, data = frames
+    batch = data.batch(slice(0, 8))
+    task = get_task("plane_pog", sigma=1.5, sigma_start=12.0, sigma_epochs=3)
+    assert task.train_sigma() == 1.5  # outside training: the write-up's radius
+    radii = []
+    for epoch in range(5):
+        task.set_epoch(epoch)
+        radii.append(task.train_sigma())
+    assert radii == pytest.approx([12.0, 6.0, 3.0, 1.5, 1.5])  # geometric: halves each epoch here
+    # The focal term follows the radius: a peak 4 cells off the truth costs less while the Gaussian is wide.
+    grid = task.grid_size(120, 68)
+    near = {**batch, "hm_xy": batch["hm_xy"] + torch.tensor([4.0, 0.0])}
+    out = {k: v for k, v in _outputs(task, near, grid, batch["face_xy"]).items() if k != "face_hm"}
+    hm_loss = []
+    for epoch in (0, 3):
+        task.set_epoch(epoch)
+        hm_loss.append(task.loss(out, batch)[1]["hm"])
+    assert hm_loss[0] < 0.5 * hm_loss[1]
+    assert get_task("plane_pog").train_sigma() == 1.5  # no schedule: constant
+
+
+@pytest.mark.parametrize("bad", [{"sigma_start": 0}, {"sigma_start": "wide"}, {"sigma_epochs": -1},
+                                 {"sigma_epochs": 1.5}])
+def test_bad_sigma_schedule_options_are_one_line(bad):
+    from workbench.errors import WorkbenchError
+
+    with pytest.raises(WorkbenchError, match=next(iter(bad))):
+        get_task("plane_pog", **bad)
+
+
+def test_softmax_heatmap_loss_is_lowest_at_the_truth_and_has_a_gradient_everywhere(frames):
+    _, data = frames
+    batch = data.batch(slice(0, 8))
+    task = get_task("plane_pog", hm_loss="softmax")
+    grid = task.grid_size(120, 68)
+    right = {k: v for k, v in _outputs(task, batch, grid, batch["face_xy"]).items() if k != "face_hm"}
+    wrong = {k: v for k, v in _outputs(task, {**batch, "hm_xy": batch["hm_xy"].flip(0)}, grid,
+                                       batch["face_xy"]).items() if k != "face_hm"}
+    assert task.loss(right, batch)[1]["hm"] + 5 < task.loss(wrong, batch)[1]["hm"]
+    flat = torch.zeros(8, 1, grid[1], grid[0], requires_grad=True)
+    only_hm = get_task("plane_pog", hm_loss="softmax", loss_weights={"pog": 0.0})
+    loss, _ = only_hm.loss({"hm": flat, "offset": right["offset"]}, batch)
+    loss.backward()
+    # p - t: the truth's cell is pushed up, the cell farthest from it down by the uniform p = 1 / cells.
+    g = flat.grad[0, 0]
+    cell = batch["hm_xy"][0].long()
+    far = (0 if cell[0] > grid[0] // 2 else grid[0] - 1, 0 if cell[1] > grid[1] // 2 else grid[1] - 1)
+    assert float(g[cell[1], cell[0]]) < 0
+    assert float(g[far[1], far[0]]) == pytest.approx(1 / (grid[0] * grid[1]) / 8, rel=1e-3)  # mean over 8 frames
+
+
+def test_hm_loss_focal_is_the_write_ups_default_and_a_wrong_name_is_one_line(frames):
+    from workbench.errors import WorkbenchError
+    from workbench.tasks.plane_pog import focal_loss
+
+    _, data = frames
+    batch = data.batch(slice(0, 8))
+    task = get_task("plane_pog")
+    grid = task.grid_size(120, 68)
+    out = {k: v for k, v in _outputs(task, batch, grid, batch["face_xy"]).items() if k != "face_hm"}
+    hm_t, _, _ = task.targets(batch["hm_xy"], grid)
+    assert task.loss(out, batch)[1]["hm"] == pytest.approx(float(focal_loss(out["hm"], hm_t)), rel=1e-6)
+    with pytest.raises(WorkbenchError, match="hm_loss"):
+        get_task("plane_pog", hm_loss="mse")

@@ -72,3 +72,15 @@ def test_global_context_adds_one_vector_per_frame():
         model(frame)
         h.remove()
     torch.testing.assert_close(got["x"], expected)
+
+
+def test_coord_scale_stretches_the_coordinate_channels_only():
+    torch.manual_seed(0)
+    model = get_teacher("evg", preset="cpu", coord_channels=True, global_context=False, coord_scale=10.0).eval()
+    seen = {}
+    model.heads["hm"].register_forward_hook(lambda m, i, o: seen.update(x=i[0]))
+    model(torch.zeros(2, 3, 64, 96))
+    torch.testing.assert_close(seen["x"][:, -2, 0, :], torch.linspace(-10, 10, 24).expand(2, 24))
+    torch.testing.assert_close(seen["x"][:, -1, :, 5], torch.linspace(-10, 10, 16).expand(2, 16))
+    # Old run configs have no coord_scale: they rebuild with the scale they were trained at (1).
+    assert get_teacher("evg", preset="paper").config["coord_scale"] == 1.0
