@@ -21,9 +21,9 @@ HM_BIAS = -2.19
 
 PRESETS = {
     "tiny": {"stem": 8, "widths": [16, 24, 32, 48, 64], "strides": [2, 2, 2, 2, 1], "decoder": [32, 24, 16],
-             "head_channels": 16, "frame_hw": [160, 256]},
+             "head_channels": 16, "frame_hw": [288, 512]},
     "small": {"stem": 16, "widths": [24, 32, 48, 64, 96], "strides": [2, 2, 2, 2, 1], "decoder": [48, 32, 24],
-              "head_channels": 24, "frame_hw": [160, 256]},
+              "head_channels": 24, "frame_hw": [288, 512]},
 }
 
 

@@ -28,10 +28,10 @@ def test_boxes_per_input_for_the_views_that_need_work():
     evg = load_subject(get_teacher("evg"))
     s = load_samples(evg, n=2)
     frame = s.inputs(slice(0, 2))[0]
-    assert frame.shape[-2:] == (160, 256)  # 240x135 padded to stride 32, boxes shifted with it
+    assert frame.shape[-2:] == (288, 512)  # 480x270 padded to stride 32, boxes shifted with it
     # A registered model without a run: the validation split of its recipe (seed 0 + 1, held-out subjects).
-    raw = render("frame", 64, seed=1, subjects=list(range(40, 50)), size=(240, 135))
-    np.testing.assert_allclose(s.boxes["frame"], raw["eye_boxes"][s.indices] + np.array([8, 12, 8, 12]))
+    raw = render("frame", 64, seed=1, subjects=list(range(40, 50)), size=(480, 270))
+    np.testing.assert_allclose(s.boxes["frame"], raw["eye_boxes"][s.indices] + np.array([16, 9, 16, 9]))
 
 
 def test_input_similarity_of_input_times_gradient_is_high():

@@ -75,13 +75,16 @@ def test_embeddings_and_fc_importance(teacher):
     e = embeddings(model, n=20, batch_size=10, data=data)
     assert e["n"] == 20 and e["dim"] > 0 and e["labels"]
     assert set(e["probe"]["r2"]) == set(e["labels"])
-    if name == "evg":
-        assert e["layer"] == "backbone.layer4"  # no Linear layer: the deepest feature map
+    if name == "evg":  # the cpu preset's Linear layers are the context branch: its vector is the embedding
+        assert e["layer"] == "context_pog:input"
+        from teachers import get_teacher
+
+        plain = get_teacher("evg", preset="cpu", global_context=False, context_pog=False).eval()  # the write-up's
         with pytest.raises(WorkbenchError, match="no Linear"):
-            fc_importance(model, n=2, data=data)
-        return
+            fc_importance(plain, n=2, data=data)
+        assert embeddings(plain, n=4, batch_size=4, data=data)["layer"] == "backbone.layer4"  # the deepest map
     assert e["layer"].endswith(":input")
     f = fc_importance(model, n=4, batch_size=4, max_ablate=2, conductance_samples=2, conductance_steps=2, data=data)
     heads = {k for k, v in f["layers"].items() if v["is_head"]}
     assert heads == {"gazenet": {"fc.6"}, "mc4": {"face_net.fc", "eye_net.fc"}, "itracker": {"fc_out"},
-                     "gazelstm": {"last_layer"}, "gazepose": {"last_layer"}}[name]
+                     "gazelstm": {"last_layer"}, "gazepose": {"last_layer"}, "evg": {"context_pog"}}[name]

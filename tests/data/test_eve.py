@@ -322,9 +322,9 @@ def test_train_evg_on_the_genuine_folder(eve_root, tmp_path):
                               "--out", str(run), "--json"])
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout)
-    # Frames 96x64 are resized to the cpu preset's 240x135 on the way in; EVE's own valNN folders validate.
+    # Frames 96x64 are resized to the cpu preset's 480x270 on the way in; EVE's own valNN folders validate.
     assert summary["data"]["format"] == "eve" and summary["data"]["split"] == "layout splits train/val"
-    assert summary["data"]["resized"] == {"image": {"from": [64, 96], "to": [135, 240]}}
+    assert summary["data"]["resized"] == {"image": {"from": [64, 96], "to": [270, 480]}}
     # face_o gives the gaze origin, so the angular error is defined on EVE.
     assert all(np.isfinite(v) for v in summary["final"].values()) and summary["final"]["angular_error"] > 0
 

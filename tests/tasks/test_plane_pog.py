@@ -205,3 +205,19 @@ def test_hm_loss_focal_is_the_write_ups_default_and_a_wrong_name_is_one_line(fra
     assert task.loss(out, batch)[1]["hm"] == pytest.approx(float(focal_loss(out["hm"], hm_t)), rel=1e-6)
     with pytest.raises(WorkbenchError, match="hm_loss"):
         get_task("plane_pog", hm_loss="mse")
+
+
+def test_a_context_pog_output_is_supervised_with_the_pog_in_mm_over_100(frames):
+    _, data = frames
+    batch = data.batch(slice(0, 8))
+    task = get_task("plane_pog", loss_weights={"context_pog": 2.0})
+    grid = task.grid_size(120, 68)
+    out = {k: v for k, v in _outputs(task, batch, grid, batch["face_xy"]).items() if k != "face_hm"}
+    base, parts = task.loss(out, batch)
+    assert "context_pog" not in parts
+    truth = task.grid_to_camera(batch["hm_xy"].double(), grid).float() / 100  # the clamped true PoG
+    exact, parts = task.loss({**out, "context_pog": truth}, batch)
+    assert parts["context_pog"] == pytest.approx(0.0, abs=1e-5) and float(exact) == pytest.approx(float(base), rel=1e-5)
+    off, parts = task.loss({**out, "context_pog": truth + torch.tensor([0.3, -0.4])}, batch)  # 30 and 40 mm off
+    assert parts["context_pog"] == pytest.approx(0.35, rel=1e-4)  # mean absolute error, mm / 100
+    assert float(off - base) == pytest.approx(2.0 * 0.35, rel=1e-4)

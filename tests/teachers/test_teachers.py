@@ -38,7 +38,7 @@ PARAMS = {
     ("gazenet", "paper"): 4_387_331,
     ("gazenet", "cpu"): 1_125_059,
     ("evg", "paper"): 14_003_971,
-    ("evg", "cpu"): 901_171,
+    ("evg", "cpu"): 884_503,
     ("gazelstm", "paper"): 13_937_985,
     ("gazelstm", "cpu"): 876_369,
     ("gazepose", "paper"): 14_131_169,
@@ -76,6 +76,8 @@ def expected_shapes(name: str, inputs: dict[str, torch.Tensor], model: nn.Module
         shapes = {"hm": (b, 1, h // 4, w // 4), "offset": (b, 2, h // 4, w // 4)}
         if model.config["face_hm"]:
             shapes["face_hm"] = (b, 1, h // 4, w // 4)
+        if model.config["context_pog"]:
+            shapes["context_pog"] = (b, 2)
         return shapes
     if name in ("gazelstm", "gazepose"):
         return {"logit": (b,)}
@@ -177,7 +179,7 @@ def test_build_from_config_rejects_bad_configs() -> None:
 def test_overrides_are_resolved_into_config() -> None:
     model = get_teacher("evg", backbone="mobv2", widths=(8, 16, 32, 64))
     assert model.config["backbone"] == "mobv2" and model.config["widths"] == [8, 16, 32, 64]
-    assert model.config["head_channels"] == 32  # the rest comes from the cpu preset
+    assert model.config["head_channels"] == 16  # the rest comes from the cpu preset
     assert teachers.gazenet(preset="paper", dropout=0.3).config["dropout"] == 0.3
 
 
@@ -319,7 +321,7 @@ def test_evg_backbones_share_output_shapes() -> None:
             shapes[backbone] = {k: tuple(v.shape) for k, v in model(frame).items()}
         for key in ("hm", "face_hm"):
             assert torch.allclose(model.heads[key][-1].bias, torch.tensor(-2.19))
-    expected = {"hm": (1, 1, 16, 24), "offset": (1, 2, 16, 24), "face_hm": (1, 1, 16, 24)}
+    expected = {"hm": (1, 1, 16, 24), "offset": (1, 2, 16, 24), "face_hm": (1, 1, 16, 24), "context_pog": (1, 2)}
     assert shapes == {b: expected for b in ("res18", "resdcn18", "mobv2")}
     with pytest.raises(ValueError, match="res18, resdcn18, mobv2"):
         get_teacher("evg", backbone="vgg")
@@ -333,7 +335,7 @@ def test_evg_resdcn_stage_order() -> None:
     ups = [m for m in layers if isinstance(m, nn.ConvTranspose2d)]
     assert all((u.kernel_size, u.stride, u.padding, u.output_padding, u.bias) == ((4, 4), (2, 2), (1, 1), (0, 0), None)
                for u in ups)
-    assert [u.out_channels for u in ups] == [64, 32, 32]
+    assert [u.out_channels for u in ups] == [64, 32, 16]
 
 
 # ---------------------------------------------------------------- gazelstm / gazepose

@@ -211,11 +211,11 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_folder_consistent(tmp_p
 @pytest.mark.slow
 def test_evg_heatmap_pipeline_can_fit_a_small_set():
     # Targets, losses and decoding must agree: the cpu evg fits 64 frames to a few mm of PoG error.
-    # (On 5,000 distinct frames at 240x135 it does not yet generalize within 10 CPU minutes; see notes.)
+    # With the task options the cpu recipe trains with (face crop, spatial-softmax heatmap loss, PoG terms).
     from workbench.train.engine import _fast_layout, evaluate
 
     torch.manual_seed(0)
-    task = get_task("plane_pog")
+    task = get_task("plane_pog", **get_recipe("evg", "cpu").task_options)
     model = get_teacher("evg", preset="cpu").to(memory_format=torch.channels_last)
     data = task.prepare(render("frame", 64, seed=0, subjects=5, size=(240, 135)))
     before = evaluate(model, task, data)["pog_error_mm"]

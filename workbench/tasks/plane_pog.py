@@ -72,7 +72,8 @@ class PlanePoG(Task):
         if not isinstance(self.sigma_epochs, int) or isinstance(self.sigma_epochs, bool) or self.sigma_epochs < 0:
             raise WorkbenchError(f"plane_pog option sigma_epochs expects an integer >= 0, got {self.sigma_epochs!r}")
         self.face_sigma = float(options.get("face_sigma", 2.0))  # the face-centre Gaussian's radius, cells
-        self.weights = {"hm": 1.0, "offset": 1.0, "pog": 1.0, "face_hm": 1.0, **options.get("loss_weights", {})}
+        self.weights = {"hm": 1.0, "offset": 1.0, "pog": 1.0, "face_hm": 1.0, "context_pog": 1.0,
+                        **options.get("loss_weights", {})}
         # The PoG heatmap's loss: "focal" (the write-up's, CenterNet's focal loss on per-cell sigmoids) or
         # "softmax" (not in the write-up: spatial-softmax cross-entropy against the normalized Gaussian). With
         # a global vector that already holds the PoG, EVG's heads placed the peak within 5 mm in 150 steps with
@@ -246,6 +247,10 @@ class PlanePoG(Task):
             w["hm"] = w["offset"] = 0.0
         total = w["hm"] * l_hm + w["offset"] * l_off + w["pog"] * l_pog.to(l_hm.dtype)
         parts = {"hm": float(l_hm.detach()), "offset": float(l_off.detach()), "pog": float(l_pog.detach())}
+        if "context_pog" in outputs:  # a model's direct PoG read-out (mm / 100), e.g. evg's context_pog option
+            l_ctx = F.l1_loss(outputs["context_pog"].double() * 100.0, target_cam) / 100.0
+            total = total + w["context_pog"] * l_ctx.to(total.dtype)
+            parts["context_pog"] = float(l_ctx.detach())
         face = batch.get("face_xy")
         if "face_hm" in outputs and face is not None:
             ok = torch.isfinite(face).all(-1)
