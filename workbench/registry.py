@@ -20,6 +20,7 @@ do (what ``kind`` words, the default preset, whether a model follows its task's 
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import sys
 from collections.abc import Callable, Iterable, Mapping
@@ -443,7 +444,20 @@ class ModelRegistry:
         if task is not None and task != entry.task:
             raise ValueError(f"config says {self.kind} {name!r} serves task {task!r}, "
                              f"but it is registered for {entry.task!r}")
-        return self.get(name, preset=preset, **rest)
+        return self.get(name, preset=preset, **{**self._defaults_for_missing(entry, preset, rest), **rest})
+
+    def _defaults_for_missing(self, entry: _Entry, preset: str | None, config: Mapping[str, Any]) -> dict[str, Any]:
+        """Hyper-parameters a stored config lacks were not parameters when it was written: the builder's own
+        default (its behaviour before the parameter existed) applies to them, not the preset's current value
+        (e.g. an EVG run from before ``coord_scale`` rebuilds with coordinates at +-1)."""
+        presets = entry.presets or {}
+        keys = presets.get(preset if preset is not None else self._default_preset(presets), {})
+        try:
+            params = inspect.signature(entry.builder).parameters
+        except (TypeError, ValueError):
+            return {}
+        return {k: params[k].default for k in keys if k not in config and k in params
+                and params[k].default is not inspect.Parameter.empty}
 
     def spec(self, name: str) -> RegisteredSpec:
         """The registered description of ``name``, with per-preset example input shapes (no batch dim)."""

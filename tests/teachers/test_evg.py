@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from teachers import get_teacher
@@ -33,16 +34,30 @@ def test_option_parameter_counts():
         count_params(get_teacher("evg", preset="cpu", **{**WIRE, "face_hm": True})) - base) + 2 * 9 * mid
 
 
-def test_coord_channels_reach_the_heads():
+@pytest.mark.parametrize("scale", [1.0, 10.0])
+def test_coord_channels_reach_the_heads_at_their_scale(scale):
     torch.manual_seed(0)
-    model = get_teacher("evg", preset="cpu", **{**WIRE, "coord_channels": True, "coord_scale": 1.0}).eval()
+    model = get_teacher("evg", preset="cpu", **{**WIRE, "coord_channels": True, "coord_scale": scale}).eval()
     seen = {}
     model.heads["hm"].register_forward_hook(lambda m, i, o: seen.update(x=i[0]))
     model(torch.zeros(2, 3, 64, 96))
     x = seen["x"]
     assert x.shape == (2, 16 + 2, 16, 24)
-    torch.testing.assert_close(x[:, -2, 0, :], torch.linspace(-1, 1, 24).expand(2, 24))
-    torch.testing.assert_close(x[:, -1, :, 5], torch.linspace(-1, 1, 16).expand(2, 16))
+    torch.testing.assert_close(x[:, -2, 0, :], torch.linspace(-scale, scale, 24).expand(2, 24))
+    torch.testing.assert_close(x[:, -1, :, 5], torch.linspace(-scale, scale, 16).expand(2, 16))
+
+
+def test_old_run_configs_rebuild_as_they_were_trained():
+    from teachers import build_from_config
+
+    # A cpu run's config.json from before coord_scale and context_pog existed: the builder's defaults apply
+    # to the keys it lacks (coordinates at +-1, no read-out), not the preset's current values.
+    old = {k: v for k, v in get_teacher("evg", preset="cpu").config.items() if k not in ("coord_scale", "context_pog")}
+    model = build_from_config(old)
+    assert model.config["coord_scale"] == 1.0 and model.config["context_pog"] is False
+    assert "context_pog" not in model.output_names
+    # A config with every key rebuilds exactly.
+    assert build_from_config(get_teacher("evg", preset="cpu").config).config == get_teacher("evg", preset="cpu").config
 
 
 def test_global_context_pools_where_the_attention_points():
@@ -81,21 +96,7 @@ def test_global_context_adds_one_vector_per_frame():
     torch.testing.assert_close(got["x"], expected)
 
 
-def test_coord_scale_stretches_the_coordinate_channels_only():
-    torch.manual_seed(0)
-    model = get_teacher("evg", preset="cpu", **{**WIRE, "coord_channels": True, "coord_scale": 10.0}).eval()
-    seen = {}
-    model.heads["hm"].register_forward_hook(lambda m, i, o: seen.update(x=i[0]))
-    model(torch.zeros(2, 3, 64, 96))
-    torch.testing.assert_close(seen["x"][:, -2, 0, :], torch.linspace(-10, 10, 24).expand(2, 24))
-    torch.testing.assert_close(seen["x"][:, -1, :, 5], torch.linspace(-10, 10, 16).expand(2, 16))
-    # Old run configs have no coord_scale: they rebuild with the scale they were trained at (1).
-    assert get_teacher("evg", preset="paper").config["coord_scale"] == 1.0
-
-
 def test_context_pog_reads_the_context_vector_and_needs_it():
-    import pytest
-
     torch.manual_seed(0)
     model = get_teacher("evg", preset="cpu", global_context=True, context_pog=True).eval()
     frame = torch.randn(2, 3, 64, 96)
