@@ -43,7 +43,7 @@ def target(summary: dict) -> tuple[str, bool]:
         return "AP >= 0.90", value >= 0.90
     share = TASK_TARGETS.get(summary["task"], (TIME_LIMIT_MIN, 0.3))[1]
     limit = share * summary["constant"][metric]
-    return f"<= 0.3 x constant = {limit:.3g}", value <= limit
+    return f"<= {share:g} x constant = {limit:.3g}", value <= limit
 
 
 def main() -> int:
