@@ -181,8 +181,8 @@ class EVGNet(nn.Module):
             decodes the heat map.
         coord_scale: the coordinate channels run from -coord_scale to coord_scale. At 1 they are small beside
             the features, and a head needs large weights to make a sharp peak from them: with a global vector
-            that already holds the PoG, the heads placed it within 5 mm in 150 steps at 10 and missed by
-            120 mm at 1 (issue 17).
+            that already holds the PoG, the heads placed it within 12 mm in 150 steps at 10 and missed by
+            85 mm at 1 (``benchmarks/evg_heads.py``, issue 17).
     """
 
     input_names = ("frame",)

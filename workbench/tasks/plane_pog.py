@@ -76,9 +76,9 @@ class PlanePoG(Task):
                         **options.get("loss_weights", {})}
         # The PoG heatmap's loss: "focal" (the write-up's, CenterNet's focal loss on per-cell sigmoids) or
         # "softmax" (not in the write-up: spatial-softmax cross-entropy against the normalized Gaussian). With
-        # a global vector that already holds the PoG, EVG's heads placed the peak within 5 mm in 150 steps with
-        # "softmax" and stayed above 180 mm with "focal" (even at weight 0.1): the focal term's negatives over
-        # every cell drown the one positive cell's signal (issue 17).
+        # a global vector that already holds the PoG, EVG's heads placed the peak within 12 mm in 150 steps with
+        # "softmax" and stayed above 250 mm with "focal" (benchmarks/evg_heads.py): the focal term's negatives
+        # over every cell drown the one positive cell's signal (issue 17).
         self.hm_loss = options.get("hm_loss", "focal")
         if self.hm_loss not in HM_LOSSES:
             raise WorkbenchError(f"plane_pog option hm_loss expects one of {', '.join(HM_LOSSES)}, got {self.hm_loss!r}")
